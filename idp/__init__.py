@@ -1,0 +1,75 @@
+"""The identity provider: an OpenID Connect provider, hosted pages and a JSON API in one Flask app."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+__version__ = "0.1.0"
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | None = None) -> Flask:
+    """Build an app from the environment (and `.env`); `config` entries override both."""
+    from idp import cli, web
+    from idp.api import register_api
+    from idp.config import Settings, environment_with_dotenv
+    from idp.errors import register_error_handlers
+    from idp.extensions import db, limiter, migrate
+    from idp.http import register_http_policies
+    from idp.wiring import build_components
+
+    import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
+    import idp.audit.models  # noqa: F401
+    import idp.security.models  # noqa: F401
+
+    app = Flask(
+        __name__,
+        instance_path=instance_path or str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    env = environment_with_dotenv(dotenv_path=str(ROOT / ".env"))
+    env.update(config or {})
+    settings = Settings.load(env, Path(app.instance_path))
+
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database.url,
+        SQLALCHEMY_ENGINE_OPTIONS=settings.database.engine_options,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_KEY_PREFIX=settings.rate_limit_key_prefix,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_HEADER_LIMIT="RateLimit-Limit",
+        RATELIMIT_HEADER_REMAINING="RateLimit-Remaining",
+        RATELIMIT_HEADER_RESET="RateLimit-Reset",
+        RATELIMIT_HEADER_RETRY_AFTER_VALUE="delta-seconds",
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_SWALLOW_ERRORS=False,
+    )
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    limiter.init_app(app)
+    app.extensions["idp"] = build_components(app, settings, time.time())
+
+    register_error_handlers(app, settings.api_base_path)
+    register_http_policies(app, settings)
+    register_api(app, settings)
+    web.register(app)
+    cli.register(app)
+    logging.basicConfig(level=logging.INFO)
+    return app

@@ -1,0 +1,125 @@
+"""Accounts: registration, password authentication and password changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from idp.accounts.models import User
+from idp.accounts.sessions import SessionService
+from idp.accounts.throttle import LoginThrottle
+from idp.audit.service import AuditLog, ClientInfo
+from idp.errors import AccountDisabled, Conflict, InvalidCredentials, ValidationFailed, WrongCurrentPassword
+from idp.security.password_policy import password_problems
+from idp.security.passwords import PasswordHashing
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class AccountService:
+    """Everything about a user's credentials, shared by the JSON API and the hosted pages."""
+
+    def __init__(
+        self,
+        db: DbSession,
+        hashing: PasswordHashing,
+        audit: AuditLog,
+        sessions: SessionService,
+        throttle: LoginThrottle,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._hashing = hashing
+        self._audit = audit
+        self._sessions = sessions
+        self._throttle = throttle
+        self._clock = clock
+
+    def get(self, user_id: str) -> User | None:
+        return self._db.get(User, user_id)
+
+    def find(self, email_or_username: str) -> User | None:
+        identifier = email_or_username.strip().lower()
+        column = User.email if "@" in identifier else func.lower(User.username)
+        return self._db.scalar(select(User).where(column == identifier))
+
+    def register(self, *, email: str, username: str, password: str, client: ClientInfo) -> User:
+        """Create an account. Raises ValidationFailed (password policy) or Conflict (taken)."""
+        email = normalise_email(email)
+        problems = password_problems(password, email=email, username=username)
+        if problems:
+            raise ValidationFailed(errors=[f"password: {p}" for p in problems])
+        # Hash before looking for a clash, so a taken address costs the same time as a new one.
+        password_hash = self._hashing.hash(password)
+        taken = self._db.scalar(
+            select(func.count()).select_from(User).where(or_(User.email == email, func.lower(User.username) == username.lower()))
+        )
+        if taken:
+            raise Conflict("An account with this email or username already exists")
+        now = self._clock()
+        user = User(email=email, username=username, password_hash=password_hash, created_at=now, updated_at=now, password_changed_at=now)
+        self._db.add(user)
+        try:
+            self._db.flush()
+        except IntegrityError:  # lost a race with an identical registration
+            self._db.rollback()
+            raise Conflict("An account with this email or username already exists") from None
+        self._audit.record("register", user_id=user.id, client=client)
+        self._db.commit()
+        return user
+
+    def authenticate(self, email_or_username: str, password: str, *, client: ClientInfo) -> User:
+        """Check a password. Unknown user, wrong password and a throttled account all raise the
+        same InvalidCredentials after the same amount of work; a disabled account is told only
+        after its correct password."""
+        user = self.find(email_or_username)
+        throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
+        if self._throttle.blocked(throttle_key):
+            self._hashing.verify_unknown_user(password)
+            self._fail(user, client, "throttled")
+        if user is None:
+            self._hashing.verify_unknown_user(password)
+            self._throttle.record_failure(throttle_key)
+            self._fail(None, client, "unknown_user")
+        assert user is not None
+        if not self._hashing.verify(user.password_hash, password):
+            self._throttle.record_failure(throttle_key)
+            self._fail(user, client, "wrong_password")
+        if not user.is_active:
+            self._fail(user, client, "disabled", AccountDisabled())
+        if self._hashing.needs_rehash(user.password_hash):
+            user.password_hash = self._hashing.hash(password)
+            self._db.commit()
+        return user
+
+    def _fail(self, user: User | None, client: ClientInfo, reason: str, error: Exception | None = None) -> None:
+        self._audit.record("login_failed", user_id=user.id if user else None, client=client, success=False, details={"reason": reason})
+        self._db.commit()
+        raise error or InvalidCredentials()
+
+    def record_login(self, user: User, *, client: ClientInfo, method: str = "pwd") -> None:
+        self._audit.record("login_success", user_id=user.id, client=client, details={"method": method})
+
+    def change_password(self, user: User, *, current_password: str, new_password: str, client: ClientInfo) -> None:
+        """Replace the password after checking the current one; revokes every session."""
+        if not self._hashing.verify(user.password_hash, current_password):
+            self._audit.record("password_changed", user_id=user.id, client=client, success=False, details={"reason": "wrong_password"})
+            self._db.commit()
+            raise WrongCurrentPassword()
+        problems = password_problems(new_password, email=user.email, username=user.username)
+        if self._hashing.verify(user.password_hash, new_password):
+            problems.append("must differ from the current password")
+        if problems:
+            raise ValidationFailed(errors=[f"newPassword: {p}" for p in problems])
+        now = self._clock()
+        user.password_hash = self._hashing.hash(new_password)
+        user.password_changed_at = now
+        user.updated_at = now
+        self._audit.record("password_changed", user_id=user.id, client=client)
+        self._sessions.revoke_all(user.id, reason="password_changed", client=client)

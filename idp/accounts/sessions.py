@@ -1,0 +1,216 @@
+"""Sessions: refresh-token families with rotation and reuse detection, and bearer-token checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DbSession
+
+from idp.accounts.models import Session, User
+from idp.audit.service import AuditLog, ClientInfo
+from idp.clock import as_utc
+from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
+from idp.security.digests import digest, random_token
+from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
+
+API_CLIENT_ID = "idp-api"  # the JSON API is a built-in first-party client of the token service
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    session_id: str
+    expires_in: int
+    refresh_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BearerIdentity:
+    user: User
+    claims: AccessTokenClaims
+
+
+def _split(refresh_token: str) -> tuple[str, str] | None:
+    """A refresh token is `<session id>.<256 random bits>`; only its digest is stored."""
+    session_id, _, secret = refresh_token.partition(".")
+    if len(session_id) != 36 or len(secret) < 40:
+        return None
+    return session_id, secret
+
+
+class SessionService:
+    """Start, rotate, revoke and check sessions."""
+
+    def __init__(
+        self,
+        db: DbSession,
+        tokens: AccessTokens,
+        audit: AuditLog,
+        *,
+        refresh_ttl: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._audit = audit
+        self._refresh_ttl = timedelta(seconds=refresh_ttl)
+        self._clock = clock
+
+    def start(
+        self,
+        user: User,
+        *,
+        client: ClientInfo,
+        amr: list[str],
+        client_id: str = API_CLIENT_ID,
+        auth_time: datetime | None = None,
+    ) -> IssuedTokens:
+        """Open a session after a successful authentication and issue its first tokens.
+        Adds to the unit of work and commits it."""
+        now = self._clock()
+        session = Session(
+            user_id=user.id,
+            client_id=client_id,
+            token_hash="",
+            auth_time=auth_time or now,
+            amr=" ".join(amr),
+            ip_address=client.ip_address,
+            user_agent=(client.user_agent or "")[:512] or None,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + self._refresh_ttl,
+        )
+        self._db.add(session)
+        self._db.flush()
+        refresh_token = f"{session.id}.{random_token()}"
+        session.token_hash = digest(refresh_token)
+        self._db.commit()
+        return self._issue(user.id, session.id, session.client_id, session.auth_time, amr, refresh_token, session.expires_at)
+
+    def refresh(self, refresh_token: str, *, client: ClientInfo) -> IssuedTokens:
+        """Rotate: the presented token is replaced in one UPDATE … RETURNING. A token that names a
+        live session but is not its current one has been used before: the session is revoked."""
+        parts = _split(refresh_token)
+        if parts is None:
+            raise InvalidRefreshToken()
+        session_id, _ = parts
+        now = self._clock()
+        new_token = f"{session_id}.{random_token()}"
+        row = self._db.execute(
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.token_hash == digest(refresh_token),
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .values(token_hash=digest(new_token), last_used_at=now)
+            .returning(Session.user_id, Session.client_id, Session.auth_time, Session.amr, Session.expires_at)
+        ).one_or_none()
+        if row is None:
+            self._db.rollback()
+            self._detect_reuse(session_id, now, client)
+            raise InvalidRefreshToken()
+        self._db.commit()
+        return self._issue(row.user_id, session_id, row.client_id, row.auth_time, row.amr.split(), new_token, row.expires_at)
+
+    def _detect_reuse(self, session_id: str, now: datetime, client: ClientInfo) -> None:
+        session = self._db.get(Session, session_id)
+        if session is None or session.revoked_at is not None or as_utc(session.expires_at) <= now:
+            return
+        self._revoke(session, "refresh_token_reuse", client, now)
+        self._db.commit()
+
+    def _issue(
+        self,
+        user_id: str,
+        session_id: str,
+        client_id: str,
+        auth_time: datetime,
+        amr: list[str],
+        refresh_token: str,
+        expires_at: datetime,
+    ) -> IssuedTokens:
+        access = self._tokens.issue(
+            subject=user_id, client_id=client_id, session_id=session_id, auth_time=as_utc(auth_time), amr=amr
+        )
+        return IssuedTokens(access, refresh_token, session_id, self._tokens.ttl, as_utc(expires_at))
+
+    # -- revocation ------------------------------------------------------------------------
+
+    def _revoke(self, session: Session, reason: str, client: ClientInfo, now: datetime) -> None:
+        session.revoked_at = now
+        session.revoke_reason = reason
+        event = "logout" if reason == "logout" else "session_revoked"
+        self._audit.record(event, user_id=session.user_id, client=client, details={"sessionId": session.id, "reason": reason})
+
+    def logout(self, *, refresh_token: str | None, bearer_session_id: str | None, client: ClientInfo) -> None:
+        """End the session of the refresh token and of the bearer token. Never fails."""
+        now = self._clock()
+        session_ids = set()
+        if refresh_token and (parts := _split(refresh_token)):
+            session_ids.add(parts[0])
+        if bearer_session_id:
+            session_ids.add(bearer_session_id)
+        for session_id in session_ids:
+            session = self._db.get(Session, session_id)
+            if session is not None and session.revoked_at is None:
+                self._revoke(session, "logout", client, now)
+        self._db.commit()
+
+    def revoke_one(self, user_id: str, session_id: str, *, client: ClientInfo) -> None:
+        session = self._db.get(Session, session_id)
+        if session is None or session.user_id != user_id or session.revoked_at is not None:
+            raise NotFound("Session not found")
+        self._revoke(session, "revoked_by_user", client, self._clock())
+        self._db.commit()
+
+    def revoke_all(self, user_id: str, *, reason: str, client: ClientInfo) -> int:
+        """Revoke every live session of the user; their access tokens stop working at once."""
+        now = self._clock()
+        sessions = self._db.scalars(select(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))).all()
+        for session in sessions:
+            session.revoked_at = now
+            session.revoke_reason = reason
+        self._audit.record("session_revoked", user_id=user_id, client=client, details={"count": len(sessions), "reason": reason})
+        self._db.commit()
+        return len(sessions)
+
+    def active(self, user_id: str) -> list[Session]:
+        now = self._clock()
+        return list(
+            self._db.scalars(
+                select(Session)
+                .where(Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now)
+                .order_by(Session.last_used_at.desc())
+            )
+        )
+
+    # -- bearer tokens ---------------------------------------------------------------------
+
+    def authenticate_bearer(self, token: str) -> BearerIdentity:
+        """A valid access token whose session is still live, for an active user (one query)."""
+        try:
+            claims = self._tokens.verify(token)
+        except InvalidAccessToken:
+            raise Unauthorized() from None
+        if not claims.sid:
+            raise Unauthorized()
+        user = self._db.scalar(
+            select(User)
+            .join(Session, Session.user_id == User.id)
+            .where(
+                Session.id == claims.sid,
+                User.id == claims.sub,
+                User.is_active.is_(True),
+                Session.revoked_at.is_(None),
+                Session.expires_at > self._clock(),
+            )
+        )
+        if user is None:
+            raise Unauthorized()
+        return BearerIdentity(user, claims)

@@ -1,0 +1,27 @@
+"""`/audit-logs`: the caller's own security events, newest first."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from idp.api.envelope import parse
+from idp.api.envelope import ok
+from idp.api.guard import identity, require_bearer
+from idp.api.schemas import PageQuery
+from idp.api.users import audit_view
+from idp.wiring import audit_log
+
+bp = Blueprint("audit", __name__)
+
+
+@bp.get("/audit-logs")
+@require_bearer
+def audit_logs() -> Response:
+    query = parse(PageQuery, dict(request.args))
+    page = audit_log().for_user(identity().user.id, page=query.page, limit=query.limit)
+    return ok(
+        {
+            "logs": [audit_view(e) for e in page.items],
+            "pagination": {"page": page.page, "limit": page.limit, "total": page.total, "totalPages": page.pages},
+        }
+    )

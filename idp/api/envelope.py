@@ -1,0 +1,61 @@
+"""The JSON API's envelope and request-body parsing."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from flask import Response, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from idp.errors import MalformedJson, ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+READABLE = {
+    "missing": "is required",
+    "extra_forbidden": "is not an allowed field",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+}
+
+
+def ok(data: dict[str, Any] | None = None, *, message: str | None = None, status: int = 200) -> Response:
+    body: dict[str, Any] = {"success": True}
+    if message:
+        body["message"] = message
+    if data is not None:
+        body["data"] = data
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object; an empty body is `{}`; anything else is a 400."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    payload = request.get_json(force=True, silent=True)
+    if payload is None:
+        raise MalformedJson()
+    if not isinstance(payload, dict):
+        raise ValidationFailed(errors=["body: must be a JSON object"])
+    return payload
+
+
+def parse(model: type[M], payload: dict[str, Any] | None = None) -> M:
+    """Validate a body against a schema; errors read `<field>: <reason>`."""
+    try:
+        return model.model_validate(json_body() if payload is None else payload)
+    except ValidationError as exc:
+        raise ValidationFailed(errors=[describe(err) for err in exc.errors()]) from None
+
+
+def describe(err: Any) -> str:
+    field = ".".join(str(part) for part in err["loc"]) or "body"
+    reason = READABLE.get(err["type"]) or err["msg"]
+    reason = reason.removeprefix("Value error, ")
+    return f"{field}: {reason[0].lower()}{reason[1:]}"

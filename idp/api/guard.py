@@ -1,0 +1,47 @@
+"""Bearer authentication for API endpoints and the caller's client information."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from idp.accounts.sessions import BearerIdentity
+from idp.audit.service import ClientInfo
+from idp.errors import Unauthorized
+from idp.wiring import session_service
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_info() -> ClientInfo:
+    """The caller's address (after trusted proxies only) and user agent."""
+    return ClientInfo(ip_address=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_bearer(view: F) -> F:
+    """Refuse the request with 401 unless it carries a live access token; sets `g.identity`."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = bearer_token()
+        if token is None:
+            raise Unauthorized("Authentication required")
+        g.identity = session_service().authenticate_bearer(token)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def identity() -> BearerIdentity:
+    return g.identity

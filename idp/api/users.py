@@ -1,0 +1,49 @@
+"""How users, sessions and audit events look on the wire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.accounts.models import Session, User
+from idp.audit.models import AuditEvent
+from idp.clock import iso
+
+
+def user_summary(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "username": user.username, "twoFactorEnabled": user.two_factor_enabled}
+
+
+def user_registered(user: User) -> dict[str, Any]:
+    return {**user_summary(user), "emailVerified": user.email_verified, "createdAt": iso(user.created_at)}
+
+
+def user_profile(user: User) -> dict[str, Any]:
+    return {
+        **user_registered(user),
+        "isActive": user.is_active,
+        "updatedAt": iso(user.updated_at),
+    }
+
+
+def session_view(session: Session, current_id: str | None) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "ipAddress": session.ip_address,
+        "userAgent": session.user_agent,
+        "createdAt": iso(session.created_at),
+        "lastUsedAt": iso(session.last_used_at),
+        "expiresAt": iso(session.expires_at),
+        "current": session.id == current_id,
+    }
+
+
+def audit_view(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "action": event.event,
+        "success": event.success,
+        "ipAddress": event.ip_address,
+        "userAgent": event.user_agent,
+        "details": event.details,
+        "createdAt": iso(event.created_at),
+    }

@@ -1,0 +1,87 @@
+"""Recording and reading security events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+
+from idp.audit.models import AuditEvent
+
+EVENTS = frozenset(
+    {
+        "register", "login_success", "login_failed", "logout", "session_revoked",
+        "2fa_enabled", "2fa_disabled", "2fa_verified", "2fa_failed", "backup_code_used",
+        "backup_codes_generated", "trusted_device_added", "trusted_device_removed",
+        "email_verification_sent", "email_verified", "password_changed",
+        "password_reset_requested", "password_reset_completed",
+        "authorize", "consent_granted", "token_issued", "token_revoked", "token_refreshed",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who is on the other end of the request, as far as the service needs to know."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[AuditEvent]
+    page: int
+    limit: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return (self.total + self.limit - 1) // self.limit
+
+
+class AuditLog:
+    """Adds events to the caller's unit of work; the caller commits."""
+
+    def __init__(self, session: DbSession, clock: Callable[[], datetime]) -> None:
+        self._session = session
+        self._clock = clock
+
+    def record(
+        self,
+        event: str,
+        *,
+        user_id: str | None,
+        client: ClientInfo,
+        success: bool = True,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown audit event {event!r}")
+        self._session.add(
+            AuditEvent(
+                user_id=user_id,
+                event=event,
+                success=success,
+                ip_address=client.ip_address,
+                user_agent=(client.user_agent or "")[:512] or None,
+                details=details or {},
+                created_at=self._clock(),
+            )
+        )
+
+    def for_user(self, user_id: str, *, page: int, limit: int) -> Page:
+        """The user's own events, newest first."""
+        total = self._session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.user_id == user_id)) or 0
+        items = self._session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.user_id == user_id)
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .offset((page - 1) * limit)
+            .limit(limit)
+        ).all()
+        return Page(list(items), page, limit, total)

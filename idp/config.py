@@ -1,0 +1,272 @@
+"""Settings read from the environment (and `.env`), with defaults, validation and fail-fast checks.
+
+Variable names follow the service our users migrate from wherever the meaning is the same
+(DATABASE_URL, REDIS_URL or REDIS_HOST/REDIS_PORT, CORS_ORIGINS, API_BASE_PATH, FRONTEND_URL,
+PORT, NODE_ENV). Every variable is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cryptography.fernet import Fernet
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+# Query parameters of a Prisma connection string that are pool settings, not libpq options.
+PRISMA_ONLY_PARAMS = frozenset(
+    {"schema", "connection_limit", "pool_timeout", "socket_timeout", "pgbouncer", "statement_cache_size"}
+)
+
+WEAK_SECRET_MARKERS = ("your-secret", "changeme", "change-me", "secret-here", "example", "placeholder")
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unusable; the message names the variable."""
+
+
+def parse_bool(name: str, value: str | bool | None, default: bool) -> bool:
+    """Read a boolean setting; "false", "0", "no" and "off" are false, unlike the old service."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+
+def parse_int(name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """A SQLAlchemy URL and engine options derived from DATABASE_URL."""
+
+    url: str
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+def database_settings(raw_url: str | None, instance_path: Path) -> DatabaseSettings:
+    """Translate DATABASE_URL (plain or Prisma-style) into a SQLAlchemy URL and pool options.
+
+    `?schema=public&connection_limit=20&pool_timeout=10` become search_path, pool_size and
+    pool_timeout; they are never passed to the driver, which would refuse them.
+    """
+    if not raw_url:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        return DatabaseSettings(f"sqlite:///{instance_path / 'idp.db'}", {})
+    if raw_url.startswith("sqlite"):
+        return DatabaseSettings(raw_url, {})
+    parts = urlsplit(raw_url)
+    scheme = parts.scheme
+    if scheme in ("postgres", "postgresql"):
+        scheme = "postgresql+psycopg2"
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if "connection_limit" in params:
+        limit = parse_int("DATABASE_URL connection_limit", params["connection_limit"], 10)
+        options["pool_size"] = limit
+        options["max_overflow"] = 0
+    if "pool_timeout" in params:
+        options["pool_timeout"] = parse_int("DATABASE_URL pool_timeout", params["pool_timeout"], 30)
+    schema = params.get("schema")
+    if schema and schema != "public":
+        options["connect_args"] = {"options": f"-csearch_path={schema}"}
+    driver_params = {k: v for k, v in params.items() if k not in PRISMA_ONLY_PARAMS}
+    url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(driver_params), parts.fragment))
+    return DatabaseSettings(url, options)
+
+
+def redis_url(env: Mapping[str, str]) -> str | None:
+    """REDIS_URL, else REDIS_HOST/REDIS_PORT (/REDIS_PASSWORD/REDIS_DB); None means embedded mode."""
+    if env.get("REDIS_URL"):
+        return env["REDIS_URL"]
+    host = env.get("REDIS_HOST")
+    if not host:
+        return None
+    port = parse_int("REDIS_PORT", env.get("REDIS_PORT"), 6379)
+    password = env.get("REDIS_PASSWORD")
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{parse_int('REDIS_DB', env.get('REDIS_DB'), 0)}"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Flask-Limiter rate strings (e.g. "5 per 15 minutes"); see API.md for the defaults."""
+
+    login: str = "5 per 15 minutes"
+    login_account: str = "5 per 15 minutes"
+    two_factor: str = "10 per 15 minutes"
+    code_send: str = "3 per hour"
+    register: str = "3 per hour"
+    general: str = "100 per 15 minutes"
+
+
+@dataclass(frozen=True)
+class Argon2Settings:
+    """Argon2id parameters; the defaults are the OWASP minimum."""
+
+    memory_kib: int = 19456
+    time_cost: int = 2
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment, validated once at start-up."""
+
+    environment: str
+    secret_key: str
+    encryption_keys: tuple[str, ...]
+    database: DatabaseSettings
+    redis_url: str | None
+    issuer: str
+    api_base_path: str
+    frontend_url: str
+    cors_origins: tuple[str, ...]
+    service_name: str
+    port: int
+    trusted_proxies: int
+    access_token_ttl: int
+    refresh_token_ttl: int
+    argon2: Argon2Settings
+    rate_limits: RateLimits
+    rate_limit_key_prefix: str
+    max_body_bytes: int
+    access_token_alg: str
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment != "production"
+
+    @property
+    def embedded(self) -> bool:
+        """No Redis: memory rate limits and inline delivery."""
+        return self.redis_url is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return not self.is_development
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], instance_path: Path) -> Settings:
+        environment = (env.get("IDP_ENV") or env.get("NODE_ENV") or "development").strip().lower()
+        if environment not in ("development", "production", "test"):
+            raise ConfigError(f"IDP_ENV must be development, test or production, not {environment!r}")
+        production = environment == "production"
+        secret_key = _secret(env, "SECRET_KEY", instance_path, production, secrets.token_urlsafe(48))
+        encryption_keys = _encryption_keys(env, instance_path, production)
+        port = parse_int("PORT", env.get("PORT"), 3001)
+        issuer = (env.get("ISSUER") or f"http://localhost:{port}").rstrip("/")
+        base_path = "/" + (env.get("API_BASE_PATH") or "/api").strip("/")
+        defaults = RateLimits()
+        limits = RateLimits(
+            **{
+                name: env.get(f"RATE_LIMIT_{name.upper()}") or getattr(defaults, name)
+                for name in RateLimits.__dataclass_fields__
+            }
+        )
+        defaults_a2 = Argon2Settings()
+        argon2 = Argon2Settings(
+            memory_kib=parse_int("ARGON2_MEMORY_KIB", env.get("ARGON2_MEMORY_KIB"), defaults_a2.memory_kib),
+            time_cost=parse_int("ARGON2_TIME_COST", env.get("ARGON2_TIME_COST"), defaults_a2.time_cost),
+            parallelism=parse_int("ARGON2_PARALLELISM", env.get("ARGON2_PARALLELISM"), defaults_a2.parallelism),
+        )
+        if production and (argon2.memory_kib < 19456 or argon2.time_cost < 2):
+            raise ConfigError("ARGON2_MEMORY_KIB/ARGON2_TIME_COST are below the OWASP minimum (19456 KiB, t=2)")
+        alg = env.get("ACCESS_TOKEN_ALG", "ES256")
+        if alg not in ("ES256", "RS256"):
+            raise ConfigError(f"ACCESS_TOKEN_ALG must be ES256 or RS256, not {alg!r}")
+        return cls(
+            environment=environment,
+            secret_key=secret_key,
+            encryption_keys=encryption_keys,
+            database=database_settings(env.get("DATABASE_URL"), instance_path),
+            redis_url=redis_url(env),
+            issuer=issuer,
+            api_base_path=base_path,
+            frontend_url=(env.get("FRONTEND_URL") or issuer).rstrip("/"),
+            cors_origins=tuple(o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()),
+            service_name=env.get("SERVICE_NAME") or "idp",
+            port=port,
+            trusted_proxies=parse_int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
+            access_token_ttl=parse_int("ACCESS_TOKEN_TTL", env.get("ACCESS_TOKEN_TTL"), 15 * 60),
+            refresh_token_ttl=parse_int("REFRESH_TOKEN_TTL", env.get("REFRESH_TOKEN_TTL"), 7 * 24 * 3600),
+            argon2=argon2,
+            rate_limits=limits,
+            rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or "idp",
+            max_body_bytes=parse_int("MAX_BODY_BYTES", env.get("MAX_BODY_BYTES"), 64 * 1024),
+            access_token_alg=alg,
+        )
+
+
+def _instance_secret(instance_path: Path, name: str, make: str) -> str:
+    """A development secret generated once and kept under instance/ (mode 0600)."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / f"{name.lower()}.secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.write_text(make)
+    path.chmod(0o600)
+    return make
+
+
+def _secret(env: Mapping[str, str], name: str, instance_path: Path, production: bool, make: str) -> str:
+    value = env.get(name)
+    if production:
+        if not value:
+            raise ConfigError(f"{name} is required in production (generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        if len(value) < MIN_SECRET_LENGTH or any(m in value.lower() for m in WEAK_SECRET_MARKERS):
+            raise ConfigError(f"{name} is too weak: use at least {MIN_SECRET_LENGTH} random characters")
+        return value
+    return value or _instance_secret(instance_path, name, make)
+
+
+def _encryption_keys(env: Mapping[str, str], instance_path: Path, production: bool) -> tuple[str, ...]:
+    """ENCRYPTION_KEYS: comma-separated Fernet keys, newest first (older ones only decrypt)."""
+    raw = env.get("ENCRYPTION_KEYS")
+    if not raw:
+        if production:
+            raise ConfigError(
+                "ENCRYPTION_KEYS is required in production (generate one: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+        raw = _instance_secret(instance_path, "ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError("ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)") from None
+    return keys
+
+
+def environment_with_dotenv(base: Mapping[str, str] | None = None, dotenv_path: str = ".env") -> dict[str, str]:
+    """The process environment over the values of `.env` (the environment wins)."""
+    from dotenv import dotenv_values
+
+    merged = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if os.path.exists(dotenv_path) else {}
+    merged.update(base if base is not None else os.environ)
+    return merged

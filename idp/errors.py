@@ -1,0 +1,138 @@
+"""Domain errors raised by services, mapped to HTTP once: a JSON envelope under the API, a page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An expected failure with a stable machine-readable code."""
+
+    status = 400
+    code = "bad_request"
+    message = "Bad request"
+
+    def __init__(self, message: str | None = None, *, errors: Sequence[str] | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.errors = list(errors) if errors else None
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"
+    message = "Validation failed"
+
+
+class MalformedJson(DomainError):
+    code = "invalid_json"
+    message = "Malformed JSON in request body"
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    code = "invalid_credentials"
+    message = "Invalid credentials"
+
+
+class WrongCurrentPassword(DomainError):
+    code = "invalid_credentials"
+    message = "Current password is incorrect"
+
+
+class AccountDisabled(DomainError):
+    status = 401
+    code = "account_disabled"
+    message = "Account is disabled"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+    message = "Invalid or expired token"
+
+
+class InvalidRefreshToken(Unauthorized):
+    code = "invalid_refresh_token"
+    message = "Invalid or expired refresh token"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    message = "Forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    message = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    message = "Conflict"
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+HTTP_MESSAGES = {
+    404: "Route not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    429: "Too many requests, please try again later",
+}
+
+
+def failure(status: int, code: str, message: str, errors: Sequence[str] | None = None) -> Response:
+    body: dict[str, object] = {"success": False, "message": message, "code": code}
+    if errors:
+        body["errors"] = list(errors)
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def register_error_handlers(app: Flask, api_prefix: str) -> None:
+    def wants_json() -> bool:
+        return request.path == api_prefix or request.path.startswith(api_prefix + "/")
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):  # type: ignore[no-untyped-def]
+        if wants_json():
+            return failure(exc.status, exc.code, exc.message, exc.errors)
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        status = exc.code or 500
+        message = HTTP_MESSAGES.get(status, exc.name)
+        if wants_json():
+            response = failure(status, HTTP_CODES.get(status, "error"), message)
+            # keep headers such as Allow (405) and Retry-After (429)
+            for name, value in exc.get_headers():
+                if name.lower() != "content-type":
+                    response.headers[name] = value
+            return response
+        return render_template("error.html", status=status, message=message), status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return failure(500, "internal_error", "Internal server error")
+        return render_template("error.html", status=500, message="Something went wrong on our side."), 500

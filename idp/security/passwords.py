@@ -1,0 +1,44 @@
+"""Argon2id password hashing with explicit parameters."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from idp.config import Argon2Settings
+
+
+class PasswordHashing:
+    """Hash and verify passwords (and backup codes) with Argon2id.
+
+    `verify_unknown_user` spends the same work as a real verification so that the response
+    time of a login does not tell whether the account exists.
+    """
+
+    def __init__(self, settings: Argon2Settings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.time_cost,
+            memory_cost=settings.memory_kib,
+            parallelism=settings.parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._dummy_hash = self._hasher.hash("dummy password for unknown users")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+    def verify_unknown_user(self, password: str) -> bool:
+        """Burn one verification's worth of time; always False."""
+        self.verify(self._dummy_hash, password)
+        return False

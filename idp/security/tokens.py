@@ -1,0 +1,120 @@
+"""Access tokens: RFC 9068 JWTs signed with the key ring, verifiable by anyone from the JWKS."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from idp.security.keys import KeyRing
+
+ACCEPTED_ALGS = ["ES256", "RS256"]  # never "none", never a symmetric algorithm
+
+
+class InvalidAccessToken(Exception):
+    """Signature, algorithm, issuer, audience or expiry did not check out."""
+
+
+@dataclass(frozen=True)
+class AccessTokenClaims:
+    sub: str
+    sid: str | None
+    client_id: str
+    scope: str
+    jti: str
+    exp: int
+    auth_time: int | None
+    amr: list[str]
+
+
+class AccessTokens:
+    """Issue and verify access tokens for one issuer."""
+
+    def __init__(self, keys: KeyRing, *, issuer: str, ttl: int, alg: str, clock: Callable[[], datetime]) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._ttl = ttl
+        self._alg = alg
+        self._clock = clock
+        self._claims_check = jwt.JWTClaimsRegistry(
+            now=lambda: int(clock().timestamp()),
+            iss={"essential": True, "value": issuer},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        audience: str | None = None,
+        scope: str = "",
+        session_id: str | None = None,
+        auth_time: datetime | None = None,
+        amr: list[str] | None = None,
+    ) -> str:
+        key = self._keys.signing_key(self._alg)
+        now = int(self._clock().timestamp())
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "sub": subject,
+            "aud": audience or self._issuer,
+            "client_id": client_id,
+            "scope": scope,
+            "iat": now,
+            "exp": now + self._ttl,
+            "jti": secrets.token_urlsafe(16),
+        }
+        if session_id:
+            claims["sid"] = session_id
+        if auth_time:
+            claims["auth_time"] = int(auth_time.timestamp())
+        if amr:
+            claims["amr"] = amr
+        header = {"alg": self._alg, "typ": "at+jwt", "kid": key.kid}
+        return jwt.encode(header, claims, key, algorithms=ACCEPTED_ALGS)
+
+    def verify(self, token: str, *, audience: str | None = None) -> AccessTokenClaims:
+        """Check signature (known keys, ES256/RS256 only), `typ`, `iss`, `aud` and `exp`."""
+        try:
+            decoded = self._decode(token)
+            if decoded.header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+                raise InvalidAccessToken("not an access token")
+            self._claims_check.validate(decoded.claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidAccessToken(str(exc)) from None
+        claims = decoded.claims
+        expected_aud = audience or self._issuer
+        aud = claims.get("aud")
+        if expected_aud != aud and not (isinstance(aud, list) and expected_aud in aud):
+            raise InvalidAccessToken("wrong audience")
+        return AccessTokenClaims(
+            sub=claims["sub"],
+            sid=claims.get("sid"),
+            client_id=claims.get("client_id", ""),
+            scope=claims.get("scope", ""),
+            jti=claims.get("jti", ""),
+            exp=claims["exp"],
+            auth_time=claims.get("auth_time"),
+            amr=claims.get("amr", []),
+        )
+
+    def _decode(self, token: str) -> jwt.Token:
+        snapshot = self._keys.snapshot()
+        try:
+            return jwt.decode(token, snapshot.verifying, algorithms=ACCEPTED_ALGS)
+        except JoseError as exc:
+            if "kid" not in str(exc).lower() and "key" not in str(exc).lower():
+                raise
+        # A token signed by a key this process has not seen yet (rotated elsewhere): reload once.
+        return jwt.decode(token, self._keys.reload_if_older_than(5.0).verifying, algorithms=ACCEPTED_ALGS)
