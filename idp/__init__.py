@@ -18,11 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | None = None) -> Flask:
     """Build an app from the environment (and `.env`); `config` entries override both."""
     from idp import cli, web
-    from idp.api import register_api
+    from idp.api import api_blueprints
     from idp.config import Settings, environment_with_dotenv
     from idp.errors import register_error_handlers
-    from idp.extensions import db, limiter, migrate
+    from idp.extensions import db, migrate
     from idp.http import register_http_policies
+    from idp.ratelimits import install_limiter
     from idp.wiring import build_components
 
     import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
@@ -63,13 +64,14 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
-    limiter.init_app(app)
-    app.extensions["idp"] = build_components(app, settings, time.time())
 
     register_error_handlers(app, settings.api_base_path)
     register_http_policies(app, settings)
-    register_api(app, settings)
+    api, exempt = api_blueprints(settings)
+    app.register_blueprint(api)
     web.register(app)
+    limiter = install_limiter(app, settings, general=api, exempt=exempt)
+    app.extensions["idp"] = build_components(settings, limiter, time.time())
     cli.register(app)
     logging.basicConfig(level=logging.INFO)
     return app

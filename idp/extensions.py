@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -24,6 +22,3 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-# The client address is request.remote_addr, which ProxyFix rewrites only for the configured
-# number of trusted proxies (TRUSTED_PROXIES).
-limiter = Limiter(key_func=get_remote_address)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from flask import Flask, current_app
+from flask import current_app
+from flask_limiter import Limiter
 
 from idp.accounts.service import AccountService
 from idp.accounts.sessions import SessionService
@@ -16,7 +17,7 @@ from idp.accounts.throttle import LoginThrottle
 from idp.audit.service import AuditLog
 from idp.clock import utcnow
 from idp.config import Settings
-from idp.extensions import db, limiter
+from idp.extensions import db
 from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
@@ -33,10 +34,11 @@ class Components:
     keys: KeyRing
     tokens: AccessTokens
     redis: redis.Redis | None
+    limiter: Limiter
     started_at: float
 
 
-def build_components(app: Flask, settings: Settings, started_at: float) -> Components:
+def build_components(settings: Settings, limiter: Limiter, started_at: float) -> Components:
     from datetime import timedelta
 
     box = SecretBox(settings.encryption_keys)
@@ -44,7 +46,7 @@ def build_components(app: Flask, settings: Settings, started_at: float) -> Compo
     keys = KeyRing(lambda: db.session, box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
     tokens = AccessTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, alg=settings.access_token_alg, clock=utcnow)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
-    return Components(settings, PasswordHashing(settings.argon2), box, keys, tokens, client, started_at)
+    return Components(settings, PasswordHashing(settings.argon2), box, keys, tokens, client, limiter, started_at)
 
 
 def components() -> Components:
@@ -62,5 +64,5 @@ def session_service() -> SessionService:
 
 def account_service() -> AccountService:
     c = components()
-    throttle = LoginThrottle(limiter.limiter, c.settings.rate_limits.login_account, c.settings.rate_limit_key_prefix)
+    throttle = LoginThrottle(c.limiter.limiter, c.settings.rate_limits.login_account, c.settings.rate_limit_key_prefix)
     return AccountService(db.session, c.hashing, audit_log(), session_service(), throttle, utcnow)

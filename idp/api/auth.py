@@ -7,12 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from idp.accounts.sessions import IssuedTokens
-from idp.api import limits
 from idp.api.envelope import json_body, ok, parse
 from idp.api.guard import bearer_token, client_info, identity, require_bearer
 from idp.api.schemas import ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest
 from idp.api.users import session_view, user_profile, user_registered, user_summary
 from idp.errors import DomainError, InvalidRefreshToken
+from idp.ratelimits import rate_limited
 from idp.security.tokens import InvalidAccessToken
 from idp.wiring import account_service, components, session_service
 
@@ -46,7 +46,7 @@ def _signed_in(body: dict[str, Any], tokens: IssuedTokens, *, status: int = 200,
 
 
 @bp.post("/register")
-@limits.register_per_ip
+@rate_limited("register")
 def register() -> Response:
     data = parse(RegisterRequest)
     client = client_info()
@@ -56,7 +56,7 @@ def register() -> Response:
 
 
 @bp.post("/login")
-@limits.login_per_ip
+@rate_limited("login", failures_only=True)
 def login() -> Response:
     data = parse(LoginRequest)
     client = client_info()

@@ -1,0 +1,57 @@
+"""Rate limiting (Flask-Limiter): one limiter per app, limits from settings, storage in Redis or memory.
+
+Views declare which limit they fall under with `@rate_limited(name)`; `install_limiter` binds the
+declared limits to the app's own limiter, so two apps in one process never share limiter state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from idp.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+MARK = "_idp_rate_limits"
+
+
+def rate_limited(name: str, *, failures_only: bool = False) -> Callable[[F], F]:
+    """Declare that a view counts against the named limit of `Settings.rate_limits`.
+
+    With `failures_only`, only answers of 401 use up the limit (failed logins).
+    """
+
+    def mark(view: F) -> F:
+        setattr(view, MARK, [*getattr(view, MARK, []), (name, failures_only)])
+        return view
+
+    return mark
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exempt: list[Blueprint]) -> Limiter:
+    """Create the app's limiter, put the general limit on `general`, and bind declared view limits.
+
+    Call after every blueprint is registered. The client address is `request.remote_addr`, which
+    ProxyFix rewrites only for the configured number of trusted proxies (TRUSTED_PROXIES).
+    """
+    limiter = Limiter(key_func=get_remote_address, app=app)
+    limiter.limit(settings.rate_limits.general, scope="general")(general)
+    for blueprint in exempt:
+        limiter.exempt(blueprint)
+    for endpoint, view in list(app.view_functions.items()):
+        for name, failures_only in getattr(view, MARK, []):
+            view = limiter.limit(
+                getattr(settings.rate_limits, name),
+                deduct_when=_failed if failures_only else None,
+                override_defaults=False,
+            )(view)
+        app.view_functions[endpoint] = view
+    return limiter

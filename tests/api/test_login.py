@@ -1,0 +1,117 @@
+"""POST /api/auth/login: success, failures that do not enumerate (SECURITY.md 3), per-account throttling (4)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from idp.accounts.models import User
+from idp.config import Argon2Settings
+from idp.extensions import db
+from idp.security.passwords import PasswordHashing
+
+WRONG = {"success": False, "message": "Invalid credentials", "code": "invalid_credentials"}
+
+
+def test_login_by_username_or_email_returns_user_token_and_cookie(api):
+    api.register("alice")
+    for identifier in ("alice", "ALICE", "alice@example.com", "Alice@Example.com"):
+        response = api.login(identifier)
+        assert response.status_code == 200, response.json
+        data = response.json["data"]
+        assert set(data["user"]) == {"id", "email", "username", "twoFactorEnabled"}
+        assert data["accessToken"]
+        assert "refreshToken=" in response.headers["Set-Cookie"]
+
+
+def test_unknown_user_and_wrong_password_get_the_same_status_and_body(api):
+    api.register("alice")
+    unknown = api.login("nobody")
+    wrong = api.login("alice", "Wrong-Password-1!")
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.json == wrong.json == WRONG
+    assert "Set-Cookie" not in unknown.headers and "Set-Cookie" not in wrong.headers
+
+
+def test_unknown_user_and_wrong_password_take_the_same_time(api):
+    """The median latencies differ by less than a third: an unknown user costs one Argon2 verify too."""
+    api.register("alice")
+
+    def median(identifier: str) -> float:
+        samples = []
+        for _ in range(7):
+            started = time.perf_counter()
+            assert api.login(identifier, "Wrong-Password-1!").status_code == 401
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples)
+
+    api.login("nobody", "warm-up")
+    unknown, wrong = median("nobody@example.com"), median("alice")
+    assert abs(unknown - wrong) / max(unknown, wrong) < 0.33, (unknown, wrong)
+    assert min(unknown, wrong) > 0.005  # both really ran Argon2 (about 20 ms each here)
+
+
+def test_failed_and_successful_logins_are_audited(api):
+    token = api.token("alice")
+    api.login("alice", "Wrong-Password-1!")
+    api.login("alice")
+    logs = api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]
+    actions = [(e["action"], e["success"]) for e in logs]
+    assert actions[:2] == [("login_success", True), ("login_failed", False)]
+    assert logs[1]["details"] == {"reason": "wrong_password"}
+    assert logs[0]["ipAddress"] == "127.0.0.1"
+
+
+def test_disabled_account_is_told_only_after_the_correct_password(api, app):
+    api.register("alice")
+    with app.app_context():
+        db.session.execute(db.update(User).values(is_active=False))
+        db.session.commit()
+    assert api.login("alice", "Wrong-Password-1!").json == WRONG
+    response = api.login("alice")
+    assert response.status_code == 401 and response.json["code"] == "account_disabled"
+
+
+def test_password_hash_is_upgraded_at_login_when_parameters_were_raised(api, app):
+    api.register("alice")
+    weak = PasswordHashing(Argon2Settings(memory_kib=8192, time_cost=1, parallelism=1)).hash(api.PASSWORD)
+    with app.app_context():
+        db.session.execute(db.update(User).values(password_hash=weak))
+        db.session.commit()
+    assert api.login("alice").status_code == 200
+    with app.app_context():
+        stored = db.session.scalar(db.select(User.password_hash))
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_account_throttle_holds_across_many_ips_and_answers_like_a_wrong_password(make_app):
+    app = make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes")
+    client = app.test_client()
+    from tests.conftest import Api
+
+    api = Api(client)
+    api.register("alice")
+    for n in range(3):  # three failures, each from another address
+        response = client.post(
+            "/api/auth/login",
+            json={"emailOrUsername": "alice", "password": "Wrong-Password-1!"},
+            environ_base={"REMOTE_ADDR": f"203.0.113.{n}"},
+        )
+        assert response.json == WRONG
+    # the right password from yet another address is now refused, exactly like a wrong one
+    response = client.post(
+        "/api/auth/login", json={"emailOrUsername": "alice@example.com", "password": api.PASSWORD}, environ_base={"REMOTE_ADDR": "198.51.100.7"}
+    )
+    assert response.status_code == 401 and response.json == WRONG
+    # an unknown account is throttled the same way, so throttling reveals nothing
+    for n in range(4):
+        last = client.post("/api/auth/login", json={"emailOrUsername": "ghost", "password": "x"}, environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
+    assert last.status_code == 401 and last.json == WRONG
+    # other accounts are unaffected
+    api.register("bob")
+    assert api.login("bob").status_code == 200
+
+
+def test_login_with_missing_fields_is_400(api):
+    response = api.client.post("/api/auth/login", json={"emailOrUsername": "alice"})
+    assert response.status_code == 400 and response.json["errors"] == ["password: is required"]

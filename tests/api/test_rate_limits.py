@@ -1,0 +1,106 @@
+"""Rate limits of API.md: 429 with Retry-After and RateLimit headers, per IP and shared across processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+import redis
+
+from tests.conftest import Api
+
+BAD = {"emailOrUsername": "alice", "password": "Wrong-Password-1!"}
+
+
+def assert_limited(response) -> None:
+    assert response.status_code == 429
+    assert response.json == {"success": False, "message": "Too many requests, please try again later", "code": "rate_limited"}
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.headers["RateLimit-Limit"] and response.headers["RateLimit-Remaining"] == "0"
+    assert int(response.headers["RateLimit-Reset"]) > 0
+
+
+def test_login_allows_five_failures_per_ip_then_429(make_app):
+    app = make_app(RATE_LIMIT_LOGIN="5 per 15 minutes")
+    api = Api(app.test_client())
+    api.register("alice")
+    for _ in range(5):
+        assert api.client.post("/api/auth/login", json=BAD).status_code == 401
+    assert_limited(api.client.post("/api/auth/login", json=BAD))
+    assert_limited(api.login("alice"))  # the right password does not get through either
+    other_ip = api.client.post("/api/auth/login", json=BAD, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert other_ip.status_code == 401
+
+
+def test_successful_logins_do_not_use_up_the_failure_budget(make_app):
+    app = make_app(RATE_LIMIT_LOGIN="2 per 15 minutes")
+    api = Api(app.test_client())
+    api.register("alice")
+    for _ in range(5):
+        assert api.login("alice").status_code == 200
+
+
+def test_registration_is_limited_per_ip(make_app):
+    app = make_app(RATE_LIMIT_REGISTER="3 per hour")
+    api = Api(app.test_client())
+    for name in ("ann", "ben", "cat"):
+        assert api.register(name).status_code == 201
+    assert_limited(api.register("dan"))
+
+
+def test_general_limit_covers_the_api_but_not_health_checks(make_app):
+    app = make_app(RATE_LIMIT_GENERAL="5 per 15 minutes")
+    client = app.test_client()
+    for _ in range(5):
+        assert client.get("/api/auth/me").status_code == 401
+    assert_limited(client.get("/api/auth/me"))
+    for _ in range(10):
+        assert client.get("/api/health/live").status_code == 200
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(make_app):
+    app = make_app(RATE_LIMIT_GENERAL="2 per 15 minutes", TRUSTED_PROXIES="0")
+    client = app.test_client()
+    for n in range(2):
+        client.get("/api/auth/me", headers={"X-Forwarded-For": f"198.51.100.{n}"})
+    assert client.get("/api/auth/me", headers={"X-Forwarded-For": "198.51.100.99"}).status_code == 429
+
+
+def test_forwarded_for_is_honoured_for_one_trusted_proxy(make_app):
+    app = make_app(RATE_LIMIT_GENERAL="2 per 15 minutes", TRUSTED_PROXIES="1")
+    client = app.test_client()
+    for _ in range(2):
+        client.get("/api/auth/me", headers={"X-Forwarded-For": "198.51.100.1"})
+    assert client.get("/api/auth/me", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
+    assert client.get("/api/auth/me", headers={"X-Forwarded-For": "198.51.100.2"}).status_code == 401
+    # a client cannot add its own hop in front of the proxy's
+    spoofed = client.get("/api/auth/me", headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.1"})
+    assert spoofed.status_code == 429
+
+
+SECOND_PROCESS = """
+import json, sys
+from idp import create_app
+env = json.loads(sys.argv[1])
+app = create_app(env, instance_path=env.pop("_instance"))
+client = app.test_client()
+for _ in range(3):
+    client.post("/api/auth/login", json={"emailOrUsername": "alice", "password": "Wrong-Password-1!"})
+"""
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # the embedded default is one process by design
+def test_limits_are_shared_by_processes_through_redis(make_app, backend, backend_config, instance_dir):
+    prefix = f"test-{uuid.uuid4().hex}"
+    app = make_app(RATE_LIMIT_LOGIN="5 per 15 minutes", RATE_LIMIT_KEY_PREFIX=prefix)
+    env = {**backend_config(backend), "RATE_LIMIT_LOGIN": "5 per 15 minutes", "RATE_LIMIT_KEY_PREFIX": prefix, "_instance": str(instance_dir)}
+    subprocess.run([sys.executable, "-c", SECOND_PROCESS, json.dumps(env)], check=True, timeout=60)
+    keys = redis.Redis.from_url(env["REDIS_URL"]).keys(f"*{prefix}*")
+    assert keys, "the other process counted its failures in Redis"
+    client = app.test_client()
+    for _ in range(2):
+        assert client.post("/api/auth/login", json=BAD).status_code == 401
+    assert_limited(client.post("/api/auth/login", json=BAD))

@@ -1,0 +1,92 @@
+"""Settings from the environment: names of the old service, Prisma URLs, booleans, fail-fast secrets."""
+
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from idp.config import ConfigError, Settings, database_settings, parse_bool, redis_url
+
+STRONG = "x7Qp2Lr9Vt4Kc8Nz1Wd6Hs3Jf5Bm0Ga_strong"
+
+
+def test_false_words_are_false_unlike_the_old_service():
+    for word in ("false", "False", "0", "no", "off", ""):
+        assert parse_bool("X", word, default=True) is False
+    for word in ("true", "1", "yes", "on"):
+        assert parse_bool("X", word, default=False) is True
+    with pytest.raises(ConfigError, match="X"):
+        parse_bool("X", "maybe", default=False)
+
+
+def test_prisma_style_database_url_becomes_pool_settings_not_driver_options(tmp_path: Path):
+    db = database_settings(
+        "postgresql://user:pw@db:5432/twofa?schema=public&connection_limit=20&pool_timeout=10&sslmode=require", tmp_path
+    )
+    assert db.url == "postgresql+psycopg2://user:pw@db:5432/twofa?sslmode=require"
+    assert db.engine_options["pool_size"] == 20
+    assert db.engine_options["pool_timeout"] == 10
+    assert "connect_args" not in db.engine_options  # public is the default search_path
+
+
+def test_non_public_prisma_schema_sets_search_path(tmp_path: Path):
+    db = database_settings("postgres://u@h/d?schema=auth", tmp_path)
+    assert db.engine_options["connect_args"] == {"options": "-csearch_path=auth"}
+    assert db.url == "postgresql+psycopg2://u@h/d"
+
+
+def test_no_database_url_means_sqlite_under_instance(tmp_path: Path):
+    db = database_settings(None, tmp_path)
+    assert db.is_sqlite and str(tmp_path / "idp.db") in db.url
+
+
+def test_redis_from_host_and_port_like_the_old_service():
+    assert redis_url({"REDIS_HOST": "cache", "REDIS_PORT": "6380"}) == "redis://cache:6380/0"
+    assert redis_url({"REDIS_URL": "redis://r:1/2", "REDIS_HOST": "ignored"}) == "redis://r:1/2"
+    assert redis_url({}) is None
+
+
+def test_development_generates_and_keeps_secrets_under_instance(tmp_path: Path):
+    first = Settings.load({}, tmp_path)
+    second = Settings.load({}, tmp_path)
+    assert first.secret_key == second.secret_key and len(first.secret_key) >= 32
+    assert first.encryption_keys == second.encryption_keys
+    assert (tmp_path / "secret_key.secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ENCRYPTION_KEYS"])
+def test_production_refuses_to_start_without_a_secret_and_names_it(tmp_path: Path, missing: str):
+    env = {"NODE_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    del env[missing]
+    with pytest.raises(ConfigError, match=missing):
+        Settings.load(env, tmp_path)
+
+
+@pytest.mark.parametrize("weak", ["short", "your-secret-here-your-secret-here-1234", "changeme" * 5])
+def test_production_refuses_a_weak_secret_key(tmp_path: Path, weak: str):
+    env = {"IDP_ENV": "production", "SECRET_KEY": weak, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        Settings.load(env, tmp_path)
+
+
+def test_production_refuses_an_encryption_key_that_is_not_a_fernet_key(tmp_path: Path):
+    env = {"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": "not-a-key"}
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEYS"):
+        Settings.load(env, tmp_path)
+
+
+def test_production_with_strong_secrets_starts_with_secure_cookies(tmp_path: Path):
+    settings = Settings.load({"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}, tmp_path)
+    assert settings.secure_cookies and not settings.is_development
+
+
+def test_old_service_names_are_read():
+    settings = Settings.load(
+        {"PORT": "4000", "API_BASE_PATH": "v1/", "CORS_ORIGINS": "https://a.example, https://b.example", "FRONTEND_URL": "https://app.example/"},
+        Path("/tmp/idp-test-config"),
+    )
+    assert settings.port == 4000
+    assert settings.api_base_path == "/v1"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.frontend_url == "https://app.example"
+    assert settings.issuer == "http://localhost:4000"
