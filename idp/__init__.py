@@ -57,7 +57,9 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
         RATELIMIT_HEADER_RESET="RateLimit-Reset",
         RATELIMIT_HEADER_RETRY_AFTER_VALUE="delta-seconds",
         RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_SWALLOW_ERRORS=False,
+        # Redis down: keep serving (health says "degraded") and count in process memory meanwhile.
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
     )
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]

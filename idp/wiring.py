@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 from flask_limiter import Limiter
+from limits.strategies import RateLimiter
 
 from idp.accounts.service import AccountService
 from idp.accounts.sessions import SessionService
-from idp.accounts.throttle import LoginThrottle
+from idp.accounts.throttle import LoginThrottle, memory_fallback
 from idp.audit.service import AuditLog
 from idp.clock import utcnow
 from idp.config import Settings
@@ -35,6 +36,7 @@ class Components:
     tokens: AccessTokens
     redis: redis.Redis | None
     limiter: Limiter
+    throttle_fallback: RateLimiter
     started_at: float
 
 
@@ -46,7 +48,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float) ->
     keys = KeyRing(lambda: db.session, box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
     tokens = AccessTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, alg=settings.access_token_alg, clock=utcnow)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
-    return Components(settings, PasswordHashing(settings.argon2), box, keys, tokens, client, limiter, started_at)
+    return Components(settings, PasswordHashing(settings.argon2), box, keys, tokens, client, limiter, memory_fallback(), started_at)
 
 
 def components() -> Components:
@@ -64,5 +66,7 @@ def session_service() -> SessionService:
 
 def account_service() -> AccountService:
     c = components()
-    throttle = LoginThrottle(c.limiter.limiter, c.settings.rate_limits.login_account, c.settings.rate_limit_key_prefix)
+    throttle = LoginThrottle(
+        c.limiter.limiter, c.settings.rate_limits.login_account, c.settings.rate_limit_key_prefix, c.throttle_fallback
+    )
     return AccountService(db.session, c.hashing, audit_log(), session_service(), throttle, utcnow)

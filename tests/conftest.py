@@ -20,7 +20,8 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 from sqlalchemy.engine import make_url
 
 from idp import create_app
@@ -117,23 +118,23 @@ def make_app(backend: str, backend_config: Callable[[str], dict[str, str]], inst
         return app
 
     yield make
-    for app in apps[:1]:
-        with app.app_context():
-            _clean(app)
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+    _clean(backend_config(backend)["DATABASE_URL"])
 
 
-def _clean(app: Flask) -> None:
-    """Empty every table the test may have written (the migrated schema and signing keys stay)."""
+def _clean(database_url: str) -> None:
+    """Empty every table a test may have written (the migrated schema and signing keys stay)."""
     tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
-    else:
-        for table in tables:
-            db.session.execute(table.delete())
-    db.session.commit()
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://", 1), poolclass=NullPool)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+    engine.dispose()
 
 
 @pytest.fixture

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+import logging
+
 from limits import RateLimitItem, parse
-from limits.strategies import RateLimiter
+from redis import RedisError
+from limits.errors import StorageError
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
+
+log = logging.getLogger(__name__)
 
 
 class LoginThrottle:
     """Counts failed logins per account in the rate-limit storage (Redis, or memory when embedded).
 
     Keyed by the account id when the account exists and by the normalised identifier when it does
-    not, so both cases throttle alike and nothing tells them apart.
+    not, so both cases throttle alike and nothing tells them apart. If the shared storage is
+    unreachable, counting goes on in this process's memory rather than failing open or closed.
     """
 
-    def __init__(self, strategy: RateLimiter, limit: str, prefix: str) -> None:
+    def __init__(self, strategy: RateLimiter, limit: str, prefix: str, fallback: RateLimiter) -> None:
         self._strategy = strategy
+        self._fallback = fallback
         self._limit: RateLimitItem = parse(limit)
         self._namespace = f"{prefix}:login-account"
 
     def blocked(self, account_key: str) -> bool:
-        return not self._strategy.test(self._limit, self._namespace, account_key)
+        return not self._call("test", account_key)
 
     def record_failure(self, account_key: str) -> None:
-        self._strategy.hit(self._limit, self._namespace, account_key)
+        self._call("hit", account_key)
+
+    def _call(self, method: str, account_key: str) -> bool:
+        try:
+            return getattr(self._strategy, method)(self._limit, self._namespace, account_key)
+        except (StorageError, RedisError, OSError) as exc:
+            log.warning("rate-limit storage unavailable (%s); counting in memory", type(exc).__name__)
+        return getattr(self._fallback, method)(self._limit, self._namespace, account_key)
+
+
+def memory_fallback() -> RateLimiter:
+    return MovingWindowRateLimiter(MemoryStorage())

@@ -1,0 +1,88 @@
+"""What one scenario measured, and how it compares with its target."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Measurement:
+    requests: int
+    seconds: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @classmethod
+    def from_latencies(cls, latencies_s: Sequence[float], seconds: float, errors: Counter[str]) -> Measurement:
+        ordered = sorted(latencies_s)
+        return cls(
+            requests=len(ordered),
+            seconds=seconds,
+            p50_ms=percentile_ms(ordered, 50),
+            p95_ms=percentile_ms(ordered, 95),
+            p99_ms=percentile_ms(ordered, 99),
+            errors=errors,
+        )
+
+
+def percentile_ms(ordered_s: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile of sorted latencies in seconds, in milliseconds."""
+    if not ordered_s:
+        return None
+    rank = max(1, -(-len(ordered_s) * pct // 100))
+    return ordered_s[int(rank) - 1] * 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    """A floor that must hold (and the aim) for a ratio, or a latency bound for a flow."""
+
+    text: str
+    ratio_floor: float | None = None
+    issue_ratio: float | None = None
+    p99_below_ms: float | None = None
+
+    def verdict(self, ratio: float | None, m: Measurement) -> str:
+        if m.error_count:
+            return "FAIL (errors)"
+        if self.ratio_floor is not None:
+            if ratio is None or ratio < self.ratio_floor:
+                return "FAIL"
+            if self.issue_ratio is not None and ratio < self.issue_ratio:
+                return f"pass (floor; issue's {self.issue_ratio:.2f} missed)"
+        if self.p99_below_ms is not None and (m.p99_ms is None or m.p99_ms >= self.p99_below_ms):
+            return "FAIL (p99)"
+        return "pass"
+
+
+@dataclass
+class Row:
+    scenario: str
+    cores: str
+    m: Measurement
+    ratio: float | None = None
+    ratio_of: str = ""
+    target: Target | None = None
+
+    @property
+    def verdict(self) -> str:
+        return self.target.verdict(self.ratio, self.m) if self.target else "—"
+
+
+def error_text(errors: Counter[str]) -> str:
+    if not errors:
+        return "0"
+    kinds = ", ".join(f"{kind} ×{count}" for kind, count in errors.most_common())
+    return f"{sum(errors.values())} ({kinds})"

@@ -1,0 +1,105 @@
+"""The results table, printed and written to docs/performance.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.measure import Row, error_text
+
+HEADERS = ("scenario", "cores", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "ratio", "target", "result")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    m = row.m
+    ratio = f"{row.ratio:.2f} of {row.ratio_of}" if row.ratio is not None else "—"
+    return (
+        row.scenario,
+        row.cores,
+        f"{m.rate:,.1f}" if m.rate < 100 else f"{m.rate:,.0f}",
+        _ms(m.p50_ms),
+        _ms(m.p95_ms),
+        _ms(m.p99_ms),
+        error_text(m.errors),
+        ratio,
+        row.target.text if row.target else "—",
+        row.verdict,
+    )
+
+
+def text_table(rows: Sequence[Row]) -> str:
+    table = [HEADERS, *(cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+    numeric = {2, 3, 4, 5}
+    out = []
+    for n, line in enumerate(table):
+        out.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if i in (2, 3, 4, 5) else "---" for i in range(len(HEADERS))) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def facts_text(facts: Sequence[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in facts)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in facts)
+
+
+METHOD = """\
+- One run, side by side: every endpoint is measured with a bare `return "ok"` Flask route
+  (`bench/bare_app.py`) served by the same gunicorn configuration (`gunicorn -c gunicorn.conf.py`,
+  same workers and threads), and quoted as a ratio to it; absolute numbers on a shared 2-core
+  machine drift from run to run, ratios much less.
+- **1 core**: gunicorn pinned to core 0 (`taskset -c 0`), wrk to core 1 (`taskset -c 1`); these
+  per-core ratios are the ones judged against the targets. PostgreSQL and Redis are not pinned.
+  **2 cores**: the normal configuration, server and load generator sharing both cores (headline).
+- wrk (`bench/wrk.lua`) drives single endpoints. The refresh scenario sends a refresh token that
+  was never sent before with every request, in the JSON body: sessions are opened by logging in
+  through the API beforehand, and each answer's rotated token goes to the back of the queue.
+- The Argon2 floor is measured in the same run: argon2-cffi `PasswordHasher` (argon2id, the
+  service's parameters) verifying in a loop in as many processes as gunicorn has workers,
+  before and after the login scenario (mean of the two). Password login is judged against it.
+- The old service's stress test runs with an async client (httpx): registrations, then logins,
+  with a fixed number of requests in flight; every request's latency counts, errors are counted
+  by kind (HTTP status or exception).
+- A fresh PostgreSQL database and a unique Redis key prefix per run; rate limits are set far above
+  the load (the general limit cannot be switched off by configuration). `IDP_ENV=test`.
+- Latencies: wrk's percentiles for wrk scenarios, nearest-rank percentiles for the async client."""
+
+
+def write_markdown(path: Path, *, date: str, facts: Sequence[tuple[str, str]], rows: Sequence[Row], notes: Sequence[str]) -> None:
+    parts = [
+        "# Performance",
+        "",
+        f"Measured {date} by `make bench` (`python -m bench`), which rewrites this file. "
+        "Method and targets: PERFORMANCE.md of the specification.",
+        "",
+        "## Method",
+        "",
+        METHOD,
+        "",
+        "## Configuration",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in facts),
+        "",
+        "## Results",
+        "",
+        markdown_table(rows),
+        "",
+    ]
+    if notes:
+        parts += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    path.write_text("\n".join(parts))

@@ -1,0 +1,304 @@
+"""`python -m bench`: set up, measure every scenario, print the table, rewrite docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from cryptography.fernet import Fernet
+
+from bench.argon2_floor import Floor, measure_floor
+from bench.measure import Measurement, Row, Target, error_text
+from bench.report import facts_text, text_table, write_markdown
+from bench.services import ROOT, BenchError, Database, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
+from bench.stress import BenchUser, Phase, make_users, old_service_stress, refresh_tokens, register, run_flow
+from bench.wrk import run_wrk
+
+if TYPE_CHECKING:
+    from idp.config import Argon2Settings
+
+ROOMY_LIMIT = "1000000 per minute"
+JWKS = "/.well-known/jwks.json"
+READY = "/api/health/ready"
+SEED_ACCOUNTS = 8
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+JWKS_TARGET = Target("≥ 0.80 of bare (aim 0.95)", ratio_floor=0.80)
+REFRESH_TARGET = Target("≥ 0.20 of bare (aim 0.30; issue 0.35)", ratio_floor=0.20, issue_ratio=0.35)
+LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
+STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run (default 8)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--floor-seconds", type=float, default=4.0, help="each Argon2 floor measurement (default 4)")
+    parser.add_argument("--users", type=int, default=500, help="stress test accounts (default 500)")
+    parser.add_argument("--logins-per-user", type=int, default=15, help="stress test logins per account (default 15)")
+    parser.add_argument("--concurrency", type=int, default=100, help="stress test requests in flight (default 100)")
+    parser.add_argument("--stress-budget", type=float, default=240.0, help="seconds after which the stress test stops starting requests")
+    parser.add_argument("--no-pin", action="store_true", help="skip the 1-core (pinned) configuration")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or "postgresql://root@127.0.0.1:5432/test",
+        help="an existing PostgreSQL database to connect to for CREATE/DROP DATABASE",
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL") or os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0")
+    args = parser.parse_args(argv)
+    for name in ("seconds", "connections", "users", "logins_per_user", "concurrency"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, wrk: str, run_id: str, out_dir: Path) -> None:
+        self.args = args
+        self.wrk_bin = wrk
+        self.run_id = run_id
+        self.out = out_dir
+        self.db = Database(args.database_url, f"idp_bench_{run_id}")
+        self.redis = RedisSpace(args.redis_url, f"bench-{run_id}")
+        self.servers: list[Server] = []
+        self.rows: list[Row] = []
+        self.facts: list[tuple[str, str]] = []
+        self.notes: list[str] = []
+        self.env: dict[str, str] = {}
+        self.argon2: Argon2Settings | None = None
+
+    # -- set-up and tear-down ----------------------------------------------------------------
+
+    def server_environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
+        env.update(
+            IDP_ENV="test",
+            DATABASE_URL=self.db.url,
+            REDIS_URL=self.redis.url,
+            RATE_LIMIT_KEY_PREFIX=self.redis.prefix,
+            RATE_LIMIT_GENERAL=ROOMY_LIMIT,
+            RATE_LIMIT_LOGIN=ROOMY_LIMIT,
+            RATE_LIMIT_LOGIN_ACCOUNT=ROOMY_LIMIT,
+            RATE_LIMIT_REGISTER=ROOMY_LIMIT,
+            SECRET_KEY=secrets.token_urlsafe(48),
+            ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        return env
+
+    def prepare(self) -> None:
+        self.db.create()
+        self.env = self.server_environment()
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+        run_checked([*flask, "db", "upgrade"], self.env)
+        run_checked([*flask, "keys", "ensure"], self.env)
+
+    def serve(self, cpus: str | None) -> tuple[Server, Server]:
+        idp = Server("idp", "wsgi:app", self.env, self.out, cpus=cpus)
+        bare = Server("bare", "bench.bare_app:app", self.env, self.out, cpus=cpus)
+        for server, ready in ((idp, READY), (bare, "/")):
+            self.servers.append(server)
+            server.start(ready)
+        return idp, bare
+
+    def stop_servers(self) -> None:
+        while self.servers:
+            self.servers.pop().stop()
+
+    def clean_up(self) -> None:
+        try:
+            self.stop_servers()
+        finally:
+            try:
+                self.db.drop()
+            finally:
+                self.redis.clean()
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def record_configuration(self, pinned: bool) -> tuple[int, int]:
+        from idp.config import Settings, environment_with_dotenv
+
+        with tempfile.TemporaryDirectory() as instance:
+            settings = Settings.load(environment_with_dotenv(self.env, str(ROOT / ".env")), Path(instance))
+        self.argon2 = settings.argon2
+        workers, threads = gunicorn_shape(self.env)
+        cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "?")
+        wrk_version = subprocess.run([self.wrk_bin, "--version"], capture_output=True, text=True).stdout.split(" [")[0]
+        import gunicorn
+        import httpx
+
+        self.facts = [
+            ("cores", f"{os.cpu_count()} ({cpu_model}); {'1 core = server on core 0, wrk on core 1' if pinned else 'not pinned'}"),
+            ("Argon2", f"argon2id m={self.argon2.memory_kib} KiB, t={self.argon2.time_cost}, p={self.argon2.parallelism}"),
+            ("access-token signing", settings.access_token_alg),
+            ("database", f"{self.db.server_version()} (fresh database per run); {self.redis.version()} for rate limits"),
+            ("gunicorn", f"{gunicorn.__version__}, gthread, {workers} workers × {threads} threads (gunicorn.conf.py)"),
+            ("rate limits", f"every limit {ROOMY_LIMIT} (moving window in Redis)"),
+            ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run; httpx {httpx.__version__} (async)"),
+            ("Python", f"{platform.python_version()}, IDP_ENV=test"),
+        ]
+        return workers, threads
+
+    def add(self, scenario: str, cores: str, m: Measurement, *, base: Measurement | None = None, base_name: str = "", target: Target | None = None) -> Row:
+        ratio = m.rate / base.rate if base is not None and base.rate else None
+        row = Row(scenario, cores, m, ratio, base_name, target)
+        self.rows.append(row)
+        _log(f"{scenario} [{cores}]: {m.rate:,.1f} req/s, p99 {m.p99_ms or 0:.1f} ms, errors {error_text(m.errors)}"
+             + (f", ratio {ratio:.2f}" if ratio is not None else ""))
+        return row
+
+    # -- scenarios ----------------------------------------------------------------------------
+
+    def wrk(self, url: str, *, cpus: str | None, mode: str = "get", data: Path | None = None, seconds: int | None = None) -> Measurement:
+        return run_wrk(
+            self.wrk_bin, url, mode=mode, data=data, seconds=seconds or self.args.seconds,
+            connections=self.args.connections, cpus=cpus, log=self.out / "wrk.log",
+        )
+
+    def seed(self, idp: Server, pools: int) -> tuple[list[BenchUser], list[Path]]:
+        """Accounts for the login scenario and, per refresh run, a pool of fresh sessions."""
+        seeds = make_users(self.run_id, "s", SEED_ACCOUNTS)
+        [reg] = run_flow(idp.base_url, [Phase("register", register)], seeds, concurrency=SEED_ACCOUNTS, budget_s=60)
+        if reg.m.errors:
+            raise BenchError(f"registering the seed accounts failed: {error_text(reg.m.errors)}")
+        size = 4 * self.args.connections
+        tokens = refresh_tokens(idp.base_url, seeds, size * pools, concurrency=self.args.connections, budget_s=120)
+        if len(tokens) < size * pools:
+            raise BenchError(f"only {len(tokens)} of {size * pools} sessions could be opened")
+        files = []
+        for n in range(pools):
+            path = self.out / f"refresh-tokens-{n}.txt"
+            path.write_text("\n".join(tokens[n * size : (n + 1) * size]) + "\n")
+            files.append(path)
+        return seeds, files
+
+    def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool) -> None:
+        self.wrk(bare.base_url + "/", cpus=cpus, seconds=1)
+        self.wrk(idp.base_url + JWKS, cpus=cpus, seconds=1)
+        base = self.add("bare route GET /", cores, self.wrk(bare.base_url + "/", cpus=cpus))
+        self.add("GET " + JWKS, cores, self.wrk(idp.base_url + JWKS, cpus=cpus), base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
+        refresh = self.wrk(idp.base_url + "/api/auth/refresh", cpus=cpus, mode="refresh", data=tokens)
+        self.add("POST /api/auth/refresh", cores, refresh, base=base.m, base_name="bare", target=REFRESH_TARGET if judged else None)
+
+    def floor(self, processes: int) -> Floor:
+        a2 = self.argon2
+        assert a2 is not None, "record_configuration() reads the Argon2 parameters first"
+        return measure_floor(memory_kib=a2.memory_kib, time_cost=a2.time_cost, parallelism=a2.parallelism, processes=processes, seconds=self.args.floor_seconds)
+
+    def password_login(self, idp: Server, cores: str, seeds: list[BenchUser], workers: int) -> None:
+        accounts = self.out / "login-accounts.txt"
+        accounts.write_text("".join(f"{u.username}\t{u.password}\n" for u in seeds))
+        before = self.floor(workers)
+        login = self.wrk(idp.base_url + "/api/auth/login", cpus=None, mode="login", data=accounts)
+        after = self.floor(workers)
+        rate = (before.rate + after.rate) / 2
+        floor_m = Measurement(before.verifies + after.verifies, (before.verifies + after.verifies) / rate, None, None, None, Counter())
+        self.add(f"Argon2 floor ({workers} processes)", cores, floor_m)
+        self.add("POST /api/auth/login", cores, login, base=floor_m, base_name="floor", target=LOGIN_TARGET)
+        self.notes.append(
+            f"Argon2 floor: {before.rate:.1f} verifies/s before the login run and {after.rate:.1f} after "
+            f"({before.ms_per_verify:.1f} / {after.ms_per_verify:.1f} ms per verify in one process)."
+        )
+
+    def stress(self, idp: Server, cores: str) -> None:
+        a = self.args
+        users = make_users(self.run_id, "u", a.users)
+        results = run_flow(idp.base_url, old_service_stress(a.logins_per_user), users, concurrency=a.concurrency, budget_s=a.stress_budget)
+        latencies: list[float] = []
+        errors: Counter[str] = Counter()
+        seconds = 0.0
+        for result in results:
+            count = result.users * result.phase.rounds
+            self.add(f"stress: {result.phase.name} ({count:,}, {a.concurrency} in flight)", cores, result.m, target=STRESS_TARGET)
+            latencies += result.latencies
+            errors += result.m.errors
+            seconds += result.m.seconds
+        self.add(f"stress: whole test ({a.users} users)", cores, Measurement.from_latencies(latencies, seconds, errors), target=STRESS_TARGET)
+        rss = idp.worker_rss_mib()
+        if rss:
+            self.notes.append("Worker RSS after the stress test: " + ", ".join(f"{r:.0f} MiB" for r in rss) + " (target under 200 MB).")
+
+    def server_log_problems(self) -> None:
+        for path in sorted(self.out.glob("idp-*.log")):
+            text = path.read_text(errors="replace")
+            found = {kind: text.count(kind) for kind in ("Traceback", "WORKER TIMEOUT", "Internal server error", "[ERROR]") if kind in text}
+            if found:
+                self.notes.append(f"Server log {path.name}: " + ", ".join(f"{k} ×{v}" for k, v in found.items()) + f" (kept in {path.relative_to(ROOT)}).")
+
+    def run(self) -> None:
+        _log(f"database {self.db.name}, Redis prefix {self.redis.prefix}, logs in {self.out.relative_to(ROOT)}")
+        self.prepare()
+        pinned = not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
+        workers, _ = self.record_configuration(pinned)
+        print(facts_text(self.facts), flush=True)
+        configurations = ([("1 core", "0", "1")] if pinned else []) + [("2 cores", None, None)]
+        seeds: list[BenchUser] = []
+        pools: list[Path] = []
+        for n, (cores, server_cpus, client_cpus) in enumerate(configurations):
+            _log(f"starting gunicorn ({cores})")
+            idp, bare = self.serve(server_cpus)
+            if not seeds:
+                seeds, pools = self.seed(idp, len(configurations))
+            self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0)
+            if cores == "2 cores":
+                self.password_login(idp, cores, seeds, workers)
+                _log(f"stress test: {self.args.users} registrations, then {self.args.users * self.args.logins_per_user:,} logins")
+                self.stress(idp, cores)
+            self.stop_servers()
+        self.server_log_problems()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    began = time.monotonic()
+    started = datetime.now(UTC)
+    wrk = ensure_wrk()
+    run_id = secrets.token_hex(4)
+    out_dir = ROOT / "bench" / "results" / f"{started:%Y%m%dT%H%M%SZ}-{run_id}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args, wrk, run_id, out_dir)
+    failed: BaseException | None = None
+    try:
+        bench.run()
+    except (BenchError, KeyboardInterrupt, SystemExit) as exc:
+        failed = exc
+    finally:
+        bench.clean_up()
+    if bench.rows:
+        print()
+        print(text_table(bench.rows))
+        for note in bench.notes:
+            print(f"- {note}")
+    if failed is not None:
+        print(f"\nbench stopped: {failed!r}" if not isinstance(failed, BenchError) else f"\nbench failed: {failed}", file=sys.stderr)
+        return 1
+    if not args.no_doc:
+        doc = ROOT / "docs" / "performance.md"
+        write_markdown(doc, date=f"{started:%Y-%m-%d %H:%M} UTC", facts=bench.facts, rows=bench.rows, notes=bench.notes)
+        _log(f"wrote {doc.relative_to(ROOT)}")
+    _log(f"done in {time.monotonic() - began:.0f} s")
+    return 0

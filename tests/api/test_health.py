@@ -1,0 +1,49 @@
+"""Health endpoints with real database and Redis checks."""
+
+from __future__ import annotations
+
+
+def test_health_reports_each_dependency(client, backend):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json
+    assert body["status"] == "healthy"
+    assert {"timestamp", "service", "version", "uptime", "checks"} <= body.keys()
+    assert body["checks"]["database"]["status"] == "up" and body["checks"]["database"]["responseTime"] >= 0
+    assert body["checks"]["redis"]["status"] == "up"
+    if backend == "embedded":
+        assert body["checks"]["redis"]["mode"] == "embedded"  # no false failure without Redis
+    else:
+        assert "responseTime" in body["checks"]["redis"]
+    assert body["checks"]["memory"]["status"] == "up"
+
+
+def test_live_and_ready(client):
+    assert client.get("/api/health/live").json["status"] == "alive"
+    ready = client.get("/api/health/ready")
+    assert ready.status_code == 200 and ready.json["status"] == "ready"
+
+
+def test_database_down_is_unhealthy_and_not_ready(make_app):
+    client = make_app(DATABASE_URL="postgresql://root@127.0.0.1:1/nowhere?connect_timeout=1").test_client()
+    health = client.get("/api/health")
+    assert health.status_code == 503
+    assert health.json["status"] == "unhealthy" and health.json["checks"]["database"]["status"] == "down"
+    ready = client.get("/api/health/ready")
+    assert ready.status_code == 503 and ready.json["status"] == "not_ready" and "database" in ready.json["error"]
+    assert client.get("/api/health/live").status_code == 200
+
+
+def test_redis_down_is_degraded_and_the_api_keeps_working(make_app, backend):
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    health = client.get("/api/health")
+    assert health.status_code == 200
+    assert health.json["status"] == "degraded" and health.json["checks"]["redis"]["status"] == "down"
+    assert client.get("/api/health/ready").status_code == 503
+    from tests.conftest import Api
+
+    api = Api(client)
+    assert api.register("alice").status_code == 201  # limits fall back to memory, no 500
+    assert api.login("alice", "Wrong-Password-1!").status_code == 401
+    assert api.login("alice").status_code == 200

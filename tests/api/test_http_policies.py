@@ -1,0 +1,61 @@
+"""Security headers on every response, CORS from CORS_ORIGINS, cookies Secure outside development."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.wiring import components
+
+STRONG_SECRET = "k3Jd9Qm2Xv7Lp4Zr8Tn1Wc6Hy5Bf0Gs_a-strong-one"
+
+
+@pytest.mark.parametrize("path", ["/api/health", "/api/auth/me", "/api/nowhere", "/.well-known/jwks.json", "/"])
+def test_security_headers_on_every_response(client, path):
+    headers = client.get(path).headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_api_answers_are_not_cached(api):
+    response = api.register("alice")
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_pages_forbid_inline_script(client):
+    csp = client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_cors_allows_only_configured_origins_with_credentials(make_app):
+    client = make_app(CORS_ORIGINS="https://app.example.com,https://admin.example.com").test_client()
+    allowed = client.options(
+        "/api/auth/login", headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+    )
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
+    other = client.post("/api/auth/login", json={}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_no_cors_headers_without_cors_origins(client):
+    response = client.get("/api/health", headers={"Origin": "https://app.example.com"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_production_cookies_are_secure_and_hsts_is_sent(make_app, app):
+    with app.app_context():
+        keys = ",".join(components().settings.encryption_keys)
+    production = make_app(IDP_ENV="production", SECRET_KEY=STRONG_SECRET, ENCRYPTION_KEYS=keys)
+    from tests.conftest import Api
+
+    response = Api(production.test_client()).register("alice")
+    assert response.status_code == 201
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/auth" in cookie
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_development_cookies_work_over_plain_http(api):
+    assert "Secure" not in api.register("alice").headers["Set-Cookie"]

@@ -1,0 +1,106 @@
+"""Signing keys: JWKS publication, caching headers, rotation, encryption at rest (SECURITY.md 10 for keys)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import time_machine
+from cryptography.fernet import Fernet
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from idp.clock import utcnow
+from idp.extensions import db
+from idp.security.models import SigningKey
+from idp.wiring import components
+
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
+
+
+@pytest.fixture
+def fresh_keys(app):
+    """Tests that rotate or re-encrypt keys leave an empty key table; the next app makes new keys."""
+    yield
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey))
+        db.session.commit()
+
+
+def jwks(client) -> dict:
+    response = client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    return response.json
+
+
+def test_jwks_publishes_an_es256_and_an_rs256_public_key(client):
+    keys = jwks(client)["keys"]
+    assert {(k["kty"], k["alg"]) for k in keys} >= {("EC", "ES256"), ("RSA", "RS256")}
+    for key in keys:
+        assert key["use"] == "sig" and key["kid"]
+        assert not PRIVATE_MEMBERS & key.keys()
+
+
+def test_jwks_is_cacheable_and_answers_304_to_its_etag(client):
+    first = client.get("/.well-known/jwks.json")
+    assert first.headers["Cache-Control"] == "public, max-age=300"
+    assert first.mimetype == "application/jwk-set+json"
+    again = client.get("/.well-known/jwks.json", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
+
+
+def test_access_tokens_verify_against_the_published_jwks(api):
+    token = api.token("alice")
+    published = KeySet.import_key_set(jwks(api.client))
+    decoded = jwt.decode(token, published, algorithms=["ES256"])
+    assert decoded.header["kid"] in {k["kid"] for k in jwks(api.client)["keys"]}
+
+
+def test_private_keys_are_encrypted_at_rest(app, client):
+    jwks(client)
+    with app.app_context():
+        rows = db.session.scalars(db.select(SigningKey)).all()
+        assert rows
+        for row in rows:
+            assert "PRIVATE KEY" not in row.private_key and "BEGIN" not in row.private_key
+            assert "PRIVATE KEY" in components().box.decrypt(row.private_key)
+
+
+def test_rotation_publishes_new_keys_and_keeps_old_ones_until_their_tokens_expire(app, api, fresh_keys):
+    old_token = api.token("alice")
+    old_kids = {k["kid"] for k in jwks(api.client)["keys"]}
+    result = app.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        components().keys.reload()
+    published = {k["kid"] for k in jwks(api.client)["keys"]}
+    assert old_kids < published and len(published) == len(old_kids) + 2
+    new_token = api.login("alice").json["data"]["accessToken"]
+    assert jwt.decode(new_token, KeySet.import_key_set(jwks(api.client))).header["kid"] not in old_kids
+    assert api.client.get("/api/auth/me", headers=api.bearer(old_token)).status_code == 200  # still verifies
+    listing = json.loads(app.test_cli_runner().invoke(args=["keys", "list", "--json"]).output)
+    assert sum(1 for k in listing if k["retiredAt"]) == 2
+    with time_machine.travel(utcnow() + timedelta(minutes=15 + 61), tick=False), app.app_context():
+        components().keys.reload()
+        assert {k["kid"] for k in json.loads(components().keys.snapshot().jwks_body)["keys"]} == published - old_kids
+
+
+def test_keys_ensure_is_idempotent(app):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["keys", "ensure"])
+    assert runner.invoke(args=["keys", "ensure"]).output.strip() == "signing keys present"
+
+
+def test_reencrypt_moves_keys_to_a_new_encryption_key(make_app, app, fresh_keys):
+    jwks(app.test_client())
+    with app.app_context():
+        old_key = components().settings.encryption_keys[0]
+    new_key = Fernet.generate_key().decode()
+    both = make_app(ENCRYPTION_KEYS=f"{new_key},{old_key}")
+    result = both.test_cli_runner().invoke(args=["secrets", "reencrypt"])
+    assert result.exit_code == 0 and "re-encrypted" in result.output
+    only_new = make_app(ENCRYPTION_KEYS=new_key)
+    assert jwks(only_new.test_client())["keys"]
+    with only_new.app_context():
+        assert components().keys.signing_key("ES256")  # decrypts with the new key alone
