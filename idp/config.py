@@ -84,7 +84,9 @@ def database_settings(raw_url: str | None, instance_path: Path) -> DatabaseSetti
     if scheme in ("postgres", "postgresql"):
         scheme = "postgresql+psycopg2"
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool_pre_ping: it costs a round trip on every checkout. A connection dropped by a database
+    # restart fails one request, after which SQLAlchemy invalidates the pool; recycling bounds age.
+    options: dict[str, Any] = {"pool_recycle": 1800}
     if "connection_limit" in params:
         limit = parse_int("DATABASE_URL connection_limit", params["connection_limit"], 10)
         options["pool_size"] = limit

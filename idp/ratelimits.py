@@ -43,15 +43,19 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     ProxyFix rewrites only for the configured number of trusted proxies (TRUSTED_PROXIES).
     """
     limiter = Limiter(key_func=get_remote_address, app=app)
-    limiter.limit(settings.rate_limits.general, scope="general")(general)
+    if is_on(settings.rate_limits.general):
+        limiter.limit(settings.rate_limits.general, scope="general")(general)
     for blueprint in exempt:
         limiter.exempt(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         for name, failures_only in getattr(view, MARK, []):
-            view = limiter.limit(
-                getattr(settings.rate_limits, name),
-                deduct_when=_failed if failures_only else None,
-                override_defaults=False,
-            )(view)
+            value = getattr(settings.rate_limits, name)
+            if is_on(value):
+                view = limiter.limit(value, deduct_when=_failed if failures_only else None, override_defaults=False)(view)
         app.view_functions[endpoint] = view
     return limiter
+
+
+def is_on(limit: str) -> bool:
+    """A limit set to "off" is not enforced (an operator's choice, e.g. for benchmarks; tests never do)."""
+    return limit.strip().lower() != "off"

@@ -24,7 +24,7 @@ class LoginThrottle:
     def __init__(self, strategy: RateLimiter, limit: str, prefix: str, fallback: RateLimiter) -> None:
         self._strategy = strategy
         self._fallback = fallback
-        self._limit: RateLimitItem = parse(limit)
+        self._limit: RateLimitItem | None = parse(limit) if limit.strip().lower() != "off" else None
         self._namespace = f"{prefix}:login-account"
 
     def blocked(self, account_key: str) -> bool:
@@ -34,6 +34,8 @@ class LoginThrottle:
         self._call("hit", account_key)
 
     def _call(self, method: str, account_key: str) -> bool:
+        if self._limit is None:
+            return True
         try:
             return getattr(self._strategy, method)(self._limit, self._namespace, account_key)
         except (StorageError, RedisError, OSError) as exc:

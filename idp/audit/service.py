@@ -19,7 +19,7 @@ EVENTS = frozenset(
         "backup_codes_generated", "trusted_device_added", "trusted_device_removed",
         "email_verification_sent", "email_verified", "password_changed",
         "password_reset_requested", "password_reset_completed",
-        "authorize", "consent_granted", "token_issued", "token_revoked", "token_refreshed",
+        "authorize", "consent_granted", "token_issued", "token_revoked"
     }
 )
 

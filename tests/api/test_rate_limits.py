@@ -104,3 +104,14 @@ def test_limits_are_shared_by_processes_through_redis(make_app, backend, backend
     for _ in range(2):
         assert client.post("/api/auth/login", json=BAD).status_code == 401
     assert_limited(client.post("/api/auth/login", json=BAD))
+
+
+def test_an_operator_can_switch_a_limit_off(make_app):
+    """For benchmarks: RATE_LIMIT_GENERAL=off removes the general limit, the others stay."""
+    app = make_app(RATE_LIMIT_GENERAL="off", RATE_LIMIT_LOGIN="2 per 15 minutes")
+    client = app.test_client()
+    for _ in range(20):
+        assert client.get("/api/auth/me").status_code == 401
+    for _ in range(2):
+        client.post("/api/auth/login", json=BAD)
+    assert_limited(client.post("/api/auth/login", json=BAD))

@@ -204,3 +204,21 @@ def test_users_see_only_their_own_audit_log(api):
     api.login("bob", "Wrong-Password-1!")
     actions = [e["action"] for e in api.client.get("/api/audit-logs", headers=api.bearer(alice)).json["data"]["logs"]]
     assert actions == ["register"]
+
+
+def test_login_always_starts_a_new_session_even_with_a_refresh_cookie(api):
+    """No session fixation: a cookie planted before login is not adopted."""
+    api.register("alice")
+    planted = api.client.get_cookie("refreshToken", path="/api/auth").value
+    fresh = refresh_cookie(api.login("alice"))
+    assert fresh.split(".")[0] != planted.split(".")[0]
+
+
+def test_reuse_is_recorded_in_the_audit_log(api):
+    original = refresh_cookie(api.register("alice"))
+    refresh_with(api.client, original)
+    refresh_with(api.client, original)
+    token = api.login("alice").json["data"]["accessToken"]
+    logs = api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]
+    revoked = [e for e in logs if e["action"] == "session_revoked"]
+    assert revoked and revoked[0]["details"]["reason"] == "refresh_token_reuse"
