@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from idp.accounts.models import Session, User
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc
+from idp.models import new_id
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
 from idp.security.digests import digest, random_token
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
@@ -72,10 +73,13 @@ class SessionService:
         """Open a session after a successful authentication and issue its first tokens.
         Adds to the unit of work and commits it."""
         now = self._clock()
+        session_id = new_id()
+        refresh_token = f"{session_id}.{random_token()}"
         session = Session(
+            id=session_id,
             user_id=user.id,
             client_id=client_id,
-            token_hash="",
+            token_hash=digest(refresh_token),
             auth_time=auth_time or now,
             amr=" ".join(amr),
             ip_address=client.ip_address,
@@ -85,11 +89,9 @@ class SessionService:
             expires_at=now + self._refresh_ttl,
         )
         self._db.add(session)
-        self._db.flush()
-        refresh_token = f"{session.id}.{random_token()}"
-        session.token_hash = digest(refresh_token)
         self._db.commit()
-        return self._issue(user.id, session.id, session.client_id, session.auth_time, amr, refresh_token, session.expires_at)
+        # plain values, not the committed (expired) object: reading it back would cost a SELECT
+        return self._issue(user.id, session_id, client_id, auth_time or now, amr, refresh_token, now + self._refresh_ttl)
 
     def refresh(self, refresh_token: str, *, client: ClientInfo) -> IssuedTokens:
         """Rotate: the presented token is replaced in one UPDATE … RETURNING. A token that names a
