@@ -31,9 +31,14 @@ setup: install
 run: setup
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## The whole test suite: PostgreSQL + Redis, the embedded SQLite mode, and the browser tests.
-test: install-dev
+## The whole test suite (after lint): PostgreSQL + Redis, the embedded SQLite mode, and the browser tests.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## ruff and mypy over the code.
+lint: install-dev
+	$(BIN)/ruff check idp tests bench
+	$(BIN)/mypy idp
 
 ## Benchmarks (not tests): gunicorn on PostgreSQL + Redis driven by wrk and an async client.
 bench: install-dev

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | None = None) -> Flask:
     """Build an app from the environment (and `.env`); `config` entries override both."""
+    import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
+    import idp.audit.models  # noqa: F401
+    import idp.security.models  # noqa: F401
     from idp import cli, web
     from idp.api import api_blueprints
     from idp.config import Settings, environment_with_dotenv
@@ -25,10 +28,6 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.http import register_http_policies
     from idp.ratelimits import install_limiter
     from idp.wiring import build_components
-
-    import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
-    import idp.audit.models  # noqa: F401
-    import idp.security.models  # noqa: F401
 
     app = Flask(
         __name__,

@@ -22,7 +22,7 @@ secrets_group = AppGroup("secrets", help="Secrets encrypted at rest.")
 @keys.command("ensure")
 def keys_ensure() -> None:
     """Create a signing key for every supported algorithm that has none (idempotent)."""
-    created = components().keys.ensure(db.session)
+    created = components().keys.ensure(db.session())
     click.echo(f"created {', '.join(created)}" if created else "signing keys present")
 
 
@@ -30,7 +30,7 @@ def keys_ensure() -> None:
 @click.option("--alg", type=click.Choice(SUPPORTED_ALGS), multiple=True, help="Only these algorithms (default: all).")
 def keys_rotate(alg: tuple[str, ...]) -> None:
     """Start signing with new keys; the old ones stay published until their tokens expire."""
-    created = components().keys.rotate(db.session, alg or SUPPORTED_ALGS)
+    created = components().keys.rotate(db.session(), alg or SUPPORTED_ALGS)
     click.echo(f"new signing keys: {', '.join(created)}")
 
 
@@ -60,7 +60,7 @@ def keys_list(as_json: bool) -> None:
 @secrets_group.command("reencrypt")
 def secrets_reencrypt() -> None:
     """Re-encrypt every secret under the first ENCRYPTION_KEYS entry (then drop the old key)."""
-    count = components().keys.reencrypt(db.session)
+    count = components().keys.reencrypt(db.session())
     click.echo(f"re-encrypted {count} signing keys")
 
 

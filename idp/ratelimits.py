@@ -48,11 +48,12 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     for blueprint in exempt:
         limiter.exempt(blueprint)
     for endpoint, view in list(app.view_functions.items()):
+        limited: Any = view
         for name, failures_only in getattr(view, MARK, []):
             value = getattr(settings.rate_limits, name)
             if is_on(value):
-                view = limiter.limit(value, deduct_when=_failed if failures_only else None, override_defaults=False)(view)
-        app.view_functions[endpoint] = view
+                limited = limiter.limit(value, deduct_when=_failed if failures_only else None, override_defaults=False)(limited)
+        app.view_functions[endpoint] = limited
     return limiter
 
 

@@ -45,7 +45,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float) ->
 
     box = SecretBox(settings.encryption_keys)
     # Retired keys stay published for the longest lifetime of a token they may have signed.
-    keys = KeyRing(lambda: db.session, box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
+    keys = KeyRing(lambda: db.session(), box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
     tokens = AccessTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, alg=settings.access_token_alg, clock=utcnow)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
     return Components(settings, PasswordHashing(settings.argon2), box, keys, tokens, client, limiter, memory_fallback(), started_at)
@@ -56,12 +56,12 @@ def components() -> Components:
 
 
 def audit_log() -> AuditLog:
-    return AuditLog(db.session, utcnow)
+    return AuditLog(db.session(), utcnow)
 
 
 def session_service() -> SessionService:
     c = components()
-    return SessionService(db.session, c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow)
+    return SessionService(db.session(), c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow)
 
 
 def account_service() -> AccountService:
@@ -69,4 +69,4 @@ def account_service() -> AccountService:
     throttle = LoginThrottle(
         c.limiter.limiter, c.settings.rate_limits.login_account, c.settings.rate_limit_key_prefix, c.throttle_fallback
     )
-    return AccountService(db.session, c.hashing, audit_log(), session_service(), throttle, utcnow)
+    return AccountService(db.session(), c.hashing, audit_log(), session_service(), throttle, utcnow)

@@ -12,7 +12,7 @@ from idp.extensions import db
 from idp.models import created_column, id_column
 
 
-class User(db.Model):
+class User(db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
 
     id: Mapped[str] = id_column()
@@ -29,7 +29,7 @@ class User(db.Model):
     __table_args__ = (Index("uq_users_username_lower", func.lower(username), unique=True),)
 
 
-class Session(db.Model):
+class Session(db.Model):  # type: ignore[name-defined]
     """A login: the family of refresh tokens issued from it, and the access tokens naming it in `sid`.
 
     Only the SHA-256 digest of the current refresh token is kept; presenting an older token of

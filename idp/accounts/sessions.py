@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session as DbSession
 from idp.accounts.models import Session, User
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc
-from idp.models import new_id
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
+from idp.models import new_id
 from idp.security.digests import digest, random_token
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from limits import RateLimitItem, parse
-from redis import RedisError
 from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
+from redis import RedisError
 
 log = logging.getLogger(__name__)
 

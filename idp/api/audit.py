@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from idp.api.envelope import parse
-from idp.api.envelope import ok
+from idp.api.envelope import ok, parse
 from idp.api.guard import identity, require_bearer
 from idp.api.schemas import PageQuery
 from idp.api.users import audit_view

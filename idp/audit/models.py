@@ -12,7 +12,7 @@ from idp.extensions import db
 from idp.models import BigId, created_column
 
 
-class AuditEvent(db.Model):
+class AuditEvent(db.Model):  # type: ignore[name-defined]
     __tablename__ = "audit_logs"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

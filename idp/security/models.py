@@ -12,7 +12,7 @@ from idp.extensions import db
 from idp.models import created_column
 
 
-class SigningKey(db.Model):
+class SigningKey(db.Model):  # type: ignore[name-defined]
     __tablename__ = "signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)

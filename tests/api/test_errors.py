@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 ROUTES = ["/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/change-password"]
@@ -55,7 +57,7 @@ def test_wrong_method_is_405_with_allow_header(api):
 def test_json_sent_as_form_content_type_is_still_read(api):
     """Clients of the old service sometimes omit the content type; the body is JSON all the same."""
     api.register("alice")
-    response = api.client.post("/api/auth/login", data='{"emailOrUsername":"alice","password":"%s"}' % api.PASSWORD, content_type="text/plain")
+    response = api.client.post("/api/auth/login", data=json.dumps({"emailOrUsername": "alice", "password": api.PASSWORD}), content_type="text/plain")
     assert response.status_code == 200
 
 
