@@ -29,14 +29,14 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.ratelimits import install_limiter
     from idp.wiring import build_components
 
+    env = environment_with_dotenv(dotenv_path=str(ROOT / ".env"))
+    env.update(config or {})
     app = Flask(
         __name__,
-        instance_path=instance_path or str(ROOT / "instance"),
+        instance_path=instance_path or env.get("INSTANCE_PATH") or str(ROOT / "instance"),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    env = environment_with_dotenv(dotenv_path=str(ROOT / ".env"))
-    env.update(config or {})
     settings = Settings.load(env, Path(app.instance_path))
 
     app.config.update(
