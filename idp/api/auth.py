@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -11,6 +12,7 @@ from idp.api.envelope import json_body, ok, parse
 from idp.api.guard import bearer_token, client_info, identity, require_bearer
 from idp.api.schemas import ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest
 from idp.api.users import session_view, user_profile, user_registered, user_summary
+from idp.clock import utcnow
 from idp.errors import DomainError, InvalidRefreshToken
 from idp.ratelimits import rate_limited
 from idp.security.tokens import InvalidAccessToken
@@ -27,11 +29,12 @@ def _cookie_path() -> str:
 
 def _with_refresh_cookie(response: Response, tokens: IssuedTokens) -> Response:
     settings = components().settings
+    # the family's absolute lifetime does not grow with rotation, and neither does the cookie's
+    remaining = math.ceil((tokens.refresh_expires_at - utcnow()).total_seconds())
     response.set_cookie(
         REFRESH_COOKIE,
         tokens.refresh_token,
-        max_age=settings.refresh_token_ttl,
-        expires=tokens.refresh_expires_at,
+        max_age=remaining,
         httponly=True,
         secure=settings.secure_cookies,
         samesite="Strict",

@@ -56,6 +56,17 @@ def test_production_cookies_are_secure_and_hsts_is_sent(make_app, app):
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/auth" in cookie
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
+    @production.get("/touch-session")
+    def touch_session():
+        from flask import session
+
+        session["seen"] = True
+        return "ok"
+
+    page_cookie = production.test_client().get("/touch-session").headers["Set-Cookie"]
+    assert page_cookie.startswith("__Host-idp_session=") and "Secure" in page_cookie and "Path=/;" in page_cookie
+    assert "HttpOnly" in page_cookie and "SameSite=Lax" in page_cookie
+
 
 def test_development_cookies_work_over_plain_http(api):
     assert "Secure" not in api.register("alice").headers["Set-Cookie"]

@@ -222,3 +222,11 @@ def test_reuse_is_recorded_in_the_audit_log(api):
     logs = api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]
     revoked = [e for e in logs if e["action"] == "session_revoked"]
     assert revoked and revoked[0]["details"]["reason"] == "refresh_token_reuse"
+
+
+def test_refresh_cookie_expires_with_the_family_not_later(api):
+    token = refresh_cookie(api.register("alice"))
+    with time_machine.travel(utcnow() + timedelta(days=6), tick=False):
+        response = refresh_with(api.client, token)
+    max_age = int(response.headers["Set-Cookie"].split("Max-Age=")[1].split(";")[0])
+    assert 86_000 < max_age <= 86_400
