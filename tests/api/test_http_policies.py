@@ -48,13 +48,6 @@ def test_production_cookies_are_secure_and_hsts_is_sent(make_app, app):
     with app.app_context():
         keys = ",".join(components().settings.encryption_keys)
     production = make_app(IDP_ENV="production", SECRET_KEY=STRONG_SECRET, ENCRYPTION_KEYS=keys)
-    from tests.conftest import Api
-
-    response = Api(production.test_client()).register("alice")
-    assert response.status_code == 201
-    cookie = response.headers["Set-Cookie"]
-    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/auth" in cookie
-    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
     @production.get("/touch-session")
     def touch_session():
@@ -62,6 +55,13 @@ def test_production_cookies_are_secure_and_hsts_is_sent(make_app, app):
 
         session["seen"] = True
         return "ok"
+    from tests.conftest import Api
+
+    response = Api(production.test_client()).register("alice")
+    assert response.status_code == 201
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/auth" in cookie
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
     page_cookie = production.test_client().get("/touch-session").headers["Set-Cookie"]
     assert page_cookie.startswith("__Host-idp_session=") and "Secure" in page_cookie and "Path=/;" in page_cookie
