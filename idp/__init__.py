@@ -19,10 +19,12 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     """Build an app from the environment (and `.env`); `config` entries override both."""
     import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
     import idp.audit.models  # noqa: F401
+    import idp.mfa.models  # noqa: F401
     import idp.security.models  # noqa: F401
     from idp import cli, web
     from idp.api import api_blueprints
     from idp.config import Settings, environment_with_dotenv
+    from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
     from idp.extensions import db, migrate
     from idp.http import register_http_policies
@@ -73,8 +75,9 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     api, exempt = api_blueprints(settings)
     app.register_blueprint(api)
     web.register(app)
+    register_outbox_page(app, settings)
     limiter = install_limiter(app, settings, general=api, exempt=exempt)
-    app.extensions["idp"] = build_components(settings, limiter, time.time())
+    app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
     cli.register(app)
     logging.basicConfig(level=logging.INFO)
     return app

@@ -80,6 +80,50 @@ class Conflict(DomainError):
     message = "Conflict"
 
 
+class InvalidCode(DomainError):
+    code = "invalid_code"
+    message = "Invalid verification code"
+
+
+class InvalidTempToken(DomainError):
+    status = 401
+    code = "invalid_temp_token"
+    message = "Invalid or expired temporary token"
+
+
+class InvalidToken(DomainError):
+    code = "invalid_token"
+    message = "Invalid or expired token"
+
+
+class EmailNotVerified(DomainError):
+    status = 403
+    code = "email_not_verified"
+    message = "Verify your email address before setting up two-factor authentication"
+
+
+class ReauthenticationRequired(DomainError):
+    status = 403
+    code = "reauthentication_required"
+    message = "Sign in again to confirm this change"
+
+
+class DeliveryUnavailable(DomainError):
+    status = 503
+    code = "delivery_unavailable"
+    message = "Message delivery is not configured on this server"
+
+
+class RateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
+    message = "Too many requests, please try again later"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -112,13 +156,17 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         return request.path == api_prefix or request.path.startswith(api_prefix + "/")
 
     @app.errorhandler(DomainError)
-    def domain_error(exc: DomainError):  # type: ignore[no-untyped-def]
+    def domain_error(exc: DomainError):
         if wants_json():
-            return failure(exc.status, exc.code, exc.message, exc.errors)
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+            response = failure(exc.status, exc.code, exc.message, exc.errors)
+        else:
+            response = app.make_response((render_template("error.html", status=exc.status, message=exc.message), exc.status))
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException):
         status = exc.code or 500
         message = HTTP_MESSAGES.get(status, exc.name)
         if wants_json():
@@ -131,7 +179,7 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         return render_template("error.html", status=status, message=message), status
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return failure(500, "internal_error", "Internal server error")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, String
+from sqlalchemy import BigInteger, CursorResult, DateTime, Integer, Result, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.clock import utcnow
@@ -23,3 +24,8 @@ def id_column() -> Mapped[str]:
 
 def created_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows changed by an UPDATE or DELETE (SQLAlchemy types `execute()` as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount

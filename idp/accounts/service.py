@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import User
 from idp.accounts.sessions import SessionService
-from idp.accounts.throttle import LoginThrottle
+from idp.accounts.throttle import AccountThrottle
+from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
 from idp.errors import AccountDisabled, Conflict, InvalidCredentials, ValidationFailed, WrongCurrentPassword
 from idp.security.password_policy import password_problems
@@ -31,7 +32,8 @@ class AccountService:
         hashing: PasswordHashing,
         audit: AuditLog,
         sessions: SessionService,
-        throttle: LoginThrottle,
+        throttle: AccountThrottle,
+        alerts: SecurityAlerts,
         clock: Callable[[], datetime],
     ) -> None:
         self._db = db
@@ -39,6 +41,7 @@ class AccountService:
         self._audit = audit
         self._sessions = sessions
         self._throttle = throttle
+        self._alerts = alerts
         self._clock = clock
 
     def get(self, user_id: str) -> User | None:
@@ -63,7 +66,9 @@ class AccountService:
         if taken:
             raise Conflict("An account with this email or username already exists")
         now = self._clock()
-        user = User(email=email, username=username, password_hash=password_hash, created_at=now, updated_at=now, password_changed_at=now)
+        user = User(
+            email=email, username=username, password_hash=password_hash, created_at=now, updated_at=now, password_changed_at=now
+        )
         self._db.add(user)
         try:
             self._db.flush()
@@ -85,11 +90,11 @@ class AccountService:
             self._fail(user, client, "throttled")
         if user is None:
             self._hashing.verify_unknown_user(password)
-            self._throttle.record_failure(throttle_key)
+            self._throttle.record(throttle_key)
             self._fail(None, client, "unknown_user")
         assert user is not None
         if not self._hashing.verify(user.password_hash, password):
-            self._throttle.record_failure(throttle_key)
+            self._throttle.record(throttle_key)
             self._fail(user, client, "wrong_password")
         if not user.is_active:
             self._fail(user, client, "disabled", AccountDisabled())
@@ -99,7 +104,9 @@ class AccountService:
         return user
 
     def _fail(self, user: User | None, client: ClientInfo, reason: str, error: Exception | None = None) -> None:
-        self._audit.record("login_failed", user_id=user.id if user else None, client=client, success=False, details={"reason": reason})
+        self._audit.record(
+            "login_failed", user_id=user.id if user else None, client=client, success=False, details={"reason": reason}
+        )
         self._db.commit()
         raise error or InvalidCredentials()
 
@@ -109,7 +116,9 @@ class AccountService:
     def change_password(self, user: User, *, current_password: str, new_password: str, client: ClientInfo) -> None:
         """Replace the password after checking the current one; revokes every session."""
         if not self._hashing.verify(user.password_hash, current_password):
-            self._audit.record("password_changed", user_id=user.id, client=client, success=False, details={"reason": "wrong_password"})
+            self._audit.record(
+                "password_changed", user_id=user.id, client=client, success=False, details={"reason": "wrong_password"}
+            )
             self._db.commit()
             raise WrongCurrentPassword()
         problems = password_problems(new_password, email=user.email, username=user.username)
@@ -121,5 +130,7 @@ class AccountService:
         user.password_hash = self._hashing.hash(new_password)
         user.password_changed_at = now
         user.updated_at = now
-        self._audit.record("password_changed", user_id=user.id, client=client)
+        self._alerts.notify(
+            "password_changed", user, client=client, sentence="Your password was changed; every session was signed out."
+        )
         self._sessions.revoke_all(user.id, reason="password_changed", client=client)

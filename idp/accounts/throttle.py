@@ -1,8 +1,9 @@
-"""Per-account login throttling that holds across IP addresses."""
+"""Per-account throttles (failed logins, second-factor tries, codes sent) that hold across IP addresses."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
@@ -13,25 +14,36 @@ from redis import RedisError
 log = logging.getLogger(__name__)
 
 
-class LoginThrottle:
-    """Counts failed logins per account in the rate-limit storage (Redis, or memory when embedded).
+class AccountThrottle:
+    """Counts events per account in the rate-limit storage (Redis, or memory when embedded).
 
-    Keyed by the account id when the account exists and by the normalised identifier when it does
-    not, so both cases throttle alike and nothing tells them apart. If the shared storage is
-    unreachable, counting goes on in this process's memory rather than failing open or closed.
+    For logins it is keyed by the account id when the account exists and by the normalised
+    identifier when it does not, so both cases throttle alike and nothing tells them apart. If the
+    shared storage is unreachable, counting goes on in this process's memory rather than failing
+    open or closed.
     """
 
-    def __init__(self, strategy: RateLimiter, limit: str, prefix: str, fallback: RateLimiter) -> None:
+    def __init__(self, strategy: RateLimiter, limit: str, namespace: str, fallback: RateLimiter) -> None:
         self._strategy = strategy
         self._fallback = fallback
         self._limit: RateLimitItem | None = parse(limit) if limit.strip().lower() != "off" else None
-        self._namespace = f"{prefix}:login-account"
+        self._namespace = namespace
 
     def blocked(self, account_key: str) -> bool:
         return not self._call("test", account_key)
 
-    def record_failure(self, account_key: str) -> None:
+    def record(self, account_key: str) -> None:
         self._call("hit", account_key)
+
+    def retry_after(self, account_key: str) -> int:
+        """Seconds until the next event is allowed (0 when it is allowed now)."""
+        if self._limit is None:
+            return 0
+        try:
+            reset, _ = self._strategy.get_window_stats(self._limit, self._namespace, account_key)
+        except (StorageError, RedisError, OSError):
+            reset, _ = self._fallback.get_window_stats(self._limit, self._namespace, account_key)
+        return max(1, int(reset - time.time())) if self.blocked(account_key) else 0
 
     def _call(self, method: str, account_key: str) -> bool:
         if self._limit is None:

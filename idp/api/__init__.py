@@ -9,11 +9,13 @@ from idp.config import Settings
 
 def api_blueprints(settings: Settings) -> tuple[Blueprint, list[Blueprint]]:
     """The API blueprint (under the general rate limit) and the parts exempt from limits."""
-    from idp.api import audit, auth, health
+    from idp.api import audit, auth, email, health, two_factor
 
     api = Blueprint("api", __name__, url_prefix=settings.api_base_path)
     api.register_blueprint(health.bp)
     api.register_blueprint(auth.bp)
     api.register_blueprint(audit.bp)
+    api.register_blueprint(two_factor.bp)
+    api.register_blueprint(email.bp)
     # load balancers probe health often; it must never answer 429
     return api, [health.bp]

@@ -2,50 +2,37 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from idp.accounts.sessions import IssuedTokens
+from idp.api.cookies import DEVICE_COOKIE, REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
 from idp.api.envelope import json_body, ok, parse
 from idp.api.guard import bearer_token, client_info, identity, require_bearer
-from idp.api.schemas import ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest
+from idp.api.schemas import (
+    ChangePasswordRequest,
+    LoginRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    RegisterRequest,
+)
 from idp.api.users import session_view, user_profile, user_registered, user_summary
-from idp.clock import utcnow
 from idp.errors import DomainError, InvalidRefreshToken
 from idp.ratelimits import rate_limited
 from idp.security.tokens import InvalidAccessToken
-from idp.wiring import account_service, components, session_service
+from idp.wiring import account_service, components, login_flow, recovery, session_service
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-REFRESH_COOKIE = "refreshToken"
 
-
-def _cookie_path() -> str:
-    return components().settings.api_base_path + "/auth"
-
-
-def _with_refresh_cookie(response: Response, tokens: IssuedTokens) -> Response:
-    settings = components().settings
-    # the family's absolute lifetime does not grow with rotation, and neither does the cookie's
-    remaining = math.ceil((tokens.refresh_expires_at - utcnow()).total_seconds())
-    response.set_cookie(
-        REFRESH_COOKIE,
-        tokens.refresh_token,
-        max_age=remaining,
-        httponly=True,
-        secure=settings.secure_cookies,
-        samesite="Strict",
-        path=_cookie_path(),
-    )
-    return response
-
-
-def _signed_in(body: dict[str, Any], tokens: IssuedTokens, *, status: int = 200, message: str | None = None) -> Response:
+def signed_in(body: dict[str, Any], tokens: IssuedTokens, *, status: int = 200, message: str | None = None) -> Response:
+    """A success answer carrying the access token, with the refresh cookie set."""
     body["accessToken"] = tokens.access_token
-    return _with_refresh_cookie(ok(body, status=status, message=message), tokens)
+    response = ok(body, status=status, message=message)
+    set_refresh_cookie(response, tokens)
+    return response
 
 
 @bp.post("/register")
@@ -55,19 +42,27 @@ def register() -> Response:
     client = client_info()
     user = account_service().register(email=data.email, username=data.username, password=data.password, client=client)
     tokens = session_service().start(user, client=client, amr=["pwd"])
-    return _signed_in({"user": user_registered(user)}, tokens, status=201)
+    return signed_in({"user": user_registered(user)}, tokens, status=201)
 
 
 @bp.post("/login")
 @rate_limited("login", failures_only=True)
 def login() -> Response:
     data = parse(LoginRequest)
-    client = client_info()
-    accounts = account_service()
-    user = accounts.authenticate(data.email_or_username, data.password, client=client)
-    accounts.record_login(user, client=client)
-    tokens = session_service().start(user, client=client, amr=["pwd"])
-    return _signed_in({"user": user_summary(user)}, tokens)
+    device_token = data.device_token or request.cookies.get(DEVICE_COOKIE)
+    outcome = login_flow().with_password(data.email_or_username, data.password, device_token=device_token, client=client_info())
+    if outcome.challenge is not None:
+        challenge = outcome.challenge
+        return ok(
+            {
+                "requiresTwoFactor": True,
+                "tempToken": challenge.temp_token,
+                "methods": challenge.methods,
+                "expiresIn": challenge.expires_in,
+            }
+        )
+    assert outcome.tokens is not None
+    return signed_in({"user": user_summary(outcome.user)}, outcome.tokens)
 
 
 @bp.post("/refresh")
@@ -76,7 +71,7 @@ def refresh() -> Response:
     if not token:
         raise InvalidRefreshToken("Refresh token required")
     tokens = session_service().refresh(token, client=client_info())
-    return _signed_in({}, tokens)
+    return signed_in({}, tokens)
 
 
 @bp.post("/logout")
@@ -90,7 +85,7 @@ def logout() -> Response:
             bearer_sid = None
     session_service().logout(refresh_token=token, bearer_session_id=bearer_sid, client=client_info())
     response = ok(message="Logged out")
-    response.delete_cookie(REFRESH_COOKIE, path=_cookie_path(), httponly=True, samesite="Strict", secure=components().settings.secure_cookies)
+    clear_refresh_cookie(response)
     return response
 
 
@@ -101,6 +96,20 @@ def _refresh_token_in_body() -> str | None:
     except DomainError:
         return None
     return value if isinstance(value, str) else None
+
+
+@bp.post("/password-reset/request")
+def password_reset_request() -> Response:
+    data = parse(PasswordResetRequest)
+    recovery().request_reset(data.email, client=client_info())
+    return ok(message="If an account uses this address, a reset link is on its way")
+
+
+@bp.post("/password-reset/confirm")
+def password_reset_confirm() -> Response:
+    data = parse(PasswordResetConfirm)
+    recovery().reset_password(data.token, data.new_password, client=client_info())
+    return ok(message="Password changed; sign in with the new password")
 
 
 @bp.get("/me")
@@ -139,4 +148,4 @@ def change_password() -> Response:
     account_service().change_password(user, current_password=data.current_password, new_password=data.new_password, client=client)
     # Every session, this one included, was revoked; the caller continues in a fresh one.
     tokens = session_service().start(user, client=client, amr=["pwd"])
-    return _signed_in({}, tokens, message="Password changed; every other session was signed out")
+    return signed_in({}, tokens, message="Password changed; every other session was signed out")

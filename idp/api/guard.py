@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,8 +11,8 @@ from flask import g, request
 
 from idp.accounts.sessions import BearerIdentity
 from idp.audit.service import ClientInfo
-from idp.errors import Unauthorized
-from idp.wiring import session_service
+from idp.errors import ReauthenticationRequired, Unauthorized
+from idp.wiring import components, session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,3 +46,16 @@ def require_bearer(view: F) -> F:
 
 def identity() -> BearerIdentity:
     return g.identity
+
+
+def require_recent_auth(view: F) -> F:
+    """Sensitive changes need a sign-in within REAUTH_WINDOW_SECONDS (after `require_bearer`)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        auth_time = identity().claims.auth_time or 0
+        if time.time() - auth_time > components().settings.reauth_window:
+            raise ReauthenticationRequired()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

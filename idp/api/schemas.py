@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -41,3 +41,55 @@ class ChangePasswordRequest(Body):
 class PageQuery(Body):
     page: Annotated[int, Field(ge=1, le=100000)] = 1
     limit: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+Code = Annotated[str, Field(min_length=1, max_length=32)]
+Token = Annotated[str, Field(alias="token", min_length=1, max_length=200)]
+TempToken = Annotated[str, Field(alias="tempToken", min_length=1, max_length=200)]
+
+
+class VerifySetupRequest(Body):
+    code: Code
+    secret: Annotated[str | None, Field(max_length=128)] = None
+
+
+class CodeRequest(Body):
+    code: Code
+
+
+class SmsSetupRequest(Body):
+    phone_number: Annotated[str, Field(alias="phoneNumber", pattern=r"^\+[1-9]\d{6,14}$", description="E.164, e.g. +14155550123")]
+
+
+class EmailSetupRequest(Body):
+    email: Annotated[EmailStr, Field(max_length=254)]
+
+
+class VerifyLoginRequest(Body):
+    temp_token: TempToken
+    code: Code
+    trust_device: Annotated[bool, Field(alias="trustDevice", strict=True)] = False
+    device_name: Annotated[str | None, Field(alias="deviceName", max_length=100)] = None
+
+
+class VerifyBackupCodeRequest(Body):
+    temp_token: TempToken
+    code: Code
+
+
+class ResendRequest(Body):
+    temp_token: TempToken
+    method: Literal["sms", "email"]
+
+
+class EmailVerifyRequest(Body):
+    token: Token
+
+
+class PasswordResetRequest(Body):
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+
+
+class PasswordResetConfirm(Body):
+    token: Token
+    new_password: Annotated[str, Field(alias="newPassword", min_length=1, max_length=1024)]

@@ -7,6 +7,7 @@ from typing import Any
 from idp.accounts.models import Session, User
 from idp.audit.models import AuditEvent
 from idp.clock import iso
+from idp.mfa.models import TrustedDevice, TwoFactorMethod
 
 
 def user_summary(user: User) -> dict[str, Any]:
@@ -46,4 +47,41 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
         "userAgent": event.user_agent,
         "details": event.details,
         "createdAt": iso(event.created_at),
+    }
+
+
+def mask_phone(phone: str | None) -> str | None:
+    return f"***{phone[-4:]}" if phone else None
+
+
+def mask_email(email: str | None) -> str | None:
+    if not email:
+        return None
+    local, _, domain = email.partition("@")
+    return f"{local[:3]}***@{domain}"
+
+
+def method_view(method: TwoFactorMethod) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": method.id,
+        "type": method.type,
+        "verifiedAt": iso(method.verified_at),
+        "createdAt": iso(method.created_at),
+    }
+    if method.type == "sms":
+        view["phoneNumber"] = mask_phone(method.phone_number)
+    if method.type == "email":
+        view["email"] = mask_email(method.email)
+    return view
+
+
+def device_view(device: TrustedDevice) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "deviceName": device.device_name,
+        "ipAddress": device.ip_address,
+        "userAgent": device.user_agent,
+        "createdAt": iso(device.created_at),
+        "lastUsedAt": iso(device.last_used_at),
+        "expiresAt": iso(device.expires_at),
     }

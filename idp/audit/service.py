@@ -14,12 +14,28 @@ from idp.audit.models import AuditEvent
 
 EVENTS = frozenset(
     {
-        "register", "login_success", "login_failed", "logout", "session_revoked",
-        "2fa_enabled", "2fa_disabled", "2fa_verified", "2fa_failed", "backup_code_used",
-        "backup_codes_generated", "trusted_device_added", "trusted_device_removed",
-        "email_verification_sent", "email_verified", "password_changed",
-        "password_reset_requested", "password_reset_completed",
-        "authorize", "consent_granted", "token_issued", "token_revoked"
+        "register",
+        "login_success",
+        "login_failed",
+        "logout",
+        "session_revoked",
+        "2fa_enabled",
+        "2fa_disabled",
+        "2fa_verified",
+        "2fa_failed",
+        "backup_code_used",
+        "backup_codes_generated",
+        "trusted_device_added",
+        "trusted_device_removed",
+        "email_verification_sent",
+        "email_verified",
+        "password_changed",
+        "password_reset_requested",
+        "password_reset_completed",
+        "authorize",
+        "consent_granted",
+        "token_issued",
+        "token_revoked",
     }
 )
 

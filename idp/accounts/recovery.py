@@ -1,0 +1,164 @@
+"""Email verification and password reset: single-use link tokens stored as digests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DbSession
+
+from idp.accounts.models import AccountToken, User
+from idp.accounts.service import normalise_email
+from idp.accounts.sessions import SessionService
+from idp.accounts.throttle import AccountThrottle
+from idp.audit.alerts import SecurityAlerts
+from idp.audit.service import AuditLog, ClientInfo
+from idp.errors import InvalidToken, RateLimited, ValidationFailed
+from idp.mfa.devices import TrustedDevices
+from idp.security.digests import digest, random_token
+from idp.security.password_policy import password_problems
+from idp.security.passwords import PasswordHashing
+
+VERIFY_TTL = timedelta(hours=1)
+RESET_TTL = timedelta(hours=1)
+
+if TYPE_CHECKING:
+    from idp.delivery import Delivery
+
+
+class AccountTokens:
+    def __init__(self, db: DbSession, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    def issue(self, user: User, purpose: str, ttl: timedelta) -> str:
+        """A new token; earlier unused ones of the same purpose stop working."""
+        now = self._clock()
+        self._db.execute(
+            update(AccountToken)
+            .where(AccountToken.user_id == user.id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        token = random_token()
+        self._db.add(
+            AccountToken(
+                user_id=user.id, purpose=purpose, token_hash=digest(token), email=user.email, created_at=now, expires_at=now + ttl
+            )
+        )
+        return token
+
+    def consume(self, token: str, purpose: str) -> AccountToken | None:
+        """The token's row if it is live, marked used in the same statement (single use)."""
+        now = self._clock()
+        row = self._db.execute(
+            update(AccountToken)
+            .where(
+                AccountToken.token_hash == digest(token),
+                AccountToken.purpose == purpose,
+                AccountToken.used_at.is_(None),
+                AccountToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(AccountToken.user_id, AccountToken.email)
+        ).one_or_none()
+        return AccountToken(user_id=row.user_id, email=row.email) if row else None
+
+
+class Recovery:
+    """Email verification and password reset for the API and the pages."""
+
+    def __init__(
+        self,
+        db: DbSession,
+        tokens: AccountTokens,
+        hashing: PasswordHashing,
+        sessions: SessionService,
+        devices: TrustedDevices,
+        audit: AuditLog,
+        alerts: SecurityAlerts,
+        delivery: Delivery,
+        send_throttle: AccountThrottle,
+        *,
+        frontend_url: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._hashing = hashing
+        self._sessions = sessions
+        self._devices = devices
+        self._audit = audit
+        self._alerts = alerts
+        self._delivery = delivery
+        self._send_throttle = send_throttle
+        self._frontend_url = frontend_url
+        self._clock = clock
+
+    def _link(self, path: str, token: str) -> str:
+        return f"{self._frontend_url}/{path}?{urlencode({'token': token})}"
+
+    def send_verification(self, user: User, *, client: ClientInfo) -> None:
+        if user.email_verified:
+            return
+        if self._send_throttle.blocked(user.id):
+            raise RateLimited("Too many emails sent; try again later", retry_after=self._send_throttle.retry_after(user.id))
+        self._send_throttle.record(user.id)
+        token = self._tokens.issue(user, "verify_email", VERIFY_TTL)
+        minutes = int(VERIFY_TTL.total_seconds() // 60)
+        self._delivery.email(
+            user.email, "verify-email", username=user.username, link=self._link("verify-email", token), minutes=minutes
+        )
+        self._audit.record("email_verification_sent", user_id=user.id, client=client)
+        self._db.commit()
+
+    def verify_email(self, token: str, *, client: ClientInfo) -> User:
+        row = self._tokens.consume(token, "verify_email")
+        user = self._db.get(User, row.user_id) if row else None
+        if row is None or user is None or user.email != row.email:
+            self._db.rollback()
+            raise InvalidToken("This verification link is invalid or has expired")
+        user.email_verified = True
+        user.updated_at = self._clock()
+        self._audit.record("email_verified", user_id=user.id, client=client)
+        self._db.commit()
+        return user
+
+    def request_reset(self, email: str, *, client: ClientInfo) -> None:
+        """Send a reset link if the address has an account. The answer is the same either way."""
+        user = self._db.scalar(select(User).where(User.email == normalise_email(email)))
+        if user is None or not user.is_active or self._send_throttle.blocked(user.id):
+            return
+        self._send_throttle.record(user.id)
+        token = self._tokens.issue(user, "password_reset", RESET_TTL)
+        minutes = int(RESET_TTL.total_seconds() // 60)
+        self._delivery.email(
+            user.email, "password-reset", username=user.username, link=self._link("reset-password", token), minutes=minutes
+        )
+        self._audit.record("password_reset_requested", user_id=user.id, client=client)
+        self._db.commit()
+
+    def reset_password(self, token: str, new_password: str, *, client: ClientInfo) -> User:
+        """Set a new password from a reset link. Every session and trusted device is revoked; an
+        enabled second factor stays required at the next login."""
+        row = self._tokens.consume(token, "password_reset")
+        user = self._db.get(User, row.user_id) if row else None
+        if row is None or user is None or user.email != row.email:
+            self._db.rollback()
+            raise InvalidToken("This reset link is invalid or has expired")
+        problems = password_problems(new_password, email=user.email, username=user.username)
+        if problems:
+            self._db.rollback()  # the link stays usable for a better password
+            raise ValidationFailed(errors=[f"newPassword: {p}" for p in problems])
+        now = self._clock()
+        user.password_hash = self._hashing.hash(new_password)
+        user.password_changed_at = now
+        user.updated_at = now
+        self._devices.remove_all(user.id)
+        self._alerts.notify(
+            "password_reset_completed", user, client=client, sentence="Your password was reset; every session was signed out."
+        )
+        self._sessions.revoke_all(user.id, reason="password_reset", client=client)
+        return user

@@ -1,0 +1,35 @@
+"""`/email`: verifying the account's email address."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from idp.api.envelope import ok, parse
+from idp.api.guard import client_info, identity, require_bearer
+from idp.api.schemas import EmailVerifyRequest
+from idp.wiring import recovery
+
+bp = Blueprint("email", __name__, url_prefix="/email")
+
+
+@bp.post("/send-verification")
+@require_bearer
+def send_verification() -> Response:
+    user = identity().user
+    if user.email_verified:
+        return ok({"emailVerified": True}, message="Email address already verified")
+    recovery().send_verification(user, client=client_info())
+    return ok(message="Verification email sent")
+
+
+@bp.get("/status")
+@require_bearer
+def status() -> Response:
+    return ok({"emailVerified": identity().user.email_verified})
+
+
+@bp.post("/verify")
+def verify() -> Response:
+    data = parse(EmailVerifyRequest)
+    recovery().verify_email(data.token, client=client_info())
+    return ok({"emailVerified": True}, message="Email address verified")

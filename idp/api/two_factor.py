@@ -1,0 +1,170 @@
+"""`/2fa`: setting up factors, the second step of login, backup codes and trusted devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from idp.api.auth import signed_in
+from idp.api.cookies import clear_device_cookie, set_device_cookie
+from idp.api.envelope import ok, parse
+from idp.api.guard import client_info, identity, require_bearer, require_recent_auth
+from idp.api.schemas import (
+    CodeRequest,
+    EmailSetupRequest,
+    ResendRequest,
+    SmsSetupRequest,
+    VerifyBackupCodeRequest,
+    VerifyLoginRequest,
+    VerifySetupRequest,
+)
+from idp.api.users import device_view, method_view, user_summary
+from idp.ratelimits import rate_limited
+from idp.wiring import backup_codes, login_challenges, login_flow, trusted_devices, two_factor_service
+
+bp = Blueprint("two_factor", __name__, url_prefix="/2fa")
+
+
+# -- setup -------------------------------------------------------------------------------
+
+
+@bp.post("/totp/setup")
+@require_bearer
+def totp_setup() -> Response:
+    setup = two_factor_service().start_totp(identity().user)
+    return ok({"secret": setup.secret, "otpauthUrl": setup.otpauth_url, "qrCode": setup.qr_code})
+
+
+@bp.post("/totp/verify-setup")
+@require_bearer
+def totp_verify_setup() -> Response:
+    data = parse(VerifySetupRequest)
+    codes = two_factor_service().confirm_totp(identity().user, data.code, secret=data.secret, client=client_info())
+    return ok({"backupCodes": codes}, message="Two-factor authentication enabled")
+
+
+@bp.post("/sms/setup")
+@require_bearer
+def sms_setup() -> Response:
+    data = parse(SmsSetupRequest)
+    two_factor_service().start_sms(identity().user, data.phone_number, client=client_info())
+    return ok(message="Verification code sent")
+
+
+@bp.post("/email/setup")
+@require_bearer
+def email_setup() -> Response:
+    data = parse(EmailSetupRequest)
+    two_factor_service().start_email(identity().user, data.email, client=client_info())
+    return ok(message="Verification code sent")
+
+
+def _verify_code_method(kind: str) -> Response:
+    data = parse(CodeRequest)
+    codes = two_factor_service().confirm_code_method(identity().user, kind, data.code, client=client_info())
+    return ok({"backupCodes": codes} if codes else {}, message="Two-factor method enabled")
+
+
+@bp.post("/sms/verify-setup")
+@require_bearer
+def sms_verify_setup() -> Response:
+    return _verify_code_method("sms")
+
+
+@bp.post("/email/verify-setup")
+@require_bearer
+def email_verify_setup() -> Response:
+    return _verify_code_method("email")
+
+
+# -- login -------------------------------------------------------------------------------
+
+
+@bp.post("/verify")
+@rate_limited("two_factor")
+def verify() -> Response:
+    data = parse(VerifyLoginRequest)
+    client = client_info()
+    passed = login_challenges().verify(data.temp_token, data.code, client=client)
+    outcome = login_flow().with_second_factor(passed, trust_device=data.trust_device, device_name=data.device_name, client=client)
+    assert outcome.tokens is not None
+    body: dict[str, Any] = {"user": user_summary(outcome.user)}
+    if outcome.device_token:
+        body["deviceToken"] = outcome.device_token
+    response = signed_in(body, outcome.tokens)
+    if outcome.device_token:
+        set_device_cookie(response, outcome.device_token)
+    return response
+
+
+@bp.post("/verify-backup-code")
+@rate_limited("two_factor")
+def verify_backup_code() -> Response:
+    data = parse(VerifyBackupCodeRequest)
+    client = client_info()
+    passed = login_challenges().verify_backup_code(data.temp_token, data.code, client=client)
+    outcome = login_flow().with_second_factor(passed, trust_device=False, device_name=None, client=client)
+    assert outcome.tokens is not None
+    return signed_in({"user": user_summary(outcome.user)}, outcome.tokens)
+
+
+@bp.post("/resend")
+@rate_limited("two_factor")
+def resend() -> Response:
+    data = parse(ResendRequest)
+    login_challenges().resend(data.temp_token, data.method, client=client_info())
+    return ok(message="A new code is on its way")
+
+
+# -- management --------------------------------------------------------------------------
+
+
+@bp.get("/methods")
+@require_bearer
+def methods() -> Response:
+    return ok({"methods": [method_view(m) for m in two_factor_service().methods(identity().user.id)]})
+
+
+@bp.delete("/methods/<method_id>")
+@require_bearer
+@require_recent_auth
+def delete_method(method_id: str) -> Response:
+    still_on = two_factor_service().remove(identity().user, method_id, client=client_info())
+    return ok({"twoFactorEnabled": still_on}, message="Two-factor method removed")
+
+
+@bp.get("/backup-codes/count")
+@require_bearer
+def backup_code_count() -> Response:
+    return ok({"count": backup_codes().count(identity().user.id)})
+
+
+@bp.post("/backup-codes/generate")
+@require_bearer
+@require_recent_auth
+def generate_backup_codes() -> Response:
+    codes = two_factor_service().regenerate_backup_codes(identity().user, client=client_info())
+    return ok({"backupCodes": codes}, message="New backup codes generated; the old ones no longer work")
+
+
+@bp.get("/devices")
+@require_bearer
+def devices() -> Response:
+    return ok({"devices": [device_view(d) for d in trusted_devices().list(identity().user.id)]})
+
+
+@bp.delete("/devices/<device_id>")
+@require_bearer
+def delete_device(device_id: str) -> Response:
+    two_factor_service().forget_devices(identity().user, client=client_info(), device_id=device_id)
+    return ok(message="Trusted device removed")
+
+
+@bp.delete("/devices")
+@require_bearer
+def delete_all_devices() -> Response:
+    count = two_factor_service().forget_devices(identity().user, client=client_info())
+    response = ok({"removed": count}, message="All trusted devices removed")
+    clear_device_cookie(response)
+    return response

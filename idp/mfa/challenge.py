@@ -1,0 +1,211 @@
+"""The login challenge: after a correct password, one correct second factor within 5 minutes and 5 tries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DbSession
+
+from idp.accounts.models import User
+from idp.accounts.throttle import AccountThrottle
+from idp.audit.service import AuditLog, ClientInfo
+from idp.clock import as_utc
+from idp.errors import DomainError, InvalidCode, InvalidTempToken, RateLimited, ValidationFailed
+from idp.mfa import totp
+from idp.mfa.backup_codes import BackupCodes
+from idp.mfa.codes import OneTimeCodes
+from idp.mfa.methods import TwoFactorService
+from idp.mfa.models import LoginChallenge, TwoFactorMethod
+from idp.models import affected
+from idp.security.digests import digest, random_token
+from idp.security.secretbox import SecretBox
+
+CHALLENGE_TTL = timedelta(minutes=5)
+MAX_WRONG = 5
+RESEND_COOLDOWN = timedelta(seconds=30)
+AMR = {
+    "totp": ["pwd", "otp", "mfa"],
+    "sms": ["pwd", "sms", "mfa"],
+    "email": ["pwd", "otp", "mfa"],
+    "backup_code": ["pwd", "otp", "mfa"],
+}
+
+
+@dataclass(frozen=True)
+class ChallengeStarted:
+    temp_token: str
+    methods: list[str]
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class SecondFactorPassed:
+    user: User
+    method: str
+
+    @property
+    def amr(self) -> list[str]:
+        return AMR[self.method]
+
+
+class LoginChallenges:
+    def __init__(
+        self,
+        db: DbSession,
+        box: SecretBox,
+        two_factor: TwoFactorService,
+        codes: OneTimeCodes,
+        backup_codes: BackupCodes,
+        audit: AuditLog,
+        throttle: AccountThrottle,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._box = box
+        self._two_factor = two_factor
+        self._codes = codes
+        self._backup = backup_codes
+        self._audit = audit
+        self._throttle = throttle
+        self._clock = clock
+
+    def start(self, user: User, *, client: ClientInfo) -> ChallengeStarted:
+        """Open a challenge. A user with no authenticator app gets a code by SMS or email at once."""
+        token = random_token()
+        now = self._clock()
+        challenge = LoginChallenge(user_id=user.id, token_hash=digest(token), created_at=now, expires_at=now + CHALLENGE_TTL)
+        self._db.add(challenge)
+        self._db.flush()
+        methods = self._two_factor.methods(user.id)
+        kinds = list(dict.fromkeys(m.type for m in methods))
+        if self._backup.count(user.id):
+            kinds.append("backup_code")
+        if "totp" not in kinds:
+            sendable = [m for m in methods if m.type in ("sms", "email")]
+            if sendable and not self._throttle_blocked_for_send(user.id):
+                self._send(user, challenge, sendable[0])
+        self._db.commit()
+        return ChallengeStarted(token, kinds, int(CHALLENGE_TTL.total_seconds()))
+
+    def _throttle_blocked_for_send(self, user_id: str) -> bool:
+        try:
+            self._two_factor.throttle_code_send(user_id)
+        except RateLimited:
+            return True
+        return False
+
+    def _send(self, user: User, challenge: LoginChallenge, method: TwoFactorMethod) -> None:
+        code = self._codes.issue(user_id=user.id, purpose="login", channel=method.type, challenge_id=challenge.id)
+        self._two_factor.deliver_code(user, method, code, purpose="sign in")
+
+    def _live(self, temp_token: str) -> tuple[LoginChallenge, User]:
+        challenge = self._db.scalar(select(LoginChallenge).where(LoginChallenge.token_hash == digest(temp_token)))
+        if (
+            challenge is None
+            or challenge.finished_at is not None
+            or as_utc(challenge.expires_at) <= self._clock()
+            or challenge.failed_attempts >= MAX_WRONG
+        ):
+            raise InvalidTempToken()
+        user = self._db.get(User, challenge.user_id)
+        if user is None or not user.is_active:
+            raise InvalidTempToken()
+        return challenge, user
+
+    def _guard(self, user: User) -> None:
+        if self._throttle.blocked(user.id):
+            raise RateLimited("Too many verification attempts; try again later", retry_after=self._throttle.retry_after(user.id))
+
+    def verify(self, temp_token: str, code: str, *, client: ClientInfo) -> SecondFactorPassed:
+        """Accept a code from any enabled method: TOTP first, then the SMS or email code sent for
+        this challenge."""
+        challenge, user = self._live(temp_token)
+        self._guard(user)
+        method = self._check_totp(user, code, client) or self._check_sent_code(user, challenge, code)
+        if method is None:
+            raise self._wrong(challenge, user, client, "code")
+        return self._finish(challenge, user, method, client)
+
+    def verify_backup_code(self, temp_token: str, code: str, *, client: ClientInfo) -> SecondFactorPassed:
+        challenge, user = self._live(temp_token)
+        self._guard(user)
+        if not self._backup.use(user.id, code):
+            raise self._wrong(challenge, user, client, "backup_code")
+        self._audit.record("backup_code_used", user_id=user.id, client=client, details={"remaining": self._backup.count(user.id)})
+        return self._finish(challenge, user, "backup_code", client)
+
+    def _check_totp(self, user: User, code: str, client: ClientInfo) -> str | None:
+        method = self._db.scalar(
+            select(TwoFactorMethod).where(
+                TwoFactorMethod.user_id == user.id, TwoFactorMethod.type == "totp", TwoFactorMethod.verified_at.is_not(None)
+            )
+        )
+        if method is None or method.secret is None:
+            return None
+        secret = self._box.decrypt(method.secret)
+        now = self._clock()
+        step = totp.verify(secret, code, now=now, last_step=method.last_used_step)
+        if step is None:
+            if totp.verify(secret, code, now=now, last_step=0) is not None:
+                self._audit.record(
+                    "2fa_failed", user_id=user.id, client=client, success=False, details={"method": "totp", "reason": "replay"}
+                )
+            return None
+        # atomic: of two concurrent uses of one code, only one moves the step forward
+        moved = affected(
+            self._db.execute(
+                update(TwoFactorMethod)
+                .where(TwoFactorMethod.id == method.id, TwoFactorMethod.last_used_step < step)
+                .values(last_used_step=step)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        return "totp" if moved else None
+
+    def _check_sent_code(self, user: User, challenge: LoginChallenge, code: str) -> str | None:
+        row = self._codes.check(code, user_id=user.id, purpose="login", challenge_id=challenge.id)
+        return row.channel if row else None
+
+    def _wrong(self, challenge: LoginChallenge, user: User, client: ClientInfo, kind: str) -> DomainError:
+        """Count a wrong code (the fifth kills the challenge) and return the error to raise."""
+        challenge.failed_attempts += 1
+        left = MAX_WRONG - challenge.failed_attempts
+        self._throttle.record(user.id)
+        self._audit.record(
+            "2fa_failed", user_id=user.id, client=client, success=False, details={"method": kind, "attemptsLeft": max(left, 0)}
+        )
+        self._db.commit()
+        if left <= 0:
+            return InvalidTempToken("Too many wrong codes; sign in again")
+        return InvalidCode()
+
+    def _finish(self, challenge: LoginChallenge, user: User, method: str, client: ClientInfo) -> SecondFactorPassed:
+        finished = affected(
+            self._db.execute(
+                update(LoginChallenge)
+                .where(LoginChallenge.id == challenge.id, LoginChallenge.finished_at.is_(None))
+                .values(finished_at=self._clock())
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if not finished:
+            self._db.rollback()
+            raise InvalidTempToken()
+        self._audit.record("2fa_verified", user_id=user.id, client=client, details={"method": method})
+        return SecondFactorPassed(user, method)
+
+    def resend(self, temp_token: str, kind: str, *, client: ClientInfo) -> None:
+        """Send a new SMS or email code for this challenge (30 s apart, and the hourly cap per user)."""
+        challenge, user = self._live(temp_token)
+        method = next((m for m in self._two_factor.methods(user.id) if m.type == kind), None)
+        if method is None:
+            raise ValidationFailed(errors=[f"method: {kind} is not enabled for this account"])
+        last = self._codes.last_sent_at(user_id=user.id, purpose="login", challenge_id=challenge.id)
+        if last is not None and (wait := (last + RESEND_COOLDOWN - self._clock()).total_seconds()) > 0:
+            raise RateLimited("Please wait before asking for another code", retry_after=int(wait) + 1)
+        self._two_factor.throttle_code_send(user.id)
+        self._send(user, challenge, method)
+        self._db.commit()
