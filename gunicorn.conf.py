@@ -9,7 +9,7 @@ import os
 
 _embedded = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '3001')}"
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '3001')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY") or (1 if _embedded else multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,8 +16,8 @@ __version__ = "0.1.0"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | None = None) -> Flask:
-    """Build an app from the environment (and `.env`); `config` entries override both."""
+def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | None = None, dotenv: bool = True) -> Flask:
+    """Build an app from the environment (and `.env` unless `dotenv` is False); `config` overrides both."""
     import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
     import idp.audit.models  # noqa: F401
     import idp.mfa.models  # noqa: F401
@@ -31,7 +32,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.ratelimits import install_limiter
     from idp.wiring import build_components
 
-    env = environment_with_dotenv(dotenv_path=str(ROOT / ".env"))
+    env = environment_with_dotenv(dotenv_path=str(ROOT / ".env")) if dotenv else dict(os.environ)
     env.update(config or {})
     app = Flask(
         __name__,

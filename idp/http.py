@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, Response, request
 from flask_cors import CORS
 
@@ -40,4 +42,7 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
         if is_api:
             headers.setdefault("Cache-Control", "no-store")
+        if reset := headers.get("RateLimit-Reset"):
+            # Flask-Limiter sends the epoch second; the IETF draft (and the old service) send seconds to wait
+            headers["RateLimit-Reset"] = str(max(0, int(float(reset)) - int(time.time())))
         return response

@@ -2,6 +2,7 @@ import logging
 from logging.config import fileConfig
 
 from flask import current_app
+from sqlalchemy import text
 
 from alembic import context
 
@@ -99,6 +100,10 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # several app containers may start at once: one migrates, the others wait, then
+                # find nothing left to do (the lock is released when this transaction ends)
+                connection.execute(text("SELECT pg_advisory_xact_lock(7290315401)"))
             context.run_migrations()
 
 

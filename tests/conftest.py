@@ -88,7 +88,7 @@ def backend_config(request: pytest.FixtureRequest, instance_dir: Path) -> Callab
             else:
                 env = {"DATABASE_URL": f"sqlite:///{instance_dir / 'embedded.db'}", "REDIS_URL": ""}
             env["IDP_ENV"] = "test"
-            app = create_app(env, instance_path=str(instance_dir))
+            app = create_app(env, instance_path=str(instance_dir), dotenv=False)
             with app.app_context():
                 from flask_migrate import upgrade
 
@@ -112,7 +112,7 @@ def make_app(backend: str, backend_config: Callable[[str], dict[str, str]], inst
 
     def make(**overrides: str) -> Flask:
         env = {**backend_config(backend), **ROOMY_LIMITS, "RATE_LIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}", **overrides}
-        app = create_app(env, instance_path=str(instance_dir))
+        app = create_app(env, instance_path=str(instance_dir), dotenv=False)
         app.config["TESTING"] = True
         apps.append(app)
         return app

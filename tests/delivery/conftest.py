@@ -28,7 +28,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from rq import Queue
+from flask import Flask
+from rq import Queue, SimpleWorker
+
+from idp.delivery.queue import RqDeliveryQueue
+from idp.wiring import components
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 
@@ -75,7 +79,7 @@ class SmtpStandIn:
         }
 
     def messages(self) -> list[EmailMessage]:
-        return [message_from_bytes(e.original_content or b"", policy=policy.default) for e in self.envelopes]  # type: ignore[misc]
+        return [message_from_bytes(e.original_content or b"", policy=policy.default) for e in self.envelopes]
 
 
 @pytest.fixture
@@ -219,7 +223,7 @@ def twilio_server() -> Iterator[TwilioStandIn]:
     stand_in = TwilioStandIn()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _twilio_handler(stand_in))
     stand_in.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield stand_in
     server.shutdown()
@@ -241,3 +245,23 @@ def queue_name(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def rq_connection(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
+
+
+class BurstWorker(SimpleWorker):
+    """RQ's in-process worker without its remote-control pubsub thread, whose shutdown costs a second per run."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+
+@pytest.fixture
+def run_worker(rq_connection: redis.Redis) -> Callable[[Flask], None]:
+    """Work the app's delivery queue until it is empty (inline delivery has nothing left to do)."""
+
+    def run(app: Flask) -> None:
+        with app.app_context():
+            queue = components().delivery_queue
+            if isinstance(queue, RqDeliveryQueue):
+                BurstWorker([queue.queue], connection=rq_connection).work(burst=True)
+
+    return run

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from idp.audit.models import AuditEvent
@@ -20,14 +19,6 @@ from idp.wiring import components, delivery
 @pytest.fixture
 def mail_app(make_app, smtp_server, queue_name):
     return make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
-
-
-def deliver_queued(app, rq_connection) -> None:
-    """Run the worker over the app's queue when it has one (inline delivery has nothing left to do)."""
-    with app.app_context():
-        queue = components().delivery_queue
-        if isinstance(queue, RqDeliveryQueue):
-            SimpleWorker([queue.queue], connection=rq_connection).work(burst=True)
 
 
 def ask_for_code(code: str = "493021") -> None:
@@ -46,40 +37,40 @@ def test_queue_follows_the_backend(mail_app, backend):
         assert isinstance(components().delivery_queue, RqDeliveryQueue) is (backend == "postgres")
 
 
-def test_nothing_is_sent_before_commit_and_the_message_goes_out_after(mail_app, smtp_server, rq_connection):
+def test_nothing_is_sent_before_commit_and_the_message_goes_out_after(mail_app, smtp_server, run_worker):
     with mail_app.app_context():
         ask_for_code()
         assert smtp_server.attempts == 0 and len(pending(db.session())) == 1
-        deliver_queued(mail_app, rq_connection)
+        run_worker(mail_app)
         assert smtp_server.attempts == 0, "a worker found the job before the commit"
         db.session.commit()
         assert pending(db.session()) == []
-    deliver_queued(mail_app, rq_connection)
+    run_worker(mail_app)
     [mail] = smtp_server.messages()
     assert "493021" in mail.get_body(preferencelist=("plain",)).get_content()
 
 
-def test_rollback_drops_the_message_with_the_data(mail_app, smtp_server, rq_connection):
+def test_rollback_drops_the_message_with_the_data(mail_app, smtp_server, run_worker):
     with mail_app.app_context():
         ask_for_code()
         db.session.rollback()
         assert audit_rows() == 0
         db.session.commit()  # a later commit of the same session must not send it either
-    deliver_queued(mail_app, rq_connection)
+    run_worker(mail_app)
     assert smtp_server.attempts == 0
 
 
-def test_a_session_closed_without_commit_sends_nothing(mail_app, smtp_server, rq_connection):
+def test_a_session_closed_without_commit_sends_nothing(mail_app, smtp_server, run_worker):
     with mail_app.app_context():
         ask_for_code()
     # the app context ended: Flask-SQLAlchemy closed (and discarded) the session without committing
     with mail_app.app_context():
         db.session.commit()
-    deliver_queued(mail_app, rq_connection)
+    run_worker(mail_app)
     assert smtp_server.attempts == 0
 
 
-def test_a_rolled_back_savepoint_drops_only_its_own_messages(mail_app, smtp_server, rq_connection):
+def test_a_rolled_back_savepoint_drops_only_its_own_messages(mail_app, smtp_server, run_worker):
     with mail_app.app_context():
         ask_for_code("111111")
         savepoint = db.session.begin_nested()
@@ -90,29 +81,29 @@ def test_a_rolled_back_savepoint_drops_only_its_own_messages(mail_app, smtp_serv
         assert smtp_server.attempts == 0
         db.session.commit()
         assert audit_rows() == 2
-    deliver_queued(mail_app, rq_connection)
+    run_worker(mail_app)
     codes = sorted(re.search(r"\b\d{6}\b", m.get_body(preferencelist=("plain",)).get_content())[0] for m in smtp_server.messages())
     assert codes == ["111111", "333333"]
 
 
-def test_a_released_savepoint_does_not_send_before_the_outer_rollback(mail_app, smtp_server, rq_connection):
+def test_a_released_savepoint_does_not_send_before_the_outer_rollback(mail_app, smtp_server, run_worker):
     with mail_app.app_context():
         db.session.execute(select(1))
         with db.session.begin_nested():
             ask_for_code()
         db.session.rollback()
         db.session.commit()
-    deliver_queued(mail_app, rq_connection)
+    run_worker(mail_app)
     assert smtp_server.attempts == 0
 
 
-def test_sms_waits_for_the_commit_too(make_app, twilio_server, queue_name, rq_connection):
+def test_sms_waits_for_the_commit_too(make_app, twilio_server, queue_name, run_worker):
     app = make_app(**twilio_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0"))
     with app.app_context():
         delivery().sms("+15551234567", "login-code", code="493021", minutes=5, service_name="Example")
-        deliver_queued(app, rq_connection)
+        run_worker(app)
         assert twilio_server.requests == []
         db.session.commit()
-    deliver_queued(app, rq_connection)
+    run_worker(app)
     [request] = twilio_server.accepted
     assert request["form"]["To"] == "+15551234567" and "493021" in request["form"]["Body"]

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job
 
 from idp.delivery.queue import RqDeliveryQueue
@@ -25,18 +25,13 @@ def queue_of(app) -> Queue:
         return queue.queue
 
 
-def work(app, rq_connection) -> None:
-    with app.app_context():
-        SimpleWorker([queue_of(app)], connection=rq_connection).work(burst=True)
-
-
 def send_code(app) -> None:
     with app.app_context():
         delivery().email("alice@example.com", "login-code", username="alice", code=CODE, minutes=5, purpose="sign in")
         db.session.commit()
 
 
-def test_a_job_carries_only_the_rendered_strings(make_app, smtp_server, queue_name, rq_connection):
+def test_a_job_carries_only_the_rendered_strings(make_app, smtp_server, queue_name, run_worker):
     app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name))
     send_code(app)
 
@@ -49,18 +44,18 @@ def test_a_job_carries_only_the_rendered_strings(make_app, smtp_server, queue_na
     assert CODE not in job.description, "RQ logs the description"
     assert job.retries_left == 5 and job.retry_intervals == [10, 30, 60, 120, 300]
 
-    work(app, rq_connection)
+    run_worker(app)
     [mail] = smtp_server.messages()
     assert mail["Subject"] == "Your verification code" and mail["To"] == "alice@example.com"
 
 
-def test_a_refused_delivery_is_retried_and_then_arrives(make_app, smtp_server, queue_name, rq_connection, caplog):
+def test_a_refused_delivery_is_retried_and_then_arrives(make_app, smtp_server, queue_name, run_worker, caplog):
     app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
     smtp_server.refuse = 1  # 451 to the first attempt
     send_code(app)
 
     with caplog.at_level(logging.INFO):
-        work(app, rq_connection)
+        run_worker(app)
 
     assert smtp_server.attempts == 2
     [mail] = smtp_server.messages()
@@ -70,14 +65,14 @@ def test_a_refused_delivery_is_retried_and_then_arrives(make_app, smtp_server, q
     assert queue_of(app).failed_job_registry.count == 0
 
 
-def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_server, queue_name, rq_connection):
+def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_server, queue_name, run_worker):
     app = make_app(**twilio_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
     twilio_server.fail = 1
     with app.app_context():
         delivery().sms("+15551234567", "login-code", code=CODE, minutes=5, service_name="Example")
         db.session.commit()
 
-    work(app, rq_connection)
+    run_worker(app)
 
     assert [r["status"] for r in twilio_server.requests] == [500, 201]
     [sent] = twilio_server.accepted
@@ -87,7 +82,7 @@ def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_serv
 
 
 def test_a_job_failing_every_attempt_lands_in_the_failed_registry_and_is_logged(
-    make_app, smtp_server, queue_name, rq_connection, caplog
+    make_app, smtp_server, queue_name, rq_connection, run_worker, caplog
 ):
     app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
     smtp_server.refuse = 100
@@ -95,7 +90,7 @@ def test_a_job_failing_every_attempt_lands_in_the_failed_registry_and_is_logged(
     [job_id] = queue_of(app).job_ids
 
     with caplog.at_level(logging.DEBUG):
-        work(app, rq_connection)
+        run_worker(app)
 
     assert smtp_server.attempts == 6  # the first attempt and 5 retries
     assert smtp_server.envelopes == []
@@ -109,7 +104,7 @@ def test_a_job_failing_every_attempt_lands_in_the_failed_registry_and_is_logged(
     assert not [r for r in ours if CODE in r.getMessage() or CODE in (r.exc_text or "")], "a log line holds the code"
 
 
-def test_retries_back_off_on_the_configured_schedule(make_app, smtp_server, queue_name, rq_connection):
+def test_retries_back_off_on_the_configured_schedule(make_app, smtp_server, queue_name, rq_connection, run_worker):
     """Production intervals: after a failure the job waits in the scheduled registry, it does not spin."""
     app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name))
     smtp_server.refuse = 1
@@ -117,7 +112,7 @@ def test_retries_back_off_on_the_configured_schedule(make_app, smtp_server, queu
     [job_id] = queue_of(app).job_ids
     before = datetime.now(UTC)
 
-    work(app, rq_connection)
+    run_worker(app)
 
     assert smtp_server.attempts == 1
     scheduled = queue_of(app).scheduled_job_registry

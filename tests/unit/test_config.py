@@ -90,3 +90,14 @@ def test_old_service_names_are_read():
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.frontend_url == "https://app.example"
     assert settings.issuer == "http://localhost:4000"
+
+
+@pytest.mark.parametrize("value", ["bogus", "5 per fortnight", "5/minute;10/hour"])
+def test_a_mistyped_rate_limit_stops_start_up_and_names_the_variable(tmp_path: Path, value: str):
+    with pytest.raises(ConfigError, match="RATE_LIMIT_LOGIN_ACCOUNT"):
+        Settings.load({"RATE_LIMIT_LOGIN_ACCOUNT": value}, tmp_path)
+
+
+def test_rate_limits_accept_a_rate_or_off(tmp_path: Path):
+    settings = Settings.load({"RATE_LIMIT_LOGIN": "7 per 10 minutes", "RATE_LIMIT_GENERAL": "OFF"}, tmp_path)
+    assert settings.rate_limits.login == "7 per 10 minutes" and settings.rate_limits.general == "off"
