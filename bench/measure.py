@@ -15,6 +15,8 @@ class Measurement:
     p95_ms: float | None
     p99_ms: float | None
     errors: Counter[str] = field(default_factory=Counter)
+    server_cpu_ms: float | None = None  # gunicorn CPU time (master + workers) per request
+    not_run: int = 0  # requests a flow did not start within its time budget
 
     @property
     def rate(self) -> float:
@@ -25,7 +27,7 @@ class Measurement:
         return sum(self.errors.values())
 
     @classmethod
-    def from_latencies(cls, latencies_s: Sequence[float], seconds: float, errors: Counter[str]) -> Measurement:
+    def from_latencies(cls, latencies_s: Sequence[float], seconds: float, errors: Counter[str], not_run: int = 0) -> Measurement:
         ordered = sorted(latencies_s)
         return cls(
             requests=len(ordered),
@@ -34,6 +36,7 @@ class Measurement:
             p95_ms=percentile_ms(ordered, 95),
             p99_ms=percentile_ms(ordered, 99),
             errors=errors,
+            not_run=not_run,
         )
 
 
@@ -55,6 +58,8 @@ class Target:
     p99_below_ms: float | None = None
 
     def verdict(self, ratio: float | None, m: Measurement) -> str:
+        if m.not_run:
+            return f"INCOMPLETE ({m.not_run:,} not run: time budget)"
         if m.error_count:
             return "FAIL (errors)"
         if self.ratio_floor is not None:

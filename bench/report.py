@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bench.measure import Row, error_text
 
-HEADERS = ("scenario", "cores", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "ratio", "target", "result")
+HEADERS = ("scenario", "cores", "req/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/req", "errors", "ratio", "target", "result")
+NUMERIC = {2, 3, 4, 5, 6}
 
 
 def _ms(value: float | None) -> str:
@@ -26,6 +27,7 @@ def cells(row: Row) -> tuple[str, ...]:
         _ms(m.p50_ms),
         _ms(m.p95_ms),
         _ms(m.p99_ms),
+        f"{m.server_cpu_ms:.2f}" if m.server_cpu_ms is not None else "—",
         error_text(m.errors),
         ratio,
         row.target.text if row.target else "—",
@@ -36,17 +38,16 @@ def cells(row: Row) -> tuple[str, ...]:
 def text_table(rows: Sequence[Row]) -> str:
     table = [HEADERS, *(cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
-    numeric = {2, 3, 4, 5}
     out = []
     for n, line in enumerate(table):
-        out.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip())
+        out.append("  ".join(c.rjust(w) if i in NUMERIC else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if i in (2, 3, 4, 5) else "---" for i in range(len(HEADERS))) + "|"]
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---:" if i in NUMERIC else "---" for i in range(len(HEADERS))) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -73,9 +74,13 @@ METHOD = """\
 - The old service's stress test runs with an async client (httpx): registrations, then logins,
   with a fixed number of requests in flight; every request's latency counts, errors are counted
   by kind (HTTP status or exception).
-- A fresh PostgreSQL database and a unique Redis key prefix per run; rate limits are set far above
-  the load (the general limit cannot be switched off by configuration). `IDP_ENV=test`.
-- Latencies: wrk's percentiles for wrk scenarios, nearest-rank percentiles for the async client."""
+- A fresh PostgreSQL database and a unique Redis key prefix per run; the general limit is off
+  (`RATE_LIMIT_GENERAL=off`), the login, per-account and register limits are set far above the
+  load, so their checks still run as in production. `IDP_ENV=test`.
+- Latencies: wrk's percentiles for wrk scenarios, nearest-rank percentiles for the async client.
+- CPU ms/req: user + system CPU time of the gunicorn master and workers (from /proc) per request
+  (for the Argon2 floor, per verification in one process). PostgreSQL, Redis and the load
+  generator are not included. It moves less than req/s when other processes share the cores."""
 
 
 def write_markdown(path: Path, *, date: str, facts: Sequence[tuple[str, str]], rows: Sequence[Row], notes: Sequence[str]) -> None:

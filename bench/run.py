@@ -24,7 +24,7 @@ from bench.argon2_floor import Floor, measure_floor
 from bench.measure import Measurement, Row, Target, error_text
 from bench.report import facts_text, text_table, write_markdown
 from bench.services import ROOT, BenchError, Database, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
-from bench.stress import BenchUser, Phase, make_users, old_service_stress, refresh_tokens, register, run_flow
+from bench.stress import BenchUser, Phase, PhaseResult, make_users, old_service_stress, refresh_tokens, register, run_flow
 from bench.wrk import run_wrk
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ ROOMY_LIMIT = "1000000 per minute"
 JWKS = "/.well-known/jwks.json"
 READY = "/api/health/ready"
 SEED_ACCOUNTS = 8
+KEEP_RESULTS = 10  # newest run folders kept under bench/results (logs, token pools)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 JWKS_TARGET = Target("≥ 0.80 of bare (aim 0.95)", ratio_floor=0.80)
@@ -42,15 +43,24 @@ LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
 STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
 
 
+def general_limit_setting() -> str:
+    """"off" (API.md: the general limit is off in benchmarks), or a roomy limit where the app predates "off"."""
+    try:
+        from idp.ratelimits import is_on
+    except ImportError:
+        return ROOMY_LIMIT
+    return "off" if not is_on("off") else ROOMY_LIMIT
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run (default 8)")
+    parser.add_argument("--seconds", type=int, default=6, help="duration of each wrk run (default 6)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--floor-seconds", type=float, default=4.0, help="each Argon2 floor measurement (default 4)")
     parser.add_argument("--users", type=int, default=500, help="stress test accounts (default 500)")
     parser.add_argument("--logins-per-user", type=int, default=15, help="stress test logins per account (default 15)")
     parser.add_argument("--concurrency", type=int, default=100, help="stress test requests in flight (default 100)")
-    parser.add_argument("--stress-budget", type=float, default=240.0, help="seconds after which the stress test stops starting requests")
+    parser.add_argument("--stress-budget", type=float, default=200.0, help="seconds after which the stress test stops starting requests")
     parser.add_argument("--no-pin", action="store_true", help="skip the 1-core (pinned) configuration")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
@@ -98,13 +108,12 @@ class Bench:
             DATABASE_URL=self.db.url,
             REDIS_URL=self.redis.url,
             RATE_LIMIT_KEY_PREFIX=self.redis.prefix,
-            RATE_LIMIT_GENERAL=ROOMY_LIMIT,
+            RATE_LIMIT_GENERAL=general_limit_setting(),
             RATE_LIMIT_LOGIN=ROOMY_LIMIT,
             RATE_LIMIT_LOGIN_ACCOUNT=ROOMY_LIMIT,
             RATE_LIMIT_REGISTER=ROOMY_LIMIT,
             SECRET_KEY=secrets.token_urlsafe(48),
             ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-            PYTHONDONTWRITEBYTECODE="1",
         )
         return env
 
@@ -156,9 +165,10 @@ class Bench:
             ("access-token signing", settings.access_token_alg),
             ("database", f"{self.db.server_version()} (fresh database per run); {self.redis.version()} for rate limits"),
             ("gunicorn", f"{gunicorn.__version__}, gthread, {workers} workers × {threads} threads (gunicorn.conf.py)"),
-            ("rate limits", f"every limit {ROOMY_LIMIT} (moving window in Redis)"),
+            ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login and register {ROOMY_LIMIT} (Redis)"),
             ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run; httpx {httpx.__version__} (async)"),
             ("Python", f"{platform.python_version()}, IDP_ENV=test"),
+            ("load average at start", " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min; other processes share these cores)"),
         ]
         return workers, threads
 
@@ -172,17 +182,28 @@ class Bench:
 
     # -- scenarios ----------------------------------------------------------------------------
 
-    def wrk(self, url: str, *, cpus: str | None, mode: str = "get", data: Path | None = None, seconds: int | None = None) -> Measurement:
-        return run_wrk(
-            self.wrk_bin, url, mode=mode, data=data, seconds=seconds or self.args.seconds,
+    def wrk(self, server: Server, path: str, *, cpus: str | None, mode: str = "get", data: Path | None = None, seconds: int | None = None) -> Measurement:
+        cpu_before = server.cpu_seconds()
+        m = run_wrk(
+            self.wrk_bin, server.base_url + path, mode=mode, data=data, seconds=seconds or self.args.seconds,
             connections=self.args.connections, cpus=cpus, log=self.out / "wrk.log",
         )
+        if m.requests:
+            m.server_cpu_ms = (server.cpu_seconds() - cpu_before) / m.requests * 1000
+        return m
+
+    def flow(self, server: Server, phase: Phase, users: list[BenchUser], *, concurrency: int, budget_s: float) -> PhaseResult:
+        cpu_before = server.cpu_seconds()
+        [result] = run_flow(server.base_url, [phase], users, concurrency=concurrency, budget_s=budget_s)
+        if result.m.requests:
+            result.m.server_cpu_ms = (server.cpu_seconds() - cpu_before) / result.m.requests * 1000
+        return result
 
     def seed(self, idp: Server, pools: int) -> tuple[list[BenchUser], list[Path]]:
         """Accounts for the login scenario and, per refresh run, a pool of fresh sessions."""
         seeds = make_users(self.run_id, "s", SEED_ACCOUNTS)
         [reg] = run_flow(idp.base_url, [Phase("register", register)], seeds, concurrency=SEED_ACCOUNTS, budget_s=60)
-        if reg.m.errors:
+        if reg.m.errors or reg.m.not_run:
             raise BenchError(f"registering the seed accounts failed: {error_text(reg.m.errors)}")
         size = 4 * self.args.connections
         tokens = refresh_tokens(idp.base_url, seeds, size * pools, concurrency=self.args.connections, budget_s=120)
@@ -196,11 +217,11 @@ class Bench:
         return seeds, files
 
     def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool) -> None:
-        self.wrk(bare.base_url + "/", cpus=cpus, seconds=1)
-        self.wrk(idp.base_url + JWKS, cpus=cpus, seconds=1)
-        base = self.add("bare route GET /", cores, self.wrk(bare.base_url + "/", cpus=cpus))
-        self.add("GET " + JWKS, cores, self.wrk(idp.base_url + JWKS, cpus=cpus), base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
-        refresh = self.wrk(idp.base_url + "/api/auth/refresh", cpus=cpus, mode="refresh", data=tokens)
+        self.wrk(bare, "/", cpus=cpus, seconds=1)
+        self.wrk(idp, JWKS, cpus=cpus, seconds=1)
+        base = self.add("bare route GET /", cores, self.wrk(bare, "/", cpus=cpus))
+        self.add("GET " + JWKS, cores, self.wrk(idp, JWKS, cpus=cpus), base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
+        refresh = self.wrk(idp, "/api/auth/refresh", cpus=cpus, mode="refresh", data=tokens)
         self.add("POST /api/auth/refresh", cores, refresh, base=base.m, base_name="bare", target=REFRESH_TARGET if judged else None)
 
     def floor(self, processes: int) -> Floor:
@@ -212,31 +233,48 @@ class Bench:
         accounts = self.out / "login-accounts.txt"
         accounts.write_text("".join(f"{u.username}\t{u.password}\n" for u in seeds))
         before = self.floor(workers)
-        login = self.wrk(idp.base_url + "/api/auth/login", cpus=None, mode="login", data=accounts)
+        login = self.wrk(idp, "/api/auth/login", cpus=None, mode="login", data=accounts)
         after = self.floor(workers)
         rate = (before.rate + after.rate) / 2
-        floor_m = Measurement(before.verifies + after.verifies, (before.verifies + after.verifies) / rate, None, None, None, Counter())
+        verifies = before.verifies + after.verifies
+        floor_m = Measurement(verifies, verifies / rate, None, None, None, Counter(), (before.cpu_ms_per_verify + after.cpu_ms_per_verify) / 2)
         self.add(f"Argon2 floor ({workers} processes)", cores, floor_m)
         self.add("POST /api/auth/login", cores, login, base=floor_m, base_name="floor", target=LOGIN_TARGET)
         self.notes.append(
             f"Argon2 floor: {before.rate:.1f} verifies/s before the login run and {after.rate:.1f} after "
-            f"({before.ms_per_verify:.1f} / {after.ms_per_verify:.1f} ms per verify in one process)."
+            f"({before.ms_per_verify:.1f} / {after.ms_per_verify:.1f} ms per verify in one process). "
+            f"A login cost the workers {login.server_cpu_ms or 0:.1f} ms of CPU against {floor_m.server_cpu_ms or 0:.1f} ms "
+            f"for one verification ({(floor_m.server_cpu_ms or 0) / (login.server_cpu_ms or 1):.2f}): when that is near 1 "
+            "and the throughput ratio is not, the cores were busy with something else (other processes, PostgreSQL)."
         )
 
     def stress(self, idp: Server, cores: str) -> None:
         a = self.args
         users = make_users(self.run_id, "u", a.users)
-        results = run_flow(idp.base_url, old_service_stress(a.logins_per_user), users, concurrency=a.concurrency, budget_s=a.stress_budget)
+        deadline = time.monotonic() + a.stress_budget
         latencies: list[float] = []
         errors: Counter[str] = Counter()
-        seconds = 0.0
-        for result in results:
-            count = result.users * result.phase.rounds
-            self.add(f"stress: {result.phase.name} ({count:,}, {a.concurrency} in flight)", cores, result.m, target=STRESS_TARGET)
+        seconds = cpu_ms = 0.0
+        not_run = 0
+        for phase in old_service_stress(a.logins_per_user):
+            count = len(users) * phase.rounds
+            _log(f"stress: {phase.name}, {count:,} requests, {a.concurrency} in flight")
+            result = self.flow(idp, phase, users, concurrency=a.concurrency, budget_s=max(0.0, deadline - time.monotonic()))
+            self.add(f"stress: {phase.name} ({count:,}, {a.concurrency} in flight)", cores, result.m, target=STRESS_TARGET)
             latencies += result.latencies
             errors += result.m.errors
             seconds += result.m.seconds
-        self.add(f"stress: whole test ({a.users} users)", cores, Measurement.from_latencies(latencies, seconds, errors), target=STRESS_TARGET)
+            not_run += result.m.not_run
+            cpu_ms += (result.m.server_cpu_ms or 0) * result.m.requests
+        whole = Measurement.from_latencies(latencies, seconds, errors, not_run)
+        whole.server_cpu_ms = cpu_ms / whole.requests if whole.requests else None
+        self.add(f"stress: whole test ({a.users} users)", cores, whole, target=STRESS_TARGET)
+        in_flight = min(a.concurrency, len(users) * a.logins_per_user)
+        if whole.rate and in_flight > 1:
+            self.notes.append(
+                f"Stress test: {in_flight} requests in flight at {whole.rate:.1f} req/s wait {in_flight / whole.rate:.2f} s "
+                f"each on average (Little's law); p99 under 2 s needs well over {in_flight / 2:.0f} Argon2 operations per second."
+            )
         rss = idp.worker_rss_mib()
         if rss:
             self.notes.append("Worker RSS after the stress test: " + ", ".join(f"{r:.0f} MiB" for r in rss) + " (target under 200 MB).")
@@ -269,6 +307,7 @@ class Bench:
                 self.stress(idp, cores)
             self.stop_servers()
         self.server_log_problems()
+        self.notes.append("Load average at the end: " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + ".")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     run_id = secrets.token_hex(4)
     out_dir = ROOT / "bench" / "results" / f"{started:%Y%m%dT%H%M%SZ}-{run_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in sorted(p for p in out_dir.parent.iterdir() if p.is_dir())[:-KEEP_RESULTS]:
+        shutil.rmtree(old, ignore_errors=True)
     bench = Bench(args, wrk, run_id, out_dir)
     failed: BaseException | None = None
     try:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import psycopg2
@@ -122,7 +122,7 @@ class RedisSpace:
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
-        self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
     def version(self) -> str:
         return f"Redis {self._client.info('server').get('redis_version', '?')}"
@@ -133,7 +133,7 @@ class RedisSpace:
         for _ in range(max_rounds):
             cursor, keys = self._client.scan(cursor=cursor, match=f"*{self.prefix}*", count=1000)
             if keys:
-                deleted += self._client.delete(*keys)
+                deleted += int(self._client.delete(*keys))
             if cursor == 0:
                 break
         return deleted
@@ -197,6 +197,18 @@ class Server:
             except OSError:
                 continue
         return sizes
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the master and its workers so far."""
+        pids = ([self._process.pid] if self._process else []) + self.worker_pids()
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -133,9 +133,7 @@ async def _run_phase(client: httpx.AsyncClient, phase: Phase, users: Sequence[Be
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(users) * phase.rounds)))))
     elapsed = time.perf_counter() - began
-    if not_run:
-        probe.errors["not run (time budget)"] += not_run
-    return PhaseResult(phase, len(users), Measurement.from_latencies(probe.latencies, elapsed, probe.errors), probe.latencies)
+    return PhaseResult(phase, len(users), Measurement.from_latencies(probe.latencies, elapsed, probe.errors, not_run), probe.latencies)
 
 
 async def _run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[BenchUser], concurrency: int, budget_s: float) -> list[PhaseResult]:
@@ -145,7 +143,7 @@ async def _run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[Benc
 
 
 def run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[BenchUser], *, concurrency: int, budget_s: float) -> list[PhaseResult]:
-    """Run the phases one after the other; jobs not started within `budget_s` count as errors."""
+    """Run the phases one after the other; jobs not started within `budget_s` are counted as not run."""
     return asyncio.run(_run_flow(base_url, phases, users, concurrency, budget_s))
 
 
@@ -161,6 +159,6 @@ def refresh_tokens(base_url: str, users: Sequence[BenchUser], count: int, *, con
             user.refresh_token = None
 
     results = run_flow(base_url, [Phase("seed sessions", collect, rounds=rounds)], users, concurrency=concurrency, budget_s=budget_s)
-    if results[0].m.errors:
-        raise BenchError(f"logging in to seed sessions failed: {dict(results[0].m.errors)}")
+    if results[0].m.errors or results[0].m.not_run:
+        raise BenchError(f"logging in to seed sessions failed: {dict(results[0].m.errors)}, {results[0].m.not_run} not run")
     return tokens[:count]

@@ -1,12 +1,22 @@
-"""`flask` commands for operators: signing keys and encryption-key rotation."""
+"""`flask` commands for operators: signing keys, encryption-key rotation and the delivery worker.
+
+`flask --app wsgi worker` runs an RQ worker on the configured Redis (REDIS_URL or REDIS_HOST)
+for the app's delivery queue (DELIVERY_QUEUE, default idp-delivery): it sends the email and SMS
+jobs the web processes enqueue after their commits, retries failed ones after
+DELIVERY_RETRY_INTERVALS, and leaves jobs that fail every attempt in RQ's failed job registry
+(`rq info --url $REDIS_URL`, `rq requeue --all --queue idp-delivery`). Run one or more next to
+the web processes, with the same configuration. Without Redis there is nothing to run: messages
+are sent inside the web process after each commit.
+"""
 
 from __future__ import annotations
 
 import json
 
 import click
+import redis
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from idp.clock import iso
@@ -64,6 +74,29 @@ def secrets_reencrypt() -> None:
     click.echo(f"re-encrypted {count} signing keys")
 
 
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty instead of waiting for jobs.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Send queued email and SMS (an RQ worker on the delivery queue; needs Redis)."""
+    from rq import Queue, Worker
+
+    settings = components().settings
+    if not settings.redis_url:
+        raise click.ClickException(
+            "the worker needs Redis: set REDIS_URL (or REDIS_HOST). Without Redis no worker is needed, "
+            "messages are sent by the web process itself after each commit."
+        )
+    # Its own connection, without the web client's 2-second socket timeout: workers block on Redis while idle.
+    connection = redis.Redis.from_url(settings.redis_url)
+    queue = Queue(settings.delivery.queue_name, connection=connection)
+    click.echo(f"delivery worker on queue {queue.name} ({settings.delivery.email_backend or 'no'} email, "
+               f"{settings.delivery.sms_backend or 'no'} sms)")
+    # with_scheduler: retries after a delay are scheduled jobs, moved back to the queue by the scheduler
+    Worker([queue], connection=connection).work(burst=burst, with_scheduler=True)
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(keys)
     app.cli.add_command(secrets_group)
+    app.cli.add_command(worker)

@@ -136,6 +136,123 @@ class Argon2Settings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """EMAIL_*: the SMTP relay. `secure` is implicit TLS (SMTPS, usually 465); `starttls` upgrades a plain connection."""
+
+    host: str
+    port: int
+    secure: bool
+    starttls: bool
+    user: str | None
+    password: str | None = field(repr=False)
+    sender: str
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    """TWILIO_*: the Messages API account and sender number; `api_base_url` replaces https://api.twilio.com."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    phone_number: str = ""
+    api_base_url: str | None = None
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How email and SMS leave the app; a channel set to None is unavailable (sending raises)."""
+
+    email_backend: str | None  # "smtp" | "console" | None
+    sms_backend: str | None  # "twilio" | "console" | None
+    smtp: SmtpSettings | None
+    twilio: TwilioSettings | None
+    outbox_path: Path
+    queue_name: str = "idp-delivery"
+    retry_intervals: tuple[int, ...] = (10, 30, 60, 120, 300)
+
+
+def delivery_settings(env: Mapping[str, str], environment: str, instance_path: Path) -> DeliverySettings:
+    """EMAIL_HOST → SMTP, TWILIO_ACCOUNT_SID → Twilio; otherwise the console outbox in development
+    and test, and nothing in production unless EMAIL_BACKEND / SMS_BACKEND=console says so."""
+    local_ok = environment != "production"
+
+    email_choice = (env.get("EMAIL_BACKEND") or "").strip().lower()
+    if email_choice not in ("", "smtp", "console"):
+        raise ConfigError(f"EMAIL_BACKEND must be smtp or console, not {email_choice!r}")
+    smtp = _smtp_settings(env) if env.get("EMAIL_HOST") else None
+    if email_choice == "smtp" and smtp is None:
+        raise ConfigError("EMAIL_BACKEND=smtp needs EMAIL_HOST")
+    email_backend = email_choice or ("smtp" if smtp else "console" if local_ok else None)
+
+    sms_choice = (env.get("SMS_BACKEND") or "").strip().lower()
+    if sms_choice not in ("", "twilio", "console"):
+        raise ConfigError(f"SMS_BACKEND must be twilio or console, not {sms_choice!r}")
+    twilio = _twilio_settings(env) if env.get("TWILIO_ACCOUNT_SID") else None
+    if sms_choice == "twilio" and twilio is None:
+        raise ConfigError("SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID")
+    sms_backend = sms_choice or ("twilio" if twilio else "console" if local_ok else None)
+
+    raw_intervals = env.get("DELIVERY_RETRY_INTERVALS")
+    intervals = DeliverySettings.retry_intervals
+    if raw_intervals:
+        try:
+            intervals = tuple(int(part) for part in raw_intervals.split(",") if part.strip())
+        except ValueError:
+            raise ConfigError(f"DELIVERY_RETRY_INTERVALS must be comma-separated seconds, not {raw_intervals!r}") from None
+        if not intervals or any(i < 0 for i in intervals):
+            raise ConfigError("DELIVERY_RETRY_INTERVALS needs at least one interval, none negative")
+    return DeliverySettings(
+        email_backend=email_backend,
+        sms_backend=sms_backend,
+        smtp=smtp,
+        twilio=twilio,
+        outbox_path=Path(env["OUTBOX_PATH"]) if env.get("OUTBOX_PATH") else instance_path / "outbox.jsonl",
+        queue_name=env.get("DELIVERY_QUEUE") or DeliverySettings.queue_name,
+        retry_intervals=intervals,
+    )
+
+
+def _smtp_settings(env: Mapping[str, str]) -> SmtpSettings:
+    secure = parse_bool("EMAIL_SECURE", env.get("EMAIL_SECURE"), False)
+    starttls = parse_bool("EMAIL_STARTTLS", env.get("EMAIL_STARTTLS"), not secure)
+    if secure and starttls:
+        raise ConfigError("EMAIL_SECURE (implicit TLS) and EMAIL_STARTTLS exclude each other: set one")
+    user = env.get("EMAIL_USER") or None
+    password = env.get("EMAIL_PASSWORD") or None
+    if password and not user:
+        raise ConfigError("EMAIL_PASSWORD is set without EMAIL_USER")
+    sender = env.get("EMAIL_FROM") or user
+    if not sender:
+        raise ConfigError("EMAIL_FROM is required when EMAIL_HOST is set (the sender address)")
+    return SmtpSettings(
+        host=env["EMAIL_HOST"],
+        port=parse_int("EMAIL_PORT", env.get("EMAIL_PORT"), 465 if secure else 587),
+        secure=secure,
+        starttls=starttls,
+        user=user,
+        password=password,
+        sender=sender,
+    )
+
+
+def _twilio_settings(env: Mapping[str, str]) -> TwilioSettings:
+    for name in ("TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER"):
+        if not env.get(name):
+            raise ConfigError(f"{name} is required when TWILIO_ACCOUNT_SID is set")
+    base_url = (env.get("TWILIO_API_BASE_URL") or "").strip().rstrip("/") or None
+    if base_url and urlsplit(base_url).scheme not in ("http", "https"):
+        raise ConfigError(f"TWILIO_API_BASE_URL must be an http(s) URL, not {base_url!r}")
+    return TwilioSettings(
+        account_sid=env["TWILIO_ACCOUNT_SID"],
+        auth_token=env["TWILIO_AUTH_TOKEN"],
+        phone_number=env["TWILIO_PHONE_NUMBER"],
+        api_base_url=base_url,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment, validated once at start-up."""
 
@@ -158,6 +275,9 @@ class Settings:
     rate_limit_key_prefix: str
     max_body_bytes: int
     access_token_alg: str
+    reauth_window: int
+    totp_issuer: str
+    delivery: DeliverySettings
 
     @property
     def is_development(self) -> bool:
@@ -186,7 +306,7 @@ class Settings:
         defaults = RateLimits()
         limits = RateLimits(
             **{
-                name: env.get(f"RATE_LIMIT_{name.upper()}") or getattr(defaults, name)
+                name: _rate_limit(f"RATE_LIMIT_{name.upper()}", env.get(f"RATE_LIMIT_{name.upper()}") or getattr(defaults, name))
                 for name in RateLimits.__dataclass_fields__
             }
         )
@@ -221,7 +341,24 @@ class Settings:
             rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or "idp",
             max_body_bytes=parse_int("MAX_BODY_BYTES", env.get("MAX_BODY_BYTES"), 64 * 1024),
             access_token_alg=alg,
+            delivery=delivery_settings(env, environment, instance_path),
+            reauth_window=parse_int("REAUTH_WINDOW_SECONDS", env.get("REAUTH_WINDOW_SECONDS"), 10 * 60),
+            totp_issuer=env.get("TOTP_ISSUER") or env.get("SERVICE_NAME") or "idp",
         )
+
+
+def _rate_limit(name: str, value: str) -> str:
+    """A single rate such as "5 per 15 minutes", or "off"; a typo must not silently switch a limit off."""
+    if value.strip().lower() == "off":
+        return "off"
+    from limits import parse_many
+
+    try:
+        if len(parse_many(value)) == 1:
+            return value
+    except ValueError:
+        pass
+    raise ConfigError(f'{name} must be one rate like "5 per 15 minutes" (or "off"), not {value!r}')
 
 
 def _instance_secret(instance_path: Path, name: str, make: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         else:
             response = app.make_response((render_template("error.html", status=exc.status, message=exc.message), exc.status))
         if isinstance(exc, RateLimited):
+            g.retry_after = exc.retry_after  # http.py keeps it over Flask-Limiter's own header
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

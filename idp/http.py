@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_cors import CORS
 
 from idp.config import Settings
@@ -42,6 +42,8 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
         if is_api:
             headers.setdefault("Cache-Control", "no-store")
+        if "retry_after" in g:  # a service's own limit (cooldowns, per-account caps) knows better
+            headers["Retry-After"] = str(g.retry_after)
         if reset := headers.get("RateLimit-Reset"):
             # Flask-Limiter sends the epoch second; the IETF draft (and the old service) send seconds to wait
             headers["RateLimit-Reset"] = str(max(0, int(float(reset)) - int(time.time())))

@@ -5,20 +5,32 @@ Services never read `current_app`; these factories do, and hand them what they n
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import redis
 from flask import current_app
 from flask_limiter import Limiter
+from jinja2 import Environment
 from limits.strategies import RateLimiter
 
+from idp.accounts.login import LoginFlow
+from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService
 from idp.accounts.sessions import SessionService
-from idp.accounts.throttle import LoginThrottle, memory_fallback
+from idp.accounts.throttle import AccountThrottle, memory_fallback
+from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog
 from idp.clock import utcnow
 from idp.config import Settings
+from idp.delivery import Delivery, DeliveryQueue, MessageRenderer, Senders
+from idp.delivery.build import build_queue, build_senders
 from idp.extensions import db
+from idp.mfa.backup_codes import BackupCodes
+from idp.mfa.challenge import LoginChallenges
+from idp.mfa.codes import OneTimeCodes
+from idp.mfa.devices import TrustedDevices
+from idp.mfa.methods import TwoFactorService
 from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
@@ -38,9 +50,12 @@ class Components:
     limiter: Limiter
     throttle_fallback: RateLimiter
     started_at: float
+    renderer: MessageRenderer
+    senders: Senders
+    delivery_queue: DeliveryQueue
 
 
-def build_components(settings: Settings, limiter: Limiter, started_at: float) -> Components:
+def build_components(settings: Settings, limiter: Limiter, started_at: float, *, templates: Environment) -> Components:
     from datetime import timedelta
 
     box = SecretBox(settings.encryption_keys)
@@ -48,11 +63,31 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float) ->
     keys = KeyRing(lambda: db.session(), box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
     tokens = AccessTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, alg=settings.access_token_alg, clock=utcnow)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
-    return Components(settings, PasswordHashing(settings.argon2), box, keys, tokens, client, limiter, memory_fallback(), started_at)
+    senders = build_senders(settings.delivery)
+    return Components(
+        settings,
+        PasswordHashing(settings.argon2),
+        box,
+        keys,
+        tokens,
+        client,
+        limiter,
+        memory_fallback(),
+        started_at,
+        renderer=MessageRenderer(templates),
+        senders=senders,
+        delivery_queue=build_queue(settings.delivery, senders, client),
+    )
 
 
 def components() -> Components:
     return current_app.extensions["idp"]
+
+
+def delivery() -> Delivery:
+    """Email and SMS for this request's session: rendered now, sent after its commit."""
+    c = components()
+    return Delivery(db.session(), c.renderer, c.senders, c.delivery_queue)
 
 
 def audit_log() -> AuditLog:
@@ -64,9 +99,89 @@ def session_service() -> SessionService:
     return SessionService(db.session(), c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow)
 
 
+def account_throttle(limit_name: str) -> AccountThrottle:
+    """A per-account counter for one of the limits in `Settings.rate_limits`."""
+    c = components()
+    limit = getattr(c.settings.rate_limits, limit_name)
+    namespace = f"{c.settings.rate_limit_key_prefix}:{limit_name}"
+    return AccountThrottle(c.limiter.limiter, limit, namespace, c.throttle_fallback)
+
+
 def account_service() -> AccountService:
     c = components()
-    throttle = LoginThrottle(
-        c.limiter.limiter, c.settings.rate_limits.login_account, c.settings.rate_limit_key_prefix, c.throttle_fallback
+    return AccountService(
+        db.session(), c.hashing, audit_log(), session_service(), account_throttle("login_account"), security_alerts(), utcnow
     )
-    return AccountService(db.session(), c.hashing, audit_log(), session_service(), throttle, utcnow)
+
+
+# -- second factor and recovery --------------------------------------------------------------
+
+
+def security_alerts() -> SecurityAlerts:
+    return SecurityAlerts(audit_log(), delivery(), utcnow)
+
+
+def _code_key(settings: Settings) -> bytes:
+    return hashlib.sha256(b"one-time-codes:" + settings.secret_key.encode()).digest()
+
+
+def two_factor_service() -> TwoFactorService:
+    c = components()
+    session = db.session()
+    return TwoFactorService(
+        session,
+        c.box,
+        OneTimeCodes(session, _code_key(c.settings), utcnow),
+        BackupCodes(session, c.hashing, utcnow),
+        TrustedDevices(session, utcnow),
+        security_alerts(),
+        delivery(),
+        account_throttle("code_send"),
+        issuer_name=c.settings.totp_issuer,
+        clock=utcnow,
+    )
+
+
+def trusted_devices() -> TrustedDevices:
+    return TrustedDevices(db.session(), utcnow)
+
+
+def backup_codes() -> BackupCodes:
+    return BackupCodes(db.session(), components().hashing, utcnow)
+
+
+def login_challenges() -> LoginChallenges:
+    c = components()
+    session = db.session()
+    return LoginChallenges(
+        session,
+        c.box,
+        two_factor_service(),
+        OneTimeCodes(session, _code_key(c.settings), utcnow),
+        backup_codes(),
+        audit_log(),
+        account_throttle("two_factor"),
+        utcnow,
+    )
+
+
+def login_flow() -> LoginFlow:
+    return LoginFlow(account_service(), session_service(), login_challenges(), trusted_devices(), security_alerts())
+
+
+def recovery() -> Recovery:
+    c = components()
+    session = db.session()
+    return Recovery(
+        session,
+        AccountTokens(session, utcnow),
+        c.hashing,
+        session_service(),
+        trusted_devices(),
+        audit_log(),
+        security_alerts(),
+        delivery(),
+        account_throttle("code_send"),
+        frontend_url=c.settings.frontend_url,
+        clock=utcnow,
+    )

@@ -10,6 +10,7 @@ A missing PostgreSQL or Redis is an error, never a skip: CI must fail when a ser
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +37,8 @@ ROOMY_LIMITS = {
     "RATE_LIMIT_LOGIN_ACCOUNT": "1000 per minute",
     "RATE_LIMIT_REGISTER": "1000 per minute",
     "RATE_LIMIT_GENERAL": "10000 per minute",
+    "RATE_LIMIT_TWO_FACTOR": "1000 per minute",
+    "RATE_LIMIT_CODE_SEND": "1000 per minute",
 }
 KEEP_TABLES = {"alembic_version", "signing_keys"}
 BACKENDS = ("postgres", "embedded")
@@ -106,12 +109,21 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_app(backend: str, backend_config: Callable[[str], dict[str, str]], instance_dir: Path) -> Iterator[Callable[..., Flask]]:
-    """Build an app on the current backend; keyword arguments override settings."""
+def make_app(
+    backend: str, backend_config: Callable[[str], dict[str, str]], instance_dir: Path, tmp_path: Path
+) -> Iterator[Callable[..., Flask]]:
+    """Build an app on the current backend; keyword arguments override settings. Each test has its
+    own rate-limit keys, delivery queue and console outbox."""
     apps: list[Flask] = []
+    isolation = {
+        "RATE_LIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        "DELIVERY_QUEUE": f"test-{uuid.uuid4().hex}",
+        "DELIVERY_RETRY_INTERVALS": "0,0,0,0,0",
+        "OUTBOX_PATH": str(tmp_path / "outbox.jsonl"),
+    }
 
     def make(**overrides: str) -> Flask:
-        env = {**backend_config(backend), **ROOMY_LIMITS, "RATE_LIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}", **overrides}
+        env = {**backend_config(backend), **ROOMY_LIMITS, **isolation, **overrides}
         app = create_app(env, instance_path=str(instance_dir), dotenv=False)
         app.config["TESTING"] = True
         apps.append(app)
@@ -147,6 +159,44 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class Outbox:
+    """Messages the app sent through its console outbox; queued jobs are run first (an RQ burst
+    worker on the real Redis), so the postgres backend delivers exactly as in production."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        from idp.delivery.outbox import ConsoleOutbox
+
+        components = self.app.extensions["idp"]
+        queue = getattr(components.delivery_queue, "queue", None)
+        if queue is not None:
+            from rq import SimpleWorker
+
+            with self.app.app_context():
+                SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        found = ConsoleOutbox(components.settings.delivery.outbox_path).messages(limit=1000)
+        return [m for m in found if to is None or m["to"] == to]
+
+    def last(self, to: str) -> dict[str, Any]:
+        found = self.messages(to)
+        assert found, f"no message to {to}"
+        return found[0]
+
+    def code(self, to: str) -> str:
+        """The 6-digit code of the newest message to `to`."""
+        message = self.last(to)
+        match = re.search(r"\b(\d{6})\b", message.get("text") or message.get("body") or "")
+        assert match, message
+        return match.group(1)
+
+    def link_token(self, to: str) -> str:
+        match = re.search(r"token=([A-Za-z0-9_\-]+)", self.last(to)["text"])
+        assert match
+        return match.group(1)
+
+
 class Api:
     """A thin helper over the test client for the JSON API."""
 
@@ -154,6 +204,7 @@ class Api:
 
     def __init__(self, client: FlaskClient) -> None:
         self.client = client
+        self.outbox = Outbox(client.application)
 
     def register(self, username: str = "alice", email: str | None = None, password: str = PASSWORD) -> Any:
         return self.client.post(
@@ -172,6 +223,34 @@ class Api:
     @staticmethod
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
+
+    def verified_token(self, username: str = "alice") -> str:
+        """Register, verify the email through the emailed link, and return an access token."""
+        token = self.token(username)
+        assert self.client.post("/api/email/send-verification", headers=self.bearer(token)).status_code == 200
+        link_token = self.outbox.link_token(f"{username}@example.com")
+        assert self.client.post("/api/email/verify", json={"token": link_token}).status_code == 200
+        return token
+
+    def enable_totp(self, token: str) -> tuple[str, list[str]]:
+        """Set up TOTP with a code computed by pyotp; returns the secret and the backup codes.
+
+        The setup code is the previous step's (inside the drift window), so the current step's code
+        is still unused for the login that follows: each code is accepted only once."""
+        import time
+
+        import pyotp
+
+        secret = self.client.post("/api/2fa/totp/setup", headers=self.bearer(token)).json["data"]["secret"]
+        code = pyotp.TOTP(secret).at(time.time() - 30)
+        response = self.client.post("/api/2fa/totp/verify-setup", headers=self.bearer(token), json={"code": code})
+        assert response.status_code == 200, response.json
+        return secret, response.json["data"]["backupCodes"]
+
+    def challenge(self, username: str = "alice", **extra: Any) -> dict[str, Any]:
+        response = self.login(username, **extra)
+        assert response.status_code == 200 and response.json["data"].get("requiresTwoFactor"), response.json
+        return response.json["data"]
 
 
 @pytest.fixture

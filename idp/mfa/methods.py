@@ -141,6 +141,9 @@ class TwoFactorService:
         self.deliver_code(user, method, code, purpose="confirm this address for sign-in codes")
         self._db.commit()
 
+    def code_sends_blocked(self, user_id: str) -> bool:
+        return self._code_sends.blocked(user_id)
+
     def throttle_code_send(self, user_id: str) -> None:
         if self._code_sends.blocked(user_id):
             raise RateLimited("Too many codes sent; try again later", retry_after=self._code_sends.retry_after(user_id))

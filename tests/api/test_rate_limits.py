@@ -115,3 +115,19 @@ def test_an_operator_can_switch_a_limit_off(make_app):
     for _ in range(2):
         client.post("/api/auth/login", json=BAD)
     assert_limited(client.post("/api/auth/login", json=BAD))
+
+
+def test_second_factor_attempts_are_limited_per_ip_and_per_account(make_app):
+    app = make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes")
+    api = Api(app.test_client())
+    api.enable_totp(api.verified_token())
+    wrong = {"code": "000000"}
+    for n in range(3):  # per account, from three addresses: each challenge gets one wrong code
+        temp = api.challenge()["tempToken"]
+        api.client.post("/api/2fa/verify", json={"tempToken": temp, **wrong}, environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+    temp = api.challenge()["tempToken"]
+    blocked = api.client.post("/api/2fa/verify", json={"tempToken": temp, **wrong}, environ_base={"REMOTE_ADDR": "198.51.100.4"})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    for _ in range(4):  # per IP, whatever the account
+        last = api.client.post("/api/2fa/verify-backup-code", json={"tempToken": "x", "code": "y"}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
+    assert_limited(last)

@@ -146,6 +146,17 @@ def test_bad_delivery_settings_fail_fast_and_name_the_variable(tmp_path: Path, e
         delivery_settings(env, "production", tmp_path)
 
 
+def test_by_default_a_failed_job_is_retried_five_times_with_growing_waits(tmp_path: Path):
+    intervals = delivery_settings({}, "production", tmp_path).retry_intervals
+    assert len(intervals) >= 5 and list(intervals) == sorted(intervals) and intervals[0] > 0
+    assert delivery_settings({"DELIVERY_RETRY_INTERVALS": "0, 0,0"}, "test", tmp_path).retry_intervals == (0, 0, 0)
+
+
+def test_the_outbox_lives_in_the_instance_folder_unless_outbox_path_says_otherwise(tmp_path: Path):
+    assert delivery_settings({}, "development", tmp_path).outbox_path == tmp_path / "outbox.jsonl"
+    assert delivery_settings({"OUTBOX_PATH": "/tmp/x.jsonl"}, "development", tmp_path).outbox_path == Path("/tmp/x.jsonl")
+
+
 def test_smtp_defaults_follow_the_tls_mode(tmp_path: Path):
     plain = delivery_settings({"EMAIL_HOST": "smtp.example.com", "EMAIL_USER": "me@example.com"}, "production", tmp_path).smtp
     assert plain is not None and (plain.port, plain.starttls, plain.secure, plain.sender) == (587, True, False, "me@example.com")

@@ -9,11 +9,13 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
+from idp.config import DeliverySettings
 from idp.delivery.queue import RqDeliveryQueue
 from idp.extensions import db
 from idp.wiring import components, delivery
 
 CODE = "493021"
+PRODUCTION_INTERVALS = ",".join(str(i) for i in DeliverySettings.retry_intervals)
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # the backend with Redis
 
@@ -32,7 +34,7 @@ def send_code(app) -> None:
 
 
 def test_a_job_carries_only_the_rendered_strings(make_app, smtp_server, queue_name, run_worker):
-    app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name))
+    app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS=PRODUCTION_INTERVALS))
     send_code(app)
 
     [job] = queue_of(app).get_jobs()
@@ -65,20 +67,24 @@ def test_a_refused_delivery_is_retried_and_then_arrives(make_app, smtp_server, q
     assert queue_of(app).failed_job_registry.count == 0
 
 
-def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_server, queue_name, run_worker):
+def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_server, queue_name, run_worker, caplog):
     app = make_app(**twilio_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
     twilio_server.fail = 1
     with app.app_context():
         delivery().sms("+15551234567", "login-code", code=CODE, minutes=5, service_name="Example")
         db.session.commit()
 
-    run_worker(app)
+    with caplog.at_level(logging.DEBUG):
+        run_worker(app)
 
     assert [r["status"] for r in twilio_server.requests] == [500, 201]
     [sent] = twilio_server.accepted
     assert sent["user"] == twilio_server.account_sid
     assert sent["form"]["From"] == "+15005550006" and sent["form"]["To"] == "+15551234567"
     assert sent["form"]["Body"].startswith(f"{CODE} is your Example code.")
+    retried = [r.getMessage() for r in caplog.records if r.name == "idp.delivery" and "will retry" in r.getMessage()]
+    assert len(retried) == 1 and "HTTP 500" in retried[0]
+    assert not [r for r in caplog.records if CODE in r.getMessage() or CODE in (r.exc_text or "")], "a log line holds the code"
 
 
 def test_a_job_failing_every_attempt_lands_in_the_failed_registry_and_is_logged(
@@ -106,7 +112,7 @@ def test_a_job_failing_every_attempt_lands_in_the_failed_registry_and_is_logged(
 
 def test_retries_back_off_on_the_configured_schedule(make_app, smtp_server, queue_name, rq_connection, run_worker):
     """Production intervals: after a failure the job waits in the scheduled registry, it does not spin."""
-    app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name))
+    app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS=PRODUCTION_INTERVALS))
     smtp_server.refuse = 1
     send_code(app)
     [job_id] = queue_of(app).job_ids

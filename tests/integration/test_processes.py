@@ -60,7 +60,25 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def production(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[str]:
+def own_database(postgres_url: str) -> Iterator[str]:
+    """A database of its own: production keeps its signing keys under its own encryption key."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
+    name = f"{url.database}_proc"
+    conn = psycopg2.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture
+def production(tmp_path: Path, own_database: str, redis_url: str) -> Iterator[str]:
     host, port = redis_url.split("//")[1].split("/")[0].split(":")
     env = {
         **base_env(tmp_path),
@@ -68,7 +86,7 @@ def production(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[st
         "SECRET_KEY": "Zr8Tn1Wc6Hy5Bf0Gs-k3Jd9Qm2Xv7Lp4-production",
         "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         # exactly the shape the old service's users have in their .env
-        "DATABASE_URL": postgres_url + "?schema=public&connection_limit=5&pool_timeout=10",
+        "DATABASE_URL": own_database + "?schema=public&connection_limit=5&pool_timeout=10",
         "REDIS_HOST": host,
         "REDIS_PORT": port,
         "RATE_LIMIT_KEY_PREFIX": f"proc-{os.getpid()}-{time.monotonic_ns()}",

@@ -1,0 +1,37 @@
+"""Senders and queue chosen by configuration (see DeliverySettings)."""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue
+
+from idp.config import DeliverySettings
+from idp.delivery.messages import EmailSender, Senders, SmsSender
+from idp.delivery.outbox import ConsoleOutbox
+from idp.delivery.queue import DeliveryQueue, InlineDeliveryQueue, RqDeliveryQueue
+
+
+def build_senders(settings: DeliverySettings) -> Senders:
+    outbox = ConsoleOutbox(settings.outbox_path)
+    email: EmailSender | None = None
+    if settings.email_backend == "smtp" and settings.smtp:
+        from idp.delivery.smtp import SmtpEmailSender
+
+        email = SmtpEmailSender(settings.smtp)
+    elif settings.email_backend == "console":
+        email = outbox
+    sms: SmsSender | None = None
+    if settings.sms_backend == "twilio" and settings.twilio:
+        from idp.delivery.twilio_sms import TwilioSmsSender
+
+        sms = TwilioSmsSender(settings.twilio)
+    elif settings.sms_backend == "console":
+        sms = outbox
+    return Senders(email=email, sms=sms)
+
+
+def build_queue(settings: DeliverySettings, senders: Senders, connection: redis.Redis | None) -> DeliveryQueue:
+    """RQ on Redis when there is one, else inline in this process."""
+    if connection is None:
+        return InlineDeliveryQueue(senders)
+    return RqDeliveryQueue(Queue(settings.queue_name, connection=connection), settings.retry_intervals)

@@ -1,0 +1,62 @@
+"""Where messages go once their transaction commits: an RQ queue (with retries), or inline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from rq import Callback, Queue, Retry
+
+from idp.delivery import tasks
+from idp.delivery.messages import Message, OutgoingEmail, Senders
+
+log = logging.getLogger("idp.delivery")
+
+JOB_TIMEOUT = 60  # seconds: an SMTP or HTTP call that takes longer is stuck
+FAILED_TTL = 7 * 24 * 3600  # failed jobs hold codes and links: keep them for a week, not RQ's default year
+
+
+class DeliveryQueue(Protocol):
+    def submit(self, message: Message, label: str) -> None:
+        """Send `message` now or later; `label` (e.g. "email login-code") names it in logs, never its content."""
+
+
+class RqDeliveryQueue:
+    """Enqueues one RQ job per message; failed attempts are retried after `retry_intervals` seconds."""
+
+    def __init__(self, queue: Queue, retry_intervals: Sequence[int]) -> None:
+        self.queue = queue
+        self._retry_intervals = list(retry_intervals)
+
+    def submit(self, message: Message, label: str) -> None:
+        func: Callable[..., None]
+        args: tuple[str, ...]
+        if isinstance(message, OutgoingEmail):
+            func, args = tasks.deliver_email, (message.to, message.subject, message.text, message.html)
+        else:
+            func, args = tasks.deliver_sms, (message.to, message.body)
+        job = self.queue.enqueue_call(
+            func,
+            args=args,
+            description=label,  # RQ logs the description; the default one would quote the arguments
+            retry=Retry(max=len(self._retry_intervals), interval=self._retry_intervals),
+            on_failure=Callback(tasks.report_failure),
+            timeout=JOB_TIMEOUT,
+            result_ttl=0,  # a sent message leaves nothing behind in Redis
+            failure_ttl=FAILED_TTL,
+        )
+        log.info("delivery: queued %s as job %s", label, job.id)
+
+
+class InlineDeliveryQueue:
+    """No Redis: the job body runs right away in this process (after the commit), once, without retries."""
+
+    def __init__(self, senders: Senders) -> None:
+        self._senders = senders
+
+    def submit(self, message: Message, label: str) -> None:
+        try:
+            tasks.perform(message, self._senders)
+        except Exception as exc:
+            log.error("delivery of %s failed (inline, not retried): %s", label, tasks.failure_reason(exc))

@@ -1,0 +1,78 @@
+"""RQ jobs: they receive rendered strings only, and send them with the senders of the worker's app.
+
+A job is a process entry point like a view or a CLI command, so it may read `current_app`
+(the worker runs inside the app context of `flask --app wsgi worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from types import TracebackType
+from typing import Any
+
+from flask import current_app
+
+from idp.delivery.messages import Message, OutgoingEmail, OutgoingSms, Senders
+from idp.errors import DeliveryUnavailable
+
+log = logging.getLogger("idp.delivery")
+
+
+def perform(message: Message, senders: Senders) -> None:
+    """Send one message with the configured sender (the job body, queued or inline)."""
+    if isinstance(message, OutgoingEmail):
+        if senders.email is None:
+            raise DeliveryUnavailable("Email delivery is not configured")
+        senders.email.send_email(message)
+    else:
+        if senders.sms is None:
+            raise DeliveryUnavailable("SMS delivery is not configured")
+        senders.sms.send_sms(message)
+
+
+def deliver_email(to: str, subject: str, text: str, html: str) -> None:
+    perform(OutgoingEmail(to=to, subject=subject, text=text, html=html), _senders())
+
+
+def deliver_sms(to: str, body: str) -> None:
+    perform(OutgoingSms(to=to, body=body), _senders())
+
+
+def _senders() -> Senders:
+    senders: Senders = current_app.extensions["idp"].senders
+    return senders
+
+
+def report_failure(job: Any, connection: Any, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """RQ failure callback, run after every failed attempt: a warning while retries remain, then an error.
+
+    Never logs the job's arguments: they hold the message body, codes and links.
+    """
+    if job.retries_left:
+        log.warning("delivery job %s (%s) failed, will retry (%d left): %s", job.id, job.description, job.retries_left, failure_reason(exc))
+    else:
+        log.error(
+            "delivery job %s (%s) failed for good; kept in the failed job registry of queue %s: %s",
+            job.id,
+            job.description,
+            job.origin,
+            failure_reason(exc),
+        )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a send failed, without the content of the message (exception texts can quote it)."""
+    name = type(exc).__name__
+    if isinstance(exc, smtplib.SMTPResponseException):
+        detail = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        return f"{name}: SMTP {exc.smtp_code} {detail[:200]}"
+    if isinstance(exc, DeliveryUnavailable):
+        return f"{name}: {exc.message}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{name}: {exc.strerror}"
+    status = getattr(exc, "status", None)  # twilio.base.exceptions.TwilioRestException
+    code = getattr(exc, "code", None)
+    if isinstance(status, int):
+        return f"{name}: HTTP {status}" + (f", error {code}" if code else "")
+    return name

@@ -1,0 +1,169 @@
+"""SMS and email methods, sent codes (SECURITY.md 8), method management, recent authentication (6) and alerts (13)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import time_machine
+
+from idp.clock import utcnow
+from idp.extensions import db
+from idp.mfa.models import OneTimeCode
+
+PHONE = "+14155550123"
+
+
+def enable_sms(api, token: str) -> dict:
+    assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE}).status_code == 200
+    response = api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code(PHONE)})
+    assert response.status_code == 200, response.json
+    return response.json["data"]
+
+
+def test_sms_setup_sends_a_six_digit_code_and_enables_sms(api, app):
+    token = api.verified_token()
+    data = enable_sms(api, token)
+    assert len(data["backupCodes"]) == 10  # 2FA went from off to on
+    methods = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    assert [(m["type"], m["phoneNumber"]) for m in methods] == [("sms", "***0123")]
+    assert methods[0]["verifiedAt"] and methods[0]["createdAt"]
+    with app.app_context():
+        stored = db.session.scalars(db.select(OneTimeCode.code_hash)).all()
+    assert stored and all(len(h) == 64 for h in stored)
+
+
+def test_phone_numbers_must_be_e164(api):
+    token = api.verified_token()
+    response = api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "0415 555 0123"})
+    assert response.status_code == 400 and response.json["errors"][0].startswith("phoneNumber:")
+
+
+def test_email_method_login_sends_the_code_by_itself_and_accepts_it_once(api):
+    token = api.verified_token()
+    api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "Codes@Example.com"})
+    api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code("codes@example.com")})
+    methods = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    assert methods[0]["email"] == "cod***@example.com"
+    challenge = api.challenge()
+    assert challenge["methods"] == ["email", "backup_code"]
+    code = api.outbox.code("codes@example.com")
+    ok = api.client.post("/api/2fa/verify", json={"tempToken": challenge["tempToken"], "code": code})
+    assert ok.status_code == 200
+    replay = api.client.post("/api/2fa/verify", json={"tempToken": api.challenge()["tempToken"], "code": code})
+    assert replay.status_code == 400
+
+
+def test_a_sent_code_expires_after_five_minutes(api):
+    enable_sms(api, api.verified_token())
+    temp = api.challenge()["tempToken"]
+    code = api.outbox.code(PHONE)
+    with time_machine.travel(utcnow() + timedelta(minutes=4, seconds=59), tick=False):
+        pass
+    with time_machine.travel(utcnow() + timedelta(minutes=5, seconds=1), tick=False):
+        response = api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code})
+    assert response.status_code in (400, 401)
+
+
+def test_a_login_code_is_bound_to_its_challenge(api):
+    enable_sms(api, api.verified_token())
+    first = api.challenge()["tempToken"]
+    first_code = api.outbox.code(PHONE)
+    now = utcnow() + timedelta(seconds=31)
+    with time_machine.travel(now, tick=False):
+        second = api.challenge()["tempToken"]
+        assert api.client.post("/api/2fa/verify", json={"tempToken": second, "code": first_code}).status_code == 400
+        assert api.client.post("/api/2fa/verify", json={"tempToken": first, "code": first_code}).status_code == 200
+
+
+def test_resend_waits_30_seconds_and_sends_a_new_code(api):
+    enable_sms(api, api.verified_token())
+    temp = api.challenge()["tempToken"]
+    too_soon = api.client.post("/api/2fa/resend", json={"tempToken": temp, "method": "sms"})
+    assert too_soon.status_code == 429 and 0 < int(too_soon.headers["Retry-After"]) <= 30
+    old = api.outbox.code(PHONE)
+    with time_machine.travel(utcnow() + timedelta(seconds=31), tick=False):
+        assert api.client.post("/api/2fa/resend", json={"tempToken": temp, "method": "sms"}).status_code == 200
+        new = api.outbox.code(PHONE)
+        if new != old:
+            assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": old}).status_code == 400
+        assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": new}).status_code == 200
+
+
+def test_resend_for_a_method_the_user_does_not_have_is_400(api):
+    enable_sms(api, api.verified_token())
+    response = api.client.post("/api/2fa/resend", json={"tempToken": api.challenge()["tempToken"], "method": "email"})
+    assert response.status_code == 400
+
+
+def test_codes_sent_per_user_are_capped_per_hour(make_app):
+    from tests.conftest import Api
+
+    api = Api(make_app(RATE_LIMIT_CODE_SEND="3 per hour").test_client())
+    token = api.verified_token()  # the verification email is the first code sent
+    for _ in range(2):
+        assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE}).status_code == 200
+    capped = api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE})
+    assert capped.status_code == 429 and int(capped.headers["Retry-After"]) > 0
+
+
+def test_a_new_phone_does_not_replace_the_old_one_until_verified(api):
+    token = api.verified_token()
+    enable_sms(api, token)
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+442071234567"})
+    methods = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    assert [m["phoneNumber"] for m in methods] == ["***0123"]  # the pending number is not active
+    api.challenge()
+    assert api.outbox.last(PHONE)  # login codes still go to the verified phone
+    response = api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code("+442071234567")})
+    assert response.status_code == 200 and "backupCodes" not in response.json["data"]
+    methods = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    assert [m["phoneNumber"] for m in methods] == ["***4567"]
+
+
+def test_removing_the_last_method_turns_2fa_off_and_deletes_backup_codes(api):
+    token = api.verified_token()
+    api.enable_totp(token)
+    method = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"][0]
+    response = api.client.delete(f"/api/2fa/methods/{method['id']}", headers=api.bearer(token))
+    assert response.status_code == 200 and response.json["data"]["twoFactorEnabled"] is False
+    assert api.client.get("/api/2fa/backup-codes/count", headers=api.bearer(token)).json["data"]["count"] == 0
+    assert "accessToken" in api.login("alice").json["data"]
+
+
+def test_removing_one_of_two_methods_keeps_2fa_on(api):
+    token = api.verified_token()
+    secret, _ = api.enable_totp(token)
+    enable_sms(api, token)
+    methods = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    totp = next(m for m in methods if m["type"] == "totp")
+    assert api.client.delete(f"/api/2fa/methods/{totp['id']}", headers=api.bearer(token)).json["data"]["twoFactorEnabled"] is True
+    assert api.challenge()["methods"] == ["sms", "backup_code"]
+
+
+def test_sensitive_changes_need_a_recent_sign_in(api):
+    """SECURITY.md 6: after the 10-minute window, removing a method or regenerating backup codes is
+    refused although the access token (15 minutes) is still valid."""
+    token = api.verified_token()
+    api.enable_totp(token)
+    method = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"][0]
+    with time_machine.travel(utcnow() + timedelta(minutes=10, seconds=5), tick=False):
+        assert api.client.get("/api/auth/me", headers=api.bearer(token)).status_code == 200
+        for method_name, path in [("delete", f"/api/2fa/methods/{method['id']}"), ("post", "/api/2fa/backup-codes/generate")]:
+            response = getattr(api.client, method_name)(path, headers=api.bearer(token))
+            assert response.status_code == 403 and response.json["code"] == "reauthentication_required", path
+    assert api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]  # nothing was removed
+
+
+def test_every_factor_change_is_audited_and_emailed(api):
+    """SECURITY.md 13."""
+    token = api.verified_token()
+    secret, _ = api.enable_totp(token)
+    api.client.post("/api/2fa/backup-codes/generate", headers=api.bearer(token))
+    method = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"][0]
+    api.client.delete(f"/api/2fa/methods/{method['id']}", headers=api.bearer(token))
+    actions = [e["action"] for e in api.client.get("/api/audit-logs?limit=50", headers=api.bearer(token)).json["data"]["logs"]]
+    assert {"2fa_enabled", "backup_codes_generated", "2fa_disabled"} <= set(actions)
+    alerts = [m for m in api.outbox.messages("alice@example.com") if "verify" not in m["subject"].lower()]
+    texts = " ".join(m["text"] for m in alerts)
+    assert len(alerts) >= 3
+    assert "authenticator app" in texts.lower() and "backup codes" in texts.lower() and "removed" in texts.lower()
