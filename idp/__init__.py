@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.errors import register_error_handlers
     from idp.extensions import db, migrate
     from idp.http import register_http_policies
+    from idp.oidc.jwks import JwksEndpoint
     from idp.ratelimits import install_limiter
     from idp.wiring import build_components
 
@@ -79,6 +80,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     register_outbox_page(app, settings)
     limiter = install_limiter(app, settings, general=api, exempt=exempt)
     app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
+    app.wsgi_app = JwksEndpoint(app.wsgi_app, app, app.extensions["idp"].keys)  # type: ignore[method-assign]
     cli.register(app)
     logging.basicConfig(level=logging.INFO)
     return app

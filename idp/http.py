@@ -28,20 +28,29 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
             max_age=600,
         )
 
+    common = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ]
+    if not settings.is_development:
+        common.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+    api_headers = [("Content-Security-Policy", API_CSP), ("Cache-Control", "no-store"), *common]
+    json_headers = [("Content-Security-Policy", API_CSP), *common]
+    page_headers = [("Content-Security-Policy", PAGE_CSP), *common]
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         headers = response.headers
-        is_api = request.path.startswith(api_prefix)
-        headers.setdefault("Content-Security-Policy", API_CSP if is_api or response.is_json else PAGE_CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-        if not settings.is_development:
-            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if is_api:
-            headers.setdefault("Cache-Control", "no-store")
+        if request.path.startswith(api_prefix):
+            chosen = api_headers
+        else:
+            chosen = json_headers if response.is_json else page_headers
+        for name, value in chosen:
+            if name not in headers:
+                headers[name] = value
         if "retry_after" in g:  # a service's own limit (cooldowns, per-account caps) knows better
             headers["Retry-After"] = str(g.retry_after)
         if reset := headers.get("RateLimit-Reset"):

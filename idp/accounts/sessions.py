@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import Session, User
@@ -17,7 +17,21 @@ from idp.models import new_id
 from idp.security.digests import digest, random_token
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 
-API_CLIENT_ID = "idp-api"  # the JSON API is a built-in first-party client of the token service
+API_CLIENT_ID = "idp-api"
+
+_sessions = Session.__table__
+# Refresh-token rotation as one Core statement: matches only the current token of a live session.
+ROTATE = (
+    update(_sessions)
+    .where(
+        _sessions.c.id == bindparam("session_id"),
+        _sessions.c.token_hash == bindparam("old_hash"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > bindparam("now"),
+    )
+    .values(token_hash=bindparam("new_hash"), last_used_at=bindparam("now"))
+    .returning(_sessions.c.user_id, _sessions.c.client_id, _sessions.c.auth_time, _sessions.c.amr, _sessions.c.expires_at)
+)  # the JSON API is a built-in first-party client of the token service
 
 
 @dataclass(frozen=True)
@@ -102,22 +116,16 @@ class SessionService:
         session_id, _ = parts
         now = self._clock()
         new_token = f"{session_id}.{random_token()}"
-        row = self._db.execute(
-            update(Session)
-            .where(
-                Session.id == session_id,
-                Session.token_hash == digest(refresh_token),
-                Session.revoked_at.is_(None),
-                Session.expires_at > now,
-            )
-            .values(token_hash=digest(new_token), last_used_at=now)
-            .returning(Session.user_id, Session.client_id, Session.auth_time, Session.amr, Session.expires_at)
+        # The hot path: one statement, one round trip (autocommit; the UPDATE is atomic by itself).
+        connection = self._db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        row = connection.execute(
+            ROTATE,
+            {"session_id": session_id, "old_hash": digest(refresh_token), "new_hash": digest(new_token), "now": now},
         ).one_or_none()
         if row is None:
             self._db.rollback()
             self._detect_reuse(session_id, now, client)
             raise InvalidRefreshToken()
-        self._db.commit()
         return self._issue(row.user_id, session_id, row.client_id, row.auth_time, row.amr.split(), new_token, row.expires_at)
 
     def _detect_reuse(self, session_id: str, now: datetime, client: ClientInfo) -> None:

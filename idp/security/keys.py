@@ -77,6 +77,13 @@ class KeyRing:
                     snap = self._snapshot = self._load()
         return snap
 
+    def cached(self) -> KeySnapshot | None:
+        """The cached snapshot if it is still fresh, without touching the database."""
+        snap = self._snapshot
+        if snap is None or time.monotonic() - snap.loaded_at > self._refresh_seconds:
+            return None
+        return snap
+
     def reload(self) -> KeySnapshot:
         """Forget the cache (after a rotation, or when a token names an unknown kid)."""
         with self._lock:

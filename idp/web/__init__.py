@@ -13,7 +13,4 @@ def home() -> str:
 
 
 def register(app: Flask) -> None:
-    from idp.oidc import jwks
-
     app.register_blueprint(bp)
-    app.register_blueprint(jwks.bp)
