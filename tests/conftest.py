@@ -9,6 +9,7 @@ A missing PostgreSQL or Redis is an error, never a skip: CI must fail when a ser
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -44,9 +45,9 @@ KEEP_TABLES = {"alembic_version", "signing_keys"}
 BACKENDS = ("postgres", "embedded")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database for this run, dropped at the end."""
+@contextlib.contextmanager
+def temporary_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
     admin = make_url(ADMIN_DATABASE_URL)
     name = f"idp_test_{uuid.uuid4().hex[:10]}"
     try:
@@ -60,6 +61,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The run's database for the postgres backend."""
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -114,12 +114,17 @@ class Recovery:
         self._audit.record("email_verification_sent", user_id=user.id, client=client)
         self._db.commit()
 
-    def verify_email(self, token: str, *, client: ClientInfo) -> User:
-        row = self._tokens.consume(token, "verify_email")
+    def _user_of(self, token: str, purpose: str, invalid: str) -> User:
+        """The user a live link token was sent to (consumed now), if the address is still theirs."""
+        row = self._tokens.consume(token, purpose)
         user = self._db.get(User, row.user_id) if row else None
         if row is None or user is None or user.email != row.email:
             self._db.rollback()
-            raise InvalidToken("This verification link is invalid or has expired")
+            raise InvalidToken(invalid)
+        return user
+
+    def verify_email(self, token: str, *, client: ClientInfo) -> User:
+        user = self._user_of(token, "verify_email", "This verification link is invalid or has expired")
         user.email_verified = True
         user.updated_at = self._clock()
         self._audit.record("email_verified", user_id=user.id, client=client)
@@ -143,11 +148,7 @@ class Recovery:
     def reset_password(self, token: str, new_password: str, *, client: ClientInfo) -> User:
         """Set a new password from a reset link. Every session and trusted device is revoked; an
         enabled second factor stays required at the next login."""
-        row = self._tokens.consume(token, "password_reset")
-        user = self._db.get(User, row.user_id) if row else None
-        if row is None or user is None or user.email != row.email:
-            self._db.rollback()
-            raise InvalidToken("This reset link is invalid or has expired")
+        user = self._user_of(token, "password_reset", "This reset link is invalid or has expired")
         problems = password_problems(new_password, email=user.email, username=user.username)
         if problems:
             self._db.rollback()  # the link stays usable for a better password

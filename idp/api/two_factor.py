@@ -20,6 +20,7 @@ from idp.api.schemas import (
     VerifySetupRequest,
 )
 from idp.api.users import device_view, method_view, user_summary
+from idp.mfa.challenge import SecondFactorPassed
 from idp.ratelimits import rate_limited
 from idp.wiring import backup_codes, login_challenges, login_flow, trusted_devices, two_factor_service
 
@@ -81,13 +82,9 @@ def email_verify_setup() -> Response:
 # -- login -------------------------------------------------------------------------------
 
 
-@bp.post("/verify")
-@rate_limited("two_factor")
-def verify() -> Response:
-    data = parse(VerifyLoginRequest)
-    client = client_info()
-    passed = login_challenges().verify(data.temp_token, data.code, client=client)
-    outcome = login_flow().with_second_factor(passed, trust_device=data.trust_device, device_name=data.device_name, client=client)
+def _sign_in(passed: SecondFactorPassed, *, trust_device: bool = False, device_name: str | None = None) -> Response:
+    """Finish the login after a passed second factor: tokens, and the device cookie when trusted."""
+    outcome = login_flow().with_second_factor(passed, trust_device=trust_device, device_name=device_name, client=client_info())
     assert outcome.tokens is not None
     body: dict[str, Any] = {"user": user_summary(outcome.user)}
     if outcome.device_token:
@@ -98,15 +95,19 @@ def verify() -> Response:
     return response
 
 
+@bp.post("/verify")
+@rate_limited("two_factor")
+def verify() -> Response:
+    data = parse(VerifyLoginRequest)
+    passed = login_challenges().verify(data.temp_token, data.code, client=client_info())
+    return _sign_in(passed, trust_device=data.trust_device, device_name=data.device_name)
+
+
 @bp.post("/verify-backup-code")
 @rate_limited("two_factor")
 def verify_backup_code() -> Response:
     data = parse(VerifyBackupCodeRequest)
-    client = client_info()
-    passed = login_challenges().verify_backup_code(data.temp_token, data.code, client=client)
-    outcome = login_flow().with_second_factor(passed, trust_device=False, device_name=None, client=client)
-    assert outcome.tokens is not None
-    return signed_in({"user": user_summary(outcome.user)}, outcome.tokens)
+    return _sign_in(login_challenges().verify_backup_code(data.temp_token, data.code, client=client_info()))
 
 
 @bp.post("/resend")

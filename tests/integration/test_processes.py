@@ -15,6 +15,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.conftest import temporary_database
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Correct-Horse-9!"
 
@@ -60,21 +62,10 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def own_database(postgres_url: str) -> Iterator[str]:
+def own_database() -> Iterator[str]:
     """A database of its own: production keeps its signing keys under its own encryption key."""
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_url)
-    name = f"{url.database}_proc"
-    conn = psycopg2.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture
