@@ -23,8 +23,20 @@ from cryptography.fernet import Fernet
 from bench.argon2_floor import Floor, measure_floor
 from bench.measure import Measurement, Row, Target, error_text
 from bench.report import facts_text, text_table, write_markdown
-from bench.services import ROOT, BenchError, Database, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
-from bench.stress import BenchUser, Phase, PhaseResult, make_users, old_service_stress, refresh_tokens, register, run_flow
+from bench.services import ROOT, BenchError, Database, DeliveryWorker, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
+from bench.stress import (
+    BenchUser,
+    Outbox,
+    Phase,
+    PhaseResult,
+    enable_totp,
+    make_users,
+    old_service_stress,
+    refresh_tokens,
+    register,
+    run_flow,
+    two_factor_logins,
+)
 from bench.wrk import run_wrk
 
 if TYPE_CHECKING:
@@ -41,6 +53,8 @@ JWKS_TARGET = Target("≥ 0.80 of bare (aim 0.95)", ratio_floor=0.80)
 REFRESH_TARGET = Target("≥ 0.20 of bare (aim 0.30; issue 0.35)", ratio_floor=0.20, issue_ratio=0.35)
 LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
 STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
+NO_ERROR_TARGET = Target("no unexpected error")
+ROOMY_LIMITS = ("login", "login_account", "register", "two_factor", "code_send")
 
 
 def general_limit_setting() -> str:
@@ -60,7 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=500, help="stress test accounts (default 500)")
     parser.add_argument("--logins-per-user", type=int, default=15, help="stress test logins per account (default 15)")
     parser.add_argument("--concurrency", type=int, default=100, help="stress test requests in flight (default 100)")
-    parser.add_argument("--stress-budget", type=float, default=200.0, help="seconds after which the stress test stops starting requests")
+    parser.add_argument("--stress-budget", type=float, default=200.0, help="seconds after which the stress test stops starting requests (default 200)")
+    parser.add_argument("--twofa-users", type=int, default=200, help="accounts of the stress test that enable TOTP for the 2FA login (default 200)")
+    parser.add_argument("--twofa-flows-per-user", type=int, default=2, help="2FA logins per account (default 2: no wait for a fresh TOTP step)")
+    parser.add_argument("--twofa-concurrency", type=int, default=16, help="2FA login flows in flight (default 16)")
+    parser.add_argument("--twofa-budget", type=float, default=120.0, help="seconds after which the 2FA scenario stops starting flows (default 120)")
     parser.add_argument("--no-pin", action="store_true", help="skip the 1-core (pinned) configuration")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
@@ -70,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL") or os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    for name in ("seconds", "connections", "users", "logins_per_user", "concurrency"):
+    for name in ("seconds", "connections", "users", "logins_per_user", "concurrency", "twofa_users", "twofa_flows_per_user", "twofa_concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -93,6 +111,9 @@ class Bench:
         self.db = Database(args.database_url, f"idp_bench_{run_id}")
         self.redis = RedisSpace(args.redis_url, f"bench-{run_id}")
         self.servers: list[Server] = []
+        self.worker: DeliveryWorker | None = None
+        self.outbox_path = out_dir / "outbox.jsonl"
+        self.stress_users: list[BenchUser] = []
         self.rows: list[Row] = []
         self.facts: list[tuple[str, str]] = []
         self.notes: list[str] = []
@@ -109,12 +130,15 @@ class Bench:
             REDIS_URL=self.redis.url,
             RATE_LIMIT_KEY_PREFIX=self.redis.prefix,
             RATE_LIMIT_GENERAL=general_limit_setting(),
-            RATE_LIMIT_LOGIN=ROOMY_LIMIT,
-            RATE_LIMIT_LOGIN_ACCOUNT=ROOMY_LIMIT,
-            RATE_LIMIT_REGISTER=ROOMY_LIMIT,
             SECRET_KEY=secrets.token_urlsafe(48),
             ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+            # mail: no EMAIL_HOST, so IDP_ENV=test writes it to the console outbox, delivered by the RQ worker
+            OUTBOX_PATH=str(self.outbox_path),
+            DELIVERY_QUEUE=f"{self.redis.prefix}-delivery",
         )
+        env.update({f"RATE_LIMIT_{name.upper()}": ROOMY_LIMIT for name in ROOMY_LIMITS})
+        for name in ("EMAIL_HOST", "EMAIL_BACKEND", "TWILIO_ACCOUNT_SID", "SMS_BACKEND"):
+            env.pop(name, None)
         return env
 
     def prepare(self) -> None:
@@ -132,9 +156,18 @@ class Bench:
             server.start(ready)
         return idp, bare
 
+    def start_worker(self) -> None:
+        self.worker = DeliveryWorker(self.env, self.out)
+        self.worker.start()
+
     def stop_servers(self) -> None:
-        while self.servers:
-            self.servers.pop().stop()
+        try:
+            if self.worker is not None:
+                self.worker.stop()
+                self.worker = None
+        finally:
+            while self.servers:
+                self.servers.pop().stop()
 
     def clean_up(self) -> None:
         try:
@@ -165,7 +198,8 @@ class Bench:
             ("access-token signing", settings.access_token_alg),
             ("database", f"{self.db.server_version()} (fresh database per run); {self.redis.version()} for rate limits"),
             ("gunicorn", f"{gunicorn.__version__}, gthread, {workers} workers × {threads} threads (gunicorn.conf.py)"),
-            ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login and register {ROOMY_LIMIT} (Redis)"),
+            ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login, register, two-factor and code send {ROOMY_LIMIT} (Redis)"),
+            ("mail", f"console outbox (OUTBOX_PATH in the run's folder), queued on RQ ({self.env['DELIVERY_QUEUE']}), one `flask --app wsgi worker`"),
             ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run; httpx {httpx.__version__} (async)"),
             ("Python", f"{platform.python_version()}, IDP_ENV=test"),
             ("load average at start", " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min; other processes share these cores)"),
@@ -250,17 +284,24 @@ class Bench:
 
     def stress(self, idp: Server, cores: str) -> None:
         a = self.args
-        users = make_users(self.run_id, "u", a.users)
+        users = self.stress_users = make_users(self.run_id, "u", a.users)
         deadline = time.monotonic() + a.stress_budget
         latencies: list[float] = []
         errors: Counter[str] = Counter()
         seconds = cpu_ms = 0.0
         not_run = 0
-        for phase in old_service_stress(a.logins_per_user):
+        delivery_delays: list[float] = []
+        for phase in old_service_stress(a.logins_per_user, Outbox(self.outbox_path), delivery_delays):
             count = len(users) * phase.rounds
-            _log(f"stress: {phase.name}, {count:,} requests, {a.concurrency} in flight")
+            _log(f"stress: {phase.name}, {count:,} {'users' if phase.name == 'email verification' else 'requests'}, {a.concurrency} in flight")
+            worker_cpu = self.worker.cpu_seconds() if self.worker else 0.0
             result = self.flow(idp, phase, users, concurrency=a.concurrency, budget_s=max(0.0, deadline - time.monotonic()))
-            self.add(f"stress: {phase.name} ({count:,}, {a.concurrency} in flight)", cores, result.m, target=STRESS_TARGET)
+            if phase.name == "email verification":
+                # set-up of the TOTP phase: send-verification and email/verify for each user, apart from the test's figures
+                self.add(f"stress: email verification (send + verify, {count:,} users, {a.concurrency} in flight)", cores, result.m, target=NO_ERROR_TARGET)
+                self.delivery_note(delivery_delays, (self.worker.cpu_seconds() if self.worker else 0.0) - worker_cpu)
+                continue
+            self.add(f"stress: {self.stress_name(phase)} ({count:,}, {a.concurrency} in flight)", cores, result.m, target=STRESS_TARGET)
             latencies += result.latencies
             errors += result.m.errors
             seconds += result.m.seconds
@@ -279,8 +320,58 @@ class Bench:
         if rss:
             self.notes.append("Worker RSS after the stress test: " + ", ".join(f"{r:.0f} MiB" for r in rss) + " (target under 200 MB).")
 
+    @staticmethod
+    def stress_name(phase: Phase) -> str:
+        return {"register": "register", "totp/setup": "POST /api/2fa/totp/setup", "login": "login"}.get(phase.name, phase.name)
+
+    def delivery_note(self, delays: list[float], worker_cpu_s: float) -> None:
+        if not delays:
+            self.notes.append("Email verification: no verification email reached the outbox.")
+            return
+        m = Measurement.from_latencies(delays, 0.0, Counter())
+        self.notes.append(
+            f"Email verification (set-up of the TOTP phase, not in the whole-test row): {len(delays):,} verification emails went "
+            f"through RQ and one delivery worker; from the send-verification answer to the line in the outbox p50 "
+            f"{m.p50_ms or 0:,.0f} ms, p95 {m.p95_ms or 0:,.0f} ms, p99 {m.p99_ms or 0:,.0f} ms; the worker (with its per-job "
+            f"work horses) used {worker_cpu_s / len(delays) * 1000:.1f} ms of CPU per email."
+        )
+
+    def two_factor(self, idp: Server, cores: str, workers: int, threads: int) -> None:
+        """Enable TOTP for some accounts of the stress test, then log in with password + TOTP code."""
+        a = self.args
+        users = [u for u in self.stress_users if u.totp_secret and u.access_token][: a.twofa_users]
+        if not users:
+            self.notes.append("2FA login: not run, no account of the stress test finished the TOTP setup.")
+            return
+        deadline = time.monotonic() + a.twofa_budget
+        in_flight = workers * threads
+        _log(f"2FA: enabling TOTP for {len(users)} accounts (totp/verify-setup, {in_flight} in flight)")
+        enable = self.flow(idp, Phase("totp/verify-setup", enable_totp), users, concurrency=in_flight, budget_s=a.twofa_budget)
+        self.add(f"2FA: POST /api/2fa/totp/verify-setup ({len(users)}, {in_flight} in flight)", cores, enable.m, target=NO_ERROR_TARGET)
+        enabled = [u for u in users if u.totp_enabled]
+        flows = len(enabled) * a.twofa_flows_per_user
+        _log(f"2FA login: {flows:,} flows (login → 2fa/verify), {len(enabled)} accounts, {a.twofa_concurrency} in flight")
+        cpu_before = idp.cpu_seconds()
+        result = two_factor_logins(
+            idp.base_url, enabled, flows_per_user=a.twofa_flows_per_user, concurrency=a.twofa_concurrency,
+            budget_s=max(0.0, deadline - time.monotonic()),
+        )
+        if result.flow.requests:
+            result.flow.server_cpu_ms = (idp.cpu_seconds() - cpu_before) / result.flow.requests * 1000
+        self.add(f"2FA login: whole flow, req/s = flows/s ({flows:,}, {a.twofa_concurrency} in flight)", cores, result.flow, target=NO_ERROR_TARGET)
+        self.add("2FA login: POST /api/auth/login → tempToken", cores, result.login, target=NO_ERROR_TARGET)
+        self.add("2FA login: POST /api/2fa/verify (TOTP)", cores, result.verify, target=NO_ERROR_TARGET)
+        per_enable = enable.m.server_cpu_ms or 0
+        self.notes.append(
+            f"2FA: enabling TOTP (verify-setup) cost the workers {per_enable:.0f} ms of CPU per request: it hashes 10 new backup "
+            f"codes with Argon2id; a two-factor login cost {result.flow.server_cpu_ms or 0:.1f} ms per flow (one Argon2 verification "
+            f"for the password). {len(enabled)} accounts, {a.twofa_flows_per_user} flow(s) each, a TOTP code for a step after the "
+            f"account's last one every time; {result.waits} flow(s) waited {result.wait_s:.1f} s in all for a fresh step "
+            "(not counted in the flow's latency)."
+        )
+
     def server_log_problems(self) -> None:
-        for path in sorted(self.out.glob("idp-*.log")):
+        for path in sorted([*self.out.glob("idp-*.log"), *self.out.glob("worker.log")]):
             text = path.read_text(errors="replace")
             found = {kind: text.count(kind) for kind in ("Traceback", "WORKER TIMEOUT", "Internal server error", "[ERROR]") if kind in text}
             if found:
@@ -290,7 +381,7 @@ class Bench:
         _log(f"database {self.db.name}, Redis prefix {self.redis.prefix}, logs in {self.out.relative_to(ROOT)}")
         self.prepare()
         pinned = not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
-        workers, _ = self.record_configuration(pinned)
+        workers, threads = self.record_configuration(pinned)
         print(facts_text(self.facts), flush=True)
         configurations = ([("1 core", "0", "1")] if pinned else []) + [("2 cores", None, None)]
         seeds: list[BenchUser] = []
@@ -303,8 +394,10 @@ class Bench:
             self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0)
             if cores == "2 cores":
                 self.password_login(idp, cores, seeds, workers)
-                _log(f"stress test: {self.args.users} registrations, then {self.args.users * self.args.logins_per_user:,} logins")
+                self.start_worker()
+                _log(f"stress test: {self.args.users} registrations, TOTP setups, then {self.args.users * self.args.logins_per_user:,} logins")
                 self.stress(idp, cores)
+                self.two_factor(idp, cores, workers, threads)
             self.stop_servers()
         self.server_log_problems()
         self.notes.append("Load average at the end: " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + ".")

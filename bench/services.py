@@ -1,4 +1,5 @@
-"""What a run needs around the service: wrk, a throw-away database, a Redis key space, gunicorn.
+"""What a run needs around the service: wrk, a throw-away database, a Redis key space, gunicorn
+and the delivery worker.
 
 Everything started here is stopped by its own process id; nothing listens beyond 127.0.0.1.
 """
@@ -235,6 +236,63 @@ class Server:
                         os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class DeliveryWorker:
+    """One `flask --app wsgi worker` process (the RQ worker that sends the queued email), same environment."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_dir / "worker.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self, *, timeout: float = 45) -> None:
+        command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+        self._log = open(self.log_path, "ab")
+        self._process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BenchError(f"the delivery worker exited with {self._process.returncode}:\n{self.log_tail()}")
+            text = self.log_path.read_text(errors="replace")
+            if "delivery worker on queue" in text and "Listening on" in text:
+                return
+            time.sleep(0.2)
+        raise BenchError(f"the delivery worker did not start within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the worker and its finished children (the per-job work horses)."""
+        if self._process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, *, timeout: float = 15) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)  # RQ: warm shutdown, the current job finishes
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # the process group this run created for it
+                process.wait(timeout=5)
+            except ProcessLookupError:
+                pass
         if self._log is not None:
             self._log.close()
             self._log = None

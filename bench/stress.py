@@ -1,28 +1,44 @@
-"""Multi-step flows with a lean async client: the old service's stress test, and session seeding.
+"""Multi-step flows with a lean async client: the old service's stress test, the two-factor
+login, and session seeding.
 
 A flow is a sequence of phases; each phase runs one action per user (and per round) with a fixed
 number of requests in flight, and is measured on its own.
+
+TOTP codes: the server accepts a code for the steps current - 1 .. current + 1, each step once per
+user, and only steps after the last one used (API.md). Every code sent here is for a step after
+the user's last one (`BenchUser.last_step`, reserved before the request goes out), and never for a
+step that can leave the accepted window while the request waits: the previous step only with
+SETUP_MARGIN_S to spare, otherwise the current or the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import json
 import re
 import secrets
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
+import pyotp
 
 from bench.measure import Measurement
 from bench.services import BenchError
 
 REFRESH_COOKIE = re.compile(r"refreshToken=([^;]+)")
+LINK_TOKEN = re.compile(r"[?&]token=([^&\s]+)")
 REQUEST_TIMEOUT_S = 30.0
+MAIL_TIMEOUT_S = 60.0  # from send-verification to the message in the outbox
+TOTP_STEP_S = 30
+SETUP_MARGIN_S = 10.0  # the previous step's code is sent only while its window has this long left
+SKIPPED = "skipped (an earlier step failed)"
 
 
 @dataclass
@@ -32,6 +48,19 @@ class BenchUser:
     password: str
     access_token: str | None = None
     refresh_token: str | None = None
+    email_verified: bool = False
+    totp_secret: str | None = None  # from totp/setup (pending until verify-setup)
+    totp_enabled: bool = False
+    last_step: int = 0  # the last TOTP step a code was sent for: the next code must be for a later one
+
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def next_code(self, *, earliest_step: int) -> str:
+        """A code for the first step after the last one used and not before `earliest_step`; reserved at once."""
+        assert self.totp_secret is not None
+        self.last_step = max(self.last_step + 1, earliest_step)
+        return pyotp.TOTP(self.totp_secret).at(self.last_step * TOTP_STEP_S)
 
 
 def make_users(run_id: str, tag: str, count: int) -> list[BenchUser]:
@@ -63,18 +92,28 @@ class Probe:
     errors: Counter[str] = field(default_factory=Counter)
 
     async def post(self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None) -> httpx.Response | None:
+        response, _ = await self.send(path, body, expect=expect, headers=headers)
+        return response
+
+    async def send(
+        self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None
+    ) -> tuple[httpx.Response | None, str | None]:
+        """The response if its status is `expect`, else None and the kind of error (also counted)."""
         began = time.perf_counter()
         try:
             response = await self.client.post(path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             self.latencies.append(time.perf_counter() - began)
-            self.errors[type(exc).__name__] += 1
-            return None
+            return None, self.unexpected(type(exc).__name__)
         self.latencies.append(time.perf_counter() - began)
         if response.status_code != expect:
-            self.errors[f"HTTP {response.status_code}"] += 1
-            return None
-        return response
+            return None, self.unexpected(f"HTTP {response.status_code}")
+        return response, None
+
+    def unexpected(self, kind: str) -> str:
+        """Count an error of this kind (a status, an exception, a body that is not the expected one)."""
+        self.errors[kind] += 1
+        return kind
 
 
 def _signed_in(user: BenchUser, response: httpx.Response | None) -> None:
@@ -95,6 +134,125 @@ async def login(probe: Probe, user: BenchUser) -> None:
     _signed_in(user, await probe.post("/api/auth/login", body, expect=200))
 
 
+class Outbox:
+    """The console outbox (OUTBOX_PATH) that the delivery worker appends to: one JSON object a line
+    (kind, to, subject, text, html, at). Read as it grows; one poller serves every waiting user."""
+
+    def __init__(self, path: Path, *, poll_s: float = 0.05) -> None:
+        self.path = path
+        self.poll_s = poll_s
+        self._offset = 0
+        self._partial = b""
+        self._tokens: defaultdict[str, list[str]] = defaultdict(list)
+        self._waiters: defaultdict[str, list[tuple[int, asyncio.Future[str]]]] = defaultdict(list)
+        self._poller: asyncio.Task[None] | None = None
+
+    def _read(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        if not chunk:
+            return
+        self._offset += len(chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            found = LINK_TOKEN.search(record.get("text") or "")
+            if record.get("kind") == "email" and record.get("to") and found:
+                self._tokens[str(record["to"]).lower()].append(unquote(found.group(1)))
+        for address, waiting in list(self._waiters.items()):
+            tokens = self._tokens[address]
+            for after, future in waiting:
+                if len(tokens) > after and not future.done():
+                    future.set_result(tokens[-1])
+            self._waiters[address] = [(a, f) for a, f in waiting if not f.done()]
+
+    def count(self, address: str) -> int:
+        """How many link tokens were mailed to `address` so far."""
+        self._read()
+        return len(self._tokens[address.lower()])
+
+    async def token(self, address: str, *, after: int, timeout: float) -> str:
+        """The newest link token mailed to `address`, once more than `after` have arrived."""
+        key = address.lower()
+        if self.count(address) > after:
+            return self._tokens[key][-1]
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters[key].append((after, future))
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        return await asyncio.wait_for(future, timeout)
+
+    async def _poll(self) -> None:
+        while any(not f.done() for waiting in self._waiters.values() for _, f in waiting):
+            self._read()
+            await asyncio.sleep(self.poll_s)
+
+
+def verify_email(outbox: Outbox, delivery_delays: list[float]) -> Callable[[Probe, BenchUser], Awaitable[None]]:
+    """send-verification (Bearer), the link token from the outbox, then email/verify."""
+
+    async def action(probe: Probe, user: BenchUser) -> None:
+        if not user.access_token:
+            probe.unexpected(SKIPPED)
+            return
+        seen = outbox.count(user.email)
+        if await probe.post("/api/email/send-verification", {}, expect=200, headers=user.bearer()) is None:
+            return
+        sent = time.perf_counter()
+        try:
+            token = await outbox.token(user.email, after=seen, timeout=MAIL_TIMEOUT_S)
+        except TimeoutError:
+            probe.unexpected(f"no email within {MAIL_TIMEOUT_S:.0f} s")
+            return
+        delivery_delays.append(time.perf_counter() - sent)
+        if await probe.post("/api/email/verify", {"token": token}, expect=200) is not None:
+            user.email_verified = True
+
+    return action
+
+
+async def totp_setup(probe: Probe, user: BenchUser) -> None:
+    if not (user.access_token and user.email_verified):
+        probe.unexpected(SKIPPED)
+        return
+    response = await probe.post("/api/2fa/totp/setup", {}, expect=200, headers=user.bearer())
+    if response is None:
+        return
+    data = response.json().get("data") or {}
+    secret = data.get("secret")
+    if not (secret and str(data.get("otpauthUrl", "")).startswith("otpauth://totp/") and str(data.get("qrCode", "")).startswith("data:image/")):
+        probe.unexpected("200 without secret, otpauthUrl and qrCode")
+        return
+    user.totp_secret = secret
+
+
+async def enable_totp(probe: Probe, user: BenchUser) -> None:
+    """totp/verify-setup with the previous step's code while it is safely inside the window (the
+    current step's stays free for the first login), else with the current step's."""
+    if not (user.access_token and user.totp_secret):
+        probe.unexpected(SKIPPED)
+        return
+    now = time.time()
+    step = int(now // TOTP_STEP_S)
+    if TOTP_STEP_S - now % TOTP_STEP_S > SETUP_MARGIN_S:
+        step -= 1
+    code = user.next_code(earliest_step=step)
+    response = await probe.post("/api/2fa/totp/verify-setup", {"code": code}, expect=200, headers=user.bearer())
+    if response is None:
+        return
+    if len((response.json().get("data") or {}).get("backupCodes") or []) != 10:
+        probe.unexpected("200 without 10 backup codes")
+        return
+    user.totp_enabled = True
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -102,9 +260,12 @@ class Phase:
     rounds: int = 1
 
 
-def old_service_stress(logins_per_user: int) -> tuple[Phase, ...]:
+def old_service_stress(logins_per_user: int, outbox: Outbox, delivery_delays: list[float]) -> tuple[Phase, ...]:
+    """Registration, the TOTP setup (email verification first: set-up, reported apart), then logins."""
     return (
         Phase("register", register),
+        Phase("email verification", verify_email(outbox, delivery_delays)),
+        Phase("totp/setup", totp_setup),
         Phase("login", login, rounds=logins_per_user),
     )
 
@@ -117,22 +278,32 @@ class PhaseResult:
     latencies: list[float]
 
 
-async def _run_phase(client: httpx.AsyncClient, phase: Phase, users: Sequence[BenchUser], concurrency: int, deadline: float) -> PhaseResult:
-    jobs = iter([user for _ in range(phase.rounds) for user in users])
-    probe = Probe(client)
+async def _run_jobs(jobs: Sequence[BenchUser], action: Callable[[BenchUser], Awaitable[None]], concurrency: int, deadline: float) -> tuple[float, int]:
+    """Run `action` for every job with `concurrency` in flight; (seconds taken, jobs not started by the deadline)."""
+    queue = iter(jobs)
     not_run = 0
 
     async def worker() -> None:
         nonlocal not_run
-        for user in jobs:
+        for user in queue:
             if time.monotonic() > deadline:
                 not_run += 1
                 continue
-            await phase.action(probe, user)
+            await action(user)
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(users) * phase.rounds)))))
-    elapsed = time.perf_counter() - began
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(jobs))))))
+    return time.perf_counter() - began, not_run
+
+
+async def _run_phase(client: httpx.AsyncClient, phase: Phase, users: Sequence[BenchUser], concurrency: int, deadline: float) -> PhaseResult:
+    probe = Probe(client)
+
+    async def action(user: BenchUser) -> None:
+        await phase.action(probe, user)
+
+    jobs = [user for _ in range(phase.rounds) for user in users]
+    elapsed, not_run = await _run_jobs(jobs, action, concurrency, deadline)
     return PhaseResult(phase, len(users), Measurement.from_latencies(probe.latencies, elapsed, probe.errors, not_run), probe.latencies)
 
 
@@ -145,6 +316,77 @@ async def _run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[Benc
 def run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[BenchUser], *, concurrency: int, budget_s: float) -> list[PhaseResult]:
     """Run the phases one after the other; jobs not started within `budget_s` are counted as not run."""
     return asyncio.run(_run_flow(base_url, phases, users, concurrency, budget_s))
+
+
+@dataclass
+class TwoFactorLogins:
+    """The two-factor login: each flow is a password login answered with a tempToken, then 2fa/verify."""
+
+    flow: Measurement  # one "request" = one whole flow
+    login: Measurement
+    verify: Measurement
+    waits: int  # flows that had to wait for a fresh TOTP step
+    wait_s: float
+
+
+async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_per_user: int, concurrency: int, budget_s: float) -> TwoFactorLogins:
+    deadline = time.monotonic() + budget_s
+    locks = {user.username: asyncio.Lock() for user in users}
+    flow_latencies: list[float] = []
+    flow_errors: Counter[str] = Counter()
+    waits = 0
+    wait_s = 0.0
+    async with _client(base_url, concurrency) as client:
+        logins, verifies = Probe(client), Probe(client)
+
+        async def flow(user: BenchUser) -> None:
+            nonlocal waits, wait_s
+            async with locks[user.username]:  # one flow at a time per user: its steps are used in order
+                # A fresh step is one the server accepts: at most the current step + 1, so the
+                # current step must have reached the last one used. Waiting is not part of the flow.
+                wait = user.last_step * TOTP_STEP_S - time.time()
+                if wait > 0:
+                    waits += 1
+                    wait_s += wait
+                    await asyncio.sleep(wait + 0.05)
+                began = time.perf_counter()
+                failed = await one_flow(user)
+                flow_latencies.append(time.perf_counter() - began)
+                if failed:
+                    flow_errors[failed] += 1
+
+        async def one_flow(user: BenchUser) -> str | None:
+            body = {"emailOrUsername": user.username, "password": user.password}
+            response, failed = await logins.send("/api/auth/login", body, expect=200)
+            if response is None:
+                return f"login {failed}"
+            temp_token = (response.json().get("data") or {}).get("tempToken")
+            if not temp_token:
+                return "login " + logins.unexpected("200 without tempToken")
+            # the code is chosen when it is sent: the current step, or the next one if the current one was used
+            code = user.next_code(earliest_step=int(time.time() // TOTP_STEP_S))
+            response, failed = await verifies.send("/api/2fa/verify", {"tempToken": temp_token, "code": code}, expect=200)
+            if response is None:
+                return f"2fa/verify {failed}"
+            if not (response.json().get("data") or {}).get("accessToken"):
+                return "2fa/verify " + verifies.unexpected("200 without accessToken")
+            return None
+
+        # Each user's flows far apart: every user's first flow, then every user's second, ...
+        jobs = [user for _ in range(flows_per_user) for user in users]
+        elapsed, not_run = await _run_jobs(jobs, flow, concurrency, deadline)
+    return TwoFactorLogins(
+        flow=Measurement.from_latencies(flow_latencies, elapsed, flow_errors, not_run),
+        login=Measurement.from_latencies(logins.latencies, elapsed, logins.errors, not_run),
+        verify=Measurement.from_latencies(verifies.latencies, elapsed, verifies.errors, not_run),
+        waits=waits,
+        wait_s=wait_s,
+    )
+
+
+def two_factor_logins(base_url: str, users: Sequence[BenchUser], *, flows_per_user: int, concurrency: int, budget_s: float) -> TwoFactorLogins:
+    """`flows_per_user` two-factor logins for each user (TOTP enabled); flows not started within `budget_s` are not run."""
+    return asyncio.run(_two_factor_logins(base_url, users, flows_per_user, concurrency, budget_s))
 
 
 def refresh_tokens(base_url: str, users: Sequence[BenchUser], count: int, *, concurrency: int, budget_s: float) -> list[str]:

@@ -22,6 +22,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from rq import SimpleWorker
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -141,6 +142,9 @@ def make_app(
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+        queue = getattr(app.extensions["idp"].delivery_queue, "queue", None)
+        if queue is not None:
+            queue.delete(delete_jobs=True)
     _clean(backend_config(backend)["DATABASE_URL"])
 
 
@@ -167,6 +171,13 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class BurstWorker(SimpleWorker):
+    """RQ's in-process worker without its remote-control pubsub thread, whose shutdown costs a second per run."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+
 class Outbox:
     """Messages the app sent through its console outbox; queued jobs are run first (an RQ burst
     worker on the real Redis), so the postgres backend delivers exactly as in production."""
@@ -180,10 +191,8 @@ class Outbox:
         components = self.app.extensions["idp"]
         queue = getattr(components.delivery_queue, "queue", None)
         if queue is not None:
-            from rq import SimpleWorker
-
             with self.app.app_context():
-                SimpleWorker([queue], connection=queue.connection).work(burst=True)
+                BurstWorker([queue], connection=queue.connection).work(burst=True)
         found = ConsoleOutbox(components.settings.delivery.outbox_path).messages(limit=1000)
         return [m for m in found if to is None or m["to"] == to]
 

@@ -29,10 +29,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import Flask
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from idp.delivery.queue import RqDeliveryQueue
 from idp.wiring import components
+from tests.conftest import BurstWorker
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 
@@ -245,13 +246,6 @@ def queue_name(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def rq_connection(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
-
-
-class BurstWorker(SimpleWorker):
-    """RQ's in-process worker without its remote-control pubsub thread, whose shutdown costs a second per run."""
-
-    def subscribe(self) -> None:
-        self.pubsub_thread = None
 
 
 @pytest.fixture
