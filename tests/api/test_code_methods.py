@@ -167,3 +167,30 @@ def test_every_factor_change_is_audited_and_emailed(api):
     texts = " ".join(m["text"] for m in alerts)
     assert len(alerts) >= 3
     assert "authenticator app" in texts.lower() and "backup codes" in texts.lower() and "removed" in texts.lower()
+
+
+def test_a_setup_code_dies_after_five_wrong_tries(api):
+    token = api.verified_token()
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE})
+    right = api.outbox.code(PHONE)
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(5):
+        assert api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": wrong}).status_code == 400
+    response = api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": right})
+    assert response.status_code == 400
+    assert api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"] == []
+
+
+def test_a_code_is_bound_to_its_purpose(api):
+    """A setup code for a new phone does not pass a login challenge, and a login code does not confirm a setup."""
+    token = api.verified_token()
+    enable_sms(api, token)
+    api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "codes@example.com"})
+    setup_code = api.outbox.code("codes@example.com")
+    now = utcnow() + timedelta(seconds=31)
+    with time_machine.travel(now, tick=False):
+        temp = api.challenge()["tempToken"]
+        login_code = api.outbox.code(PHONE)
+        if login_code != setup_code:
+            assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": setup_code}).status_code == 400
+            assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": login_code}).status_code in (400, 401)
