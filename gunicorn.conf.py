@@ -20,4 +20,7 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 0)
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
+# One process holds all the threads on the embedded default: let it run one Argon2 per core.
+if _embedded and "ARGON2_CONCURRENCY" not in os.environ:
+    raw_env = [f"ARGON2_CONCURRENCY={multiprocessing.cpu_count()}"]
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -133,6 +133,7 @@ class Argon2Settings:
     memory_kib: int = 19456
     time_cost: int = 2
     parallelism: int = 1
+    concurrency: int = 1  # computations at once per process (gunicorn runs one process per core)
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,7 @@ class Settings:
             memory_kib=parse_int("ARGON2_MEMORY_KIB", env.get("ARGON2_MEMORY_KIB"), defaults_a2.memory_kib),
             time_cost=parse_int("ARGON2_TIME_COST", env.get("ARGON2_TIME_COST"), defaults_a2.time_cost),
             parallelism=parse_int("ARGON2_PARALLELISM", env.get("ARGON2_PARALLELISM"), defaults_a2.parallelism),
+            concurrency=max(1, parse_int("ARGON2_CONCURRENCY", env.get("ARGON2_CONCURRENCY"), defaults_a2.concurrency)),
         )
         if production and (argon2.memory_kib < 19456 or argon2.time_cost < 2):
             raise ConfigError("ARGON2_MEMORY_KIB/ARGON2_TIME_COST are below the OWASP minimum (19456 KiB, t=2)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -13,9 +15,14 @@ class PasswordHashing:
 
     `verify_unknown_user` spends the same work as a real verification so that the response
     time of a login does not tell whether the account exists.
+
+    At most `settings.concurrency` computations run at once in a process (gunicorn runs one process per
+    core): more would only fight over the core and the memory bus, each taking longer, while
+    the process's other threads can do their I/O meanwhile.
     """
 
     def __init__(self, settings: Argon2Settings) -> None:
+        self._slots = threading.BoundedSemaphore(settings.concurrency)
         self._hasher = PasswordHasher(
             time_cost=settings.time_cost,
             memory_cost=settings.memory_kib,
@@ -27,11 +34,13 @@ class PasswordHashing:
         self._dummy_hash = self._hasher.hash("dummy password for unknown users")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, password_hash: str, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash, password)
+            with self._slots:
+                return self._hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
