@@ -21,6 +21,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
     import idp.audit.models  # noqa: F401
     import idp.mfa.models  # noqa: F401
+    import idp.oidc.models  # noqa: F401
     import idp.security.models  # noqa: F401
     from idp import cli, web
     from idp.api import api_blueprints

@@ -1,4 +1,4 @@
-"""`flask` commands for operators: signing keys, encryption-key rotation and the delivery worker.
+"""`flask` commands for operators: signing keys, encryption-key rotation, clients and the delivery worker.
 
 `flask --app wsgi worker` runs an RQ worker on the configured Redis (REDIS_URL or REDIS_HOST)
 for the app's delivery queue (DELIVERY_QUEUE, default idp-delivery): it sends the email and SMS
@@ -11,7 +11,10 @@ are sent inside the web process after each commit.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 import redis
@@ -19,8 +22,11 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from idp.clock import iso
+from idp.clock import iso, utcnow
+from idp.errors import DomainError
 from idp.extensions import db
+from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, ClientRegistry, ClientSpec
+from idp.oidc.models import OAuthClient
 from idp.security.keys import SUPPORTED_ALGS
 from idp.security.models import SigningKey
 from idp.wiring import components
@@ -96,7 +102,117 @@ def worker(burst: bool) -> None:
     Worker([queue], connection=connection).work(burst=burst, with_scheduler=True)
 
 
+clients = AppGroup("clients", help="Relying parties (OAuth 2.0 / OpenID Connect clients).")
+
+
+def _client_view(client: OAuthClient) -> dict[str, Any]:
+    return {
+        "clientId": client.client_id,
+        "name": client.name,
+        "public": client.is_public,
+        "tokenEndpointAuthMethod": client.token_endpoint_auth_method,
+        "redirectUris": client.redirect_uris,
+        "postLogoutRedirectUris": client.post_logout_redirect_uris,
+        "grantTypes": client.grant_types,
+        "scopes": client.scopes,
+        "firstParty": client.first_party,
+        "requireMfa": client.require_mfa,
+        "createdAt": iso(client.created_at),
+    }
+
+
+def _emit(payload: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+        return
+    for item in payload if isinstance(payload, list) else [payload]:
+        click.echo("\n".join(f"{key}: {value}" for key, value in item.items()) + "\n")
+
+
+def _registry() -> ClientRegistry:
+    return ClientRegistry(db.session(), utcnow)
+
+
+def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Show a service's refusal as a clean CLI error (exit 1), not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except DomainError as exc:
+            raise click.ClickException("; ".join(exc.errors or [exc.message])) from None
+
+    return wrapper
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact redirect URI (repeatable).")
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True, help="Exact post-logout URI (repeatable).")
+@click.option("--grant", "grants", multiple=True, type=click.Choice(GRANT_TYPES), help="Default: authorization_code, refresh_token.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES), help="Default: openid profile email.")
+@click.option("--public", is_flag=True, help="No secret; PKCE required (browser and native apps).")
+@click.option("--auth-method", type=click.Choice(AUTH_METHODS[:2]), default="client_secret_basic")
+@click.option("--first-party", is_flag=True, help="Skip the consent page.")
+@click.option("--require-mfa", is_flag=True, help="Users must pass a second factor (and enrol one if they have none).")
+@click.option("--client-id", help="Choose the id (default: random).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_domain_errors
+def clients_create(
+    name: str, redirect_uris: tuple[str, ...], post_logout_uris: tuple[str, ...], grants: tuple[str, ...], scopes: tuple[str, ...],
+    public: bool, auth_method: str, first_party: bool, require_mfa: bool, client_id: str | None, as_json: bool,
+) -> None:
+    """Register a client; its secret is shown once."""
+    spec = ClientSpec(
+        name=name,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout_uris,
+        grant_types=grants or ClientSpec.grant_types,
+        scopes=scopes or ClientSpec.scopes,
+        public=public,
+        first_party=first_party,
+        require_mfa=require_mfa,
+        auth_method=auth_method,
+    )
+    client, secret = _registry().create(spec, client_id=client_id)
+    _emit({**_client_view(client), "clientSecret": secret}, as_json)
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def clients_list(as_json: bool) -> None:
+    """Every registered client."""
+    _emit([_client_view(c) for c in _registry().all()], as_json)
+
+
+@clients.command("show")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+@_domain_errors
+def clients_show(client_id: str, as_json: bool) -> None:
+    _emit(_client_view(_registry().get(client_id)), as_json)
+
+
+@clients.command("delete")
+@click.argument("client_id")
+@_domain_errors
+def clients_delete(client_id: str) -> None:
+    _registry().delete(client_id)
+    click.echo(f"deleted {client_id}")
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+@_domain_errors
+def clients_rotate_secret(client_id: str, as_json: bool) -> None:
+    """Replace the secret (the old one stops working at once); the new one is shown once."""
+    _emit({"clientId": client_id, "clientSecret": _registry().rotate_secret(client_id)}, as_json)
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(keys)
     app.cli.add_command(secrets_group)
     app.cli.add_command(worker)
+    app.cli.add_command(clients)

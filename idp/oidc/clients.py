@@ -1,0 +1,117 @@
+"""Registering and managing relying parties, for the CLI now and the admin API later."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from idp.errors import Conflict, NotFound, ValidationFailed
+from idp.oidc.models import OAuthClient
+from idp.security.digests import digest, random_token, same
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")  # never implicit or password
+SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    name: str
+    redirect_uris: Sequence[str] = ()
+    post_logout_redirect_uris: Sequence[str] = ()
+    grant_types: Sequence[str] = ("authorization_code", "refresh_token")
+    scopes: Sequence[str] = ("openid", "profile", "email")
+    public: bool = False
+    first_party: bool = False
+    require_mfa: bool = False
+    auth_method: str = "client_secret_basic"
+
+
+def _check_uri(uri: str, field: str) -> str | None:
+    parts = urlsplit(uri)
+    if parts.fragment:
+        return f"{field}: {uri} must not have a fragment"
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")):
+        return None
+    if parts.scheme and parts.scheme not in ("http", "https", "javascript", "data") and "." in parts.scheme:
+        return None  # private-use scheme of a native app (reverse domain name, RFC 8252)
+    return f"{field}: {uri} must be https (http only on localhost) or a reverse-domain app scheme"
+
+
+class ClientRegistry:
+    def __init__(self, db: DbSession, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _validate(self, spec: ClientSpec) -> list[str]:
+        problems = [f"grant_types: {g} is not supported" for g in spec.grant_types if g not in GRANT_TYPES]
+        problems += [f"scopes: {s} is not supported" for s in spec.scopes if s not in SCOPES]
+        problems += [p for uri in spec.redirect_uris if (p := _check_uri(uri, "redirect_uris"))]
+        problems += [p for uri in spec.post_logout_redirect_uris if (p := _check_uri(uri, "post_logout_redirect_uris"))]
+        if "authorization_code" in spec.grant_types and not spec.redirect_uris:
+            problems.append("redirect_uris: the authorization_code grant needs at least one")
+        if spec.public and "client_credentials" in spec.grant_types:
+            problems.append("grant_types: a public client cannot use client_credentials")
+        if spec.auth_method not in AUTH_METHODS[:2] and not spec.public:
+            problems.append(f"auth_method: {spec.auth_method} is not supported for a confidential client")
+        if not spec.name.strip():
+            problems.append("name: is required")
+        return problems
+
+    def create(self, spec: ClientSpec, *, client_id: str | None = None) -> tuple[OAuthClient, str | None]:
+        """Register a client; returns it and its secret (shown once; None for a public client)."""
+        problems = self._validate(spec)
+        if problems:
+            raise ValidationFailed(errors=problems)
+        client_id = client_id or secrets.token_urlsafe(18)
+        if self._db.get(OAuthClient, client_id):
+            raise Conflict(f"client {client_id} exists")
+        secret = None if spec.public else random_token()
+        client = OAuthClient(
+            client_id=client_id,
+            client_secret_hash=digest(secret) if secret else None,
+            name=spec.name.strip(),
+            redirect_uris=list(spec.redirect_uris),
+            post_logout_redirect_uris=list(spec.post_logout_redirect_uris),
+            grant_types=list(spec.grant_types),
+            scopes=list(spec.scopes),
+            token_endpoint_auth_method="none" if spec.public else spec.auth_method,
+            first_party=spec.first_party,
+            require_mfa=spec.require_mfa,
+            created_at=self._clock(),
+        )
+        self._db.add(client)
+        self._db.commit()
+        return client, secret
+
+    def get(self, client_id: str) -> OAuthClient:
+        client = self._db.get(OAuthClient, client_id)
+        if client is None:
+            raise NotFound(f"No client {client_id}")
+        return client
+
+    def all(self) -> list[OAuthClient]:
+        return list(self._db.scalars(select(OAuthClient).order_by(OAuthClient.created_at)))
+
+    def delete(self, client_id: str) -> None:
+        self._db.delete(self.get(client_id))
+        self._db.commit()
+
+    def rotate_secret(self, client_id: str) -> str:
+        client = self.get(client_id)
+        if client.is_public:
+            raise Conflict("a public client has no secret")
+        secret = random_token()
+        client.client_secret_hash = digest(secret)
+        self._db.commit()
+        return secret
+
+    @staticmethod
+    def secret_matches(client: OAuthClient, secret: str) -> bool:
+        return client.client_secret_hash is not None and same(digest(secret), client.client_secret_hash)
