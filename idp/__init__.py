@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.extensions import db, migrate
     from idp.http import register_http_policies
     from idp.oidc.jwks import JwksEndpoint
+    from idp.oidc.server import build_authorization_server
     from idp.ratelimits import install_limiter
     from idp.wiring import build_components
 
@@ -81,6 +82,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     register_outbox_page(app, settings)
     limiter = install_limiter(app, settings, general=api, exempt=exempt)
     app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
+    app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens)
     app.wsgi_app = JwksEndpoint(app.wsgi_app, app, app.extensions["idp"].keys)  # type: ignore[method-assign]
     cli.register(app)
     logging.basicConfig(level=logging.INFO)

@@ -49,6 +49,10 @@ class AccessTokens:
         )
 
     @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    @property
     def ttl(self) -> int:
         return self._ttl
 

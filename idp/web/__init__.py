@@ -13,4 +13,7 @@ def home() -> str:
 
 
 def register(app: Flask) -> None:
+    from idp.oidc import endpoints
+
     app.register_blueprint(bp)
+    app.register_blueprint(endpoints.bp)

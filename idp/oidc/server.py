@@ -1,0 +1,184 @@
+"""The OAuth 2.0 authorization server (Authlib), built per app: token, introspection and revocation.
+
+Access tokens are the RFC 9068 JWTs of `AccessTokens`; refresh tokens are the session families of
+`SessionService`, so the API's first-party login and the relying parties share one token service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import Flask
+from sqlalchemy import select
+
+from idp.accounts.models import Session
+from idp.clock import as_utc, utcnow
+from idp.extensions import db
+from idp.oidc.clients import ClientRegistry
+from idp.oidc.models import OAuthClient
+from idp.security.digests import digest
+from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
+
+CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class RegisteredClient(ClientMixin):
+    """Authlib's view of an `OAuthClient` row."""
+
+    def __init__(self, row: OAuthClient) -> None:
+        self.row = row
+        self.client_id = row.client_id
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.row.redirect_uris[0] if self.row.redirect_uris else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        allowed = self.row.scopes
+        if not scope:
+            return " ".join(s for s in allowed if s != "offline_access")
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.row.redirect_uris  # exact match only
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return ClientRegistry.secret_matches(self.row, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method == self.row.token_endpoint_auth_method
+        return method in CONFIDENTIAL_METHODS and not self.row.is_public  # introspection, revocation
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.row.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.row.grant_types
+
+
+@dataclass
+class KnownToken(TokenMixin):
+    """A token presented to introspection or revocation: an access-token JWT or a refresh token."""
+
+    kind: str  # access_token | refresh_token
+    client_id: str
+    session: Session | None = None
+    claims: AccessTokenClaims | None = None
+
+    def check_client(self, client: RegisteredClient) -> bool:
+        return client.client_id == self.client_id
+
+    def get_scope(self) -> str:
+        return self.claims.scope if self.claims else ""
+
+    def get_expires_in(self) -> int:
+        return 0
+
+    def is_expired(self) -> bool:
+        return False  # expired tokens are never returned by `find_token`
+
+    def is_revoked(self) -> bool:
+        return self.session is not None and self.session.revoked_at is not None
+
+
+def find_token(tokens: AccessTokens, value: str, hint: str | None) -> KnownToken | None:
+    """The live token behind `value`, whichever kind it is."""
+    order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    for kind in order:
+        if kind == "access_token":
+            try:
+                claims = tokens.verify(value)
+            except InvalidAccessToken:
+                continue
+            session = db.session.get(Session, claims.sid) if claims.sid else None
+            if claims.sid and (session is None or session.revoked_at is not None):
+                return None
+            return KnownToken("access_token", claims.client_id, session, claims)
+        session_id, _, _ = value.partition(".")
+        session = db.session.scalar(select(Session).where(Session.id == session_id, Session.token_hash == digest(value)))
+        if session is not None and session.revoked_at is None and as_utc(session.expires_at) > utcnow():
+            return KnownToken("refresh_token", session.client_id, session)
+    return None
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
+        return find_token(self.server.tokens, token_string, token_type_hint)
+
+    def check_permission(self, token: KnownToken, client: RegisteredClient, request: Any) -> bool:
+        return not client.row.is_public
+
+    def introspect_token(self, token: KnownToken) -> dict[str, Any]:
+        if token.kind == "refresh_token":
+            assert token.session is not None
+            return {
+                "active": True, "token_type": "refresh_token", "client_id": token.client_id, "sub": token.session.user_id,
+                "exp": int(as_utc(token.session.expires_at).timestamp()), "sid": token.session.id,
+            }
+        assert token.claims is not None
+        claims = token.claims
+        payload = {"active": True, "token_type": "Bearer", "client_id": claims.client_id, "sub": claims.sub, "scope": claims.scope,
+                   "exp": claims.exp, "iss": self.server.tokens.issuer, "jti": claims.jti}
+        if claims.sid:
+            payload["sid"] = claims.sid
+        return payload
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
+        return find_token(self.server.tokens, token_string, token_type_hint)
+
+    def revoke_token(self, token: KnownToken, request: Any) -> None:
+        """Revoking either token of a session ends the session (its refresh family and access
+        tokens). A client-credentials JWT has no session: it simply expires (15 minutes)."""
+        if token.session is not None and token.session.revoked_at is None:
+            token.session.revoked_at = utcnow()
+            token.session.revoke_reason = "revoked_by_client"
+            db.session.commit()
+
+
+class ClientCredentials(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+
+class IdentityAuthorizationServer(AuthorizationServer):
+    def __init__(self, app: Flask, tokens: AccessTokens) -> None:
+        self.tokens = tokens
+        super().__init__(app, query_client=self._client, save_token=self._keep_nothing)
+
+    @staticmethod
+    def _client(client_id: str) -> RegisteredClient | None:
+        row = db.session.get(OAuthClient, client_id)
+        return RegisteredClient(row) if row else None
+
+    @staticmethod
+    def _keep_nothing(token: dict[str, Any], request: Any) -> None:
+        """Access tokens are self-contained JWTs; refresh tokens live in their session row."""
+
+    def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:
+        def access_token(client: RegisteredClient, grant_type: str, user: Any = None, scope: str = "") -> str:
+            subject = user.id if user is not None else client.client_id
+            return self.tokens.issue(subject=subject, client_id=client.client_id, scope=scope or "")
+
+        return BearerTokenGenerator(access_token, expires_generator=lambda client, grant_type: self.tokens.ttl)
+
+
+def build_authorization_server(app: Flask, tokens: AccessTokens) -> IdentityAuthorizationServer:
+    server = IdentityAuthorizationServer(app, tokens)
+    server.register_grant(ClientCredentials)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(Revocation)
+    return server

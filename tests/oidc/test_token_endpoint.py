@@ -1,0 +1,104 @@
+"""Token endpoint (client_credentials), introspection (RFC 7662) and revocation (RFC 7009), driven by Authlib's
+own OAuth 2.0 client over the WSGI app."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.oidc.test_clients import create
+
+ISSUER = "http://localhost:3001"
+
+
+def client_for(app, made: dict, method: str = "client_secret_basic") -> OAuth2Client:
+    return OAuth2Client(
+        client_id=made["clientId"],
+        client_secret=made["clientSecret"],
+        token_endpoint_auth_method=method,
+        transport=httpx.WSGITransport(app=app),
+        base_url=ISSUER,
+    )
+
+
+@pytest.fixture
+def service(app) -> dict:
+    return create(app, "--name", "Reports", "--grant", "client_credentials", "--scope", "openid", "--scope", "profile")
+
+
+def test_client_credentials_returns_a_verifiable_jwt(app, service):
+    token = client_for(app, service).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")
+    assert token["token_type"] == "Bearer" and token["expires_in"] == 900 and "refresh_token" not in token
+    jwks = KeySet.import_key_set(app.test_client().get("/.well-known/jwks.json").json)
+    decoded = jwt.decode(token["access_token"], jwks, algorithms=["ES256"])
+    assert decoded.header["typ"] == "at+jwt"
+    assert decoded.claims["client_id"] == decoded.claims["sub"] == service["clientId"]
+    assert decoded.claims["scope"] == "openid profile"
+
+
+def test_client_secret_post_when_registered_for_it(app):
+    made = create(app, "--name", "Poster", "--grant", "client_credentials", "--auth-method", "client_secret_post")
+    token = client_for(app, made, "client_secret_post").fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")
+    assert token["access_token"]
+    with pytest.raises(Exception, match="invalid_client"):
+        client_for(app, made, "client_secret_basic").fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")
+
+
+def test_wrong_secret_and_unregistered_grant_are_refused(app, service):
+    bad = {**service, "clientSecret": service["clientSecret"] + "x"}
+    with pytest.raises(Exception, match="invalid_client"):
+        client_for(app, bad).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")
+    web_app = create(app, "--name", "Web", "--redirect-uri", "https://web.example/cb")
+    with pytest.raises(Exception, match="unauthorized_client"):
+        client_for(app, web_app).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")
+    password = app.test_client().post(
+        "/oauth/token", data={"grant_type": "password", "username": "a", "password": "b"}, auth=(web_app["clientId"], web_app["clientSecret"])
+    )
+    assert password.status_code == 400 and password.json["error"] == "unsupported_grant_type"
+
+
+def test_requested_scopes_are_limited_to_the_registered_ones(app, service):
+    token = client_for(app, service).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials", scope="openid email")
+    assert token["scope"] == "openid"
+
+
+def test_introspection_of_access_and_refresh_tokens_and_of_revoked_sessions(app, service, api):
+    oauth = client_for(app, service)
+    own = oauth.fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    active = oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=own).json()
+    assert active["active"] is True and active["client_id"] == service["clientId"] and active["iss"] == ISSUER
+    registered = api.register("alice")
+    user_access = registered.json["data"]["accessToken"]
+    refresh = registered.headers["Set-Cookie"].split("refreshToken=")[1].split(";")[0]
+    as_user = oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=user_access).json()
+    assert as_user["active"] is True and as_user["sub"] == registered.json["data"]["user"]["id"] and as_user["sid"]
+    as_refresh = oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=refresh, token_type_hint="refresh_token").json()
+    assert as_refresh["active"] is True and as_refresh["token_type"] == "refresh_token"
+    api.client.post("/api/auth/logout", headers=api.bearer(user_access))
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=user_access).json() == {"active": False}
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token="garbage").json() == {"active": False}
+
+
+def test_introspection_needs_an_authenticated_confidential_client(app, service):
+    own = client_for(app, service).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    anonymous = app.test_client().post("/oauth/introspect", data={"token": own})
+    assert anonymous.status_code == 401 and anonymous.json["error"] == "invalid_client"
+    spa = create(app, "--name", "SPA", "--public", "--redirect-uri", "http://localhost:5173/cb")
+    public = app.test_client().post("/oauth/introspect", data={"token": own, "client_id": spa["clientId"]})
+    assert public.status_code == 401
+
+
+def test_revocation_answers_200_and_ends_only_the_clients_own_sessions(app, service, api):
+    oauth = client_for(app, service)
+    registered = api.register("alice")
+    refresh = registered.headers["Set-Cookie"].split("refreshToken=")[1].split(";")[0]
+    # another client's token is not this client's to revoke
+    refused = oauth.revoke_token(f"{ISSUER}/oauth/revoke", token=refresh, token_type_hint="refresh_token")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    api.client.delete_cookie("refreshToken", path="/api/auth")
+    assert api.client.post("/api/auth/refresh", json={"refreshToken": refresh}).status_code == 200
+    unknown = oauth.revoke_token(f"{ISSUER}/oauth/revoke", token="never-issued")
+    assert unknown.status_code == 200  # RFC 7009: unknown tokens are not an error
