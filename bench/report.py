@@ -71,16 +71,33 @@ METHOD = """\
 - The Argon2 floor is measured in the same run: argon2-cffi `PasswordHasher` (argon2id, the
   service's parameters) verifying in a loop in as many processes as gunicorn has workers,
   before and after the login scenario (mean of the two). Password login is judged against it.
-- The old service's stress test runs with an async client (httpx): registrations, then logins,
-  with a fixed number of requests in flight; every request's latency counts, errors are counted
-  by kind (HTTP status or exception).
+- The old service's stress test runs with an async client (httpx), phase after phase with a fixed
+  number of requests in flight: registrations; the TOTP setup (`POST /api/2fa/totp/setup` with the
+  access token from registration); then logins. Every request's latency counts, errors are counted
+  by kind (HTTP status, exception, or a 200 without the expected body). The whole-test row is
+  these three phases; requests not started within the time budget are reported as not run.
+- TOTP setup needs a verified email, so each user first calls `POST /api/email/send-verification`
+  and `POST /api/email/verify` with the token of the link mailed to it. Mail goes to the console
+  outbox (`OUTBOX_PATH`, a file in the run's folder; no `EMAIL_HOST`) through the RQ queue
+  (`DELIVERY_QUEUE` unique per run) and one `flask --app wsgi worker` process started with the
+  server's environment. This set-up has its own row and is not part of the whole test.
+- The two-factor login: some accounts of the stress test enable TOTP (`POST
+  /api/2fa/totp/verify-setup`, its own row), then each does a fixed number of flows, `POST
+  /api/auth/login` (answered with a tempToken) then `POST /api/2fa/verify` with a pyotp code. A
+  code is accepted once per account and 30-second step, and only for a step after the last one
+  used, within ±1 step of the server's clock: the client keeps each account's last step and sends
+  the code of the next one, never one that can leave the window while the request waits
+  (verify-setup uses the previous step's code only with 10 s of its window to spare). The flow row
+  counts whole flows (req/s = flows/s, latency from the login request to the verify answer); the
+  login and verify rows count their requests over the same time.
 - A fresh PostgreSQL database and a unique Redis key prefix per run; the general limit is off
-  (`RATE_LIMIT_GENERAL=off`), the login, per-account and register limits are set far above the
-  load, so their checks still run as in production. `IDP_ENV=test`.
+  (`RATE_LIMIT_GENERAL=off`), the login, per-account, register, two-factor and code-send limits
+  are set far above the load, so their checks still run as in production. `IDP_ENV=test`.
 - Latencies: wrk's percentiles for wrk scenarios, nearest-rank percentiles for the async client.
 - CPU ms/req: user + system CPU time of the gunicorn master and workers (from /proc) per request
-  (for the Argon2 floor, per verification in one process). PostgreSQL, Redis and the load
-  generator are not included. It moves less than req/s when other processes share the cores."""
+  (for the Argon2 floor, per verification in one process; for the two-factor flow, per flow).
+  PostgreSQL, Redis, the delivery worker and the load generator are not included. It moves less
+  than req/s when other processes share the cores."""
 
 
 def write_markdown(path: Path, *, date: str, facts: Sequence[tuple[str, str]], rows: Sequence[Row], notes: Sequence[str]) -> None:

@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=500, help="stress test accounts (default 500)")
     parser.add_argument("--logins-per-user", type=int, default=15, help="stress test logins per account (default 15)")
     parser.add_argument("--concurrency", type=int, default=100, help="stress test requests in flight (default 100)")
-    parser.add_argument("--stress-budget", type=float, default=200.0, help="seconds after which the stress test stops starting requests (default 200)")
+    parser.add_argument("--stress-budget", type=float, default=220.0, help="seconds after which the stress test stops starting requests (default 220)")
     parser.add_argument("--twofa-users", type=int, default=200, help="accounts of the stress test that enable TOTP for the 2FA login (default 200)")
     parser.add_argument("--twofa-flows-per-user", type=int, default=2, help="2FA logins per account (default 2: no wait for a fresh TOTP step)")
     parser.add_argument("--twofa-concurrency", type=int, default=16, help="2FA login flows in flight (default 16)")
@@ -373,7 +373,7 @@ class Bench:
     def server_log_problems(self) -> None:
         for path in sorted([*self.out.glob("idp-*.log"), *self.out.glob("worker.log")]):
             text = path.read_text(errors="replace")
-            found = {kind: text.count(kind) for kind in ("Traceback", "WORKER TIMEOUT", "Internal server error", "[ERROR]") if kind in text}
+            found = {kind: text.count(kind) for kind in ("Traceback", "WORKER TIMEOUT", "Internal server error", "[ERROR]", "ERROR:") if kind in text}
             if found:
                 self.notes.append(f"Server log {path.name}: " + ", ".join(f"{k} ×{v}" for k, v in found.items()) + f" (kept in {path.relative_to(ROOT)}).")
 

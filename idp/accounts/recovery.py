@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -16,11 +17,13 @@ from idp.accounts.sessions import SessionService
 from idp.accounts.throttle import AccountThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
-from idp.errors import InvalidToken, RateLimited, ValidationFailed
+from idp.errors import DeliveryUnavailable, InvalidToken, RateLimited, ValidationFailed
 from idp.mfa.devices import TrustedDevices
 from idp.security.digests import digest, random_token
 from idp.security.password_policy import password_problems
 from idp.security.passwords import PasswordHashing
+
+log = logging.getLogger(__name__)
 
 VERIFY_TTL = timedelta(hours=1)
 RESET_TTL = timedelta(hours=1)
@@ -139,9 +142,15 @@ class Recovery:
         self._send_throttle.record(user.id)
         token = self._tokens.issue(user, "password_reset", RESET_TTL)
         minutes = int(RESET_TTL.total_seconds() // 60)
-        self._delivery.email(
-            user.email, "password-reset", username=user.username, link=self._link("reset-password", token), minutes=minutes
-        )
+        try:
+            self._delivery.email(
+                user.email, "password-reset", username=user.username, link=self._link("reset-password", token), minutes=minutes
+            )
+        except DeliveryUnavailable:
+            # the answer must not differ from an unknown address's; the operator sees the log
+            log.warning("password reset for user %s not emailed: email delivery unavailable", user.id)
+            self._db.rollback()
+            return
         self._audit.record("password_reset_requested", user_id=user.id, client=client)
         self._db.commit()
 

@@ -48,14 +48,31 @@ def identity() -> BearerIdentity:
     return g.identity
 
 
+def _ensure_recent_auth() -> None:
+    auth_time = identity().claims.auth_time or 0
+    if time.time() - auth_time > components().settings.reauth_window:
+        raise ReauthenticationRequired()
+
+
 def require_recent_auth(view: F) -> F:
     """Sensitive changes need a sign-in within REAUTH_WINDOW_SECONDS (after `require_bearer`)."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        auth_time = identity().claims.auth_time or 0
-        if time.time() - auth_time > components().settings.reauth_window:
-            raise ReauthenticationRequired()
+        _ensure_recent_auth()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_recent_auth_once_protected(view: F) -> F:
+    """Like `require_recent_auth`, for changes that are sensitive only once 2FA is on: adding the
+    first factor is not, but replacing one (and its backup codes) is."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if identity().user.two_factor_enabled:
+            _ensure_recent_auth()
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

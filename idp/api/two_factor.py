@@ -9,7 +9,7 @@ from flask import Blueprint, Response
 from idp.api.auth import signed_in
 from idp.api.cookies import clear_device_cookie, set_device_cookie
 from idp.api.envelope import ok, parse
-from idp.api.guard import client_info, identity, require_bearer, require_recent_auth
+from idp.api.guard import client_info, identity, require_bearer, require_recent_auth, require_recent_auth_once_protected
 from idp.api.schemas import (
     CodeRequest,
     EmailSetupRequest,
@@ -32,6 +32,7 @@ bp = Blueprint("two_factor", __name__, url_prefix="/2fa")
 
 @bp.post("/totp/setup")
 @require_bearer
+@require_recent_auth_once_protected
 def totp_setup() -> Response:
     setup = two_factor_service().start_totp(identity().user)
     return ok({"secret": setup.secret, "otpauthUrl": setup.otpauth_url, "qrCode": setup.qr_code})
@@ -39,6 +40,7 @@ def totp_setup() -> Response:
 
 @bp.post("/totp/verify-setup")
 @require_bearer
+@require_recent_auth_once_protected
 def totp_verify_setup() -> Response:
     data = parse(VerifySetupRequest)
     codes = two_factor_service().confirm_totp(identity().user, data.code, secret=data.secret, client=client_info())
@@ -47,6 +49,7 @@ def totp_verify_setup() -> Response:
 
 @bp.post("/sms/setup")
 @require_bearer
+@require_recent_auth_once_protected
 def sms_setup() -> Response:
     data = parse(SmsSetupRequest)
     two_factor_service().start_sms(identity().user, data.phone_number, client=client_info())
@@ -55,6 +58,7 @@ def sms_setup() -> Response:
 
 @bp.post("/email/setup")
 @require_bearer
+@require_recent_auth_once_protected
 def email_setup() -> Response:
     data = parse(EmailSetupRequest)
     two_factor_service().start_email(identity().user, data.email, client=client_info())
@@ -69,12 +73,14 @@ def _verify_code_method(kind: str) -> Response:
 
 @bp.post("/sms/verify-setup")
 @require_bearer
+@require_recent_auth_once_protected
 def sms_verify_setup() -> Response:
     return _verify_code_method("sms")
 
 
 @bp.post("/email/verify-setup")
 @require_bearer
+@require_recent_auth_once_protected
 def email_verify_setup() -> Response:
     return _verify_code_method("email")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from idp.accounts.models import User
 from idp.accounts.throttle import AccountThrottle
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc
-from idp.errors import DomainError, InvalidCode, InvalidTempToken, RateLimited, ValidationFailed
+from idp.errors import DeliveryUnavailable, DomainError, InvalidCode, InvalidTempToken, RateLimited, ValidationFailed
 from idp.mfa import totp
 from idp.mfa.backup_codes import BackupCodes
 from idp.mfa.codes import OneTimeCodes
@@ -22,6 +23,8 @@ from idp.mfa.models import LoginChallenge, TwoFactorMethod
 from idp.models import affected
 from idp.security.digests import digest, random_token
 from idp.security.secretbox import SecretBox
+
+log = logging.getLogger(__name__)
 
 CHALLENGE_TTL = timedelta(minutes=5)
 MAX_WRONG = 5
@@ -88,7 +91,11 @@ class LoginChallenges:
             # requests capped per hour (API.md), but a user over the cap gets none.
             sendable = [m for m in methods if m.type in ("sms", "email")]
             if sendable and not self._two_factor.code_sends_blocked(user.id):
-                self._send(user, challenge, sendable[0])
+                try:
+                    self._send(user, challenge, sendable[0])
+                except DeliveryUnavailable:
+                    # answer as usual: a 503 here would confirm the password; backup codes still work
+                    log.warning("login code for user %s not sent: %s delivery unavailable", user.id, sendable[0].type)
         self._db.commit()
         return ChallengeStarted(token, kinds, int(CHALLENGE_TTL.total_seconds()))
 

@@ -252,3 +252,12 @@ class TwoFactorService:
         )
         self._db.commit()
         return codes
+
+
+def reencrypt_totp_secrets(db: DbSession, box: SecretBox) -> int:
+    """Re-encrypt every TOTP secret under the newest ENCRYPTION_KEYS entry (key rotation)."""
+    methods = db.scalars(select(TwoFactorMethod).where(TwoFactorMethod.secret.is_not(None))).all()
+    for method in methods:
+        method.secret = box.rotate(method.secret or "")
+    db.commit()
+    return len(methods)

@@ -54,14 +54,16 @@ def test_email_method_login_sends_the_code_by_itself_and_accepts_it_once(api):
 
 
 def test_a_sent_code_expires_after_five_minutes(api):
-    enable_sms(api, api.verified_token())
-    temp = api.challenge()["tempToken"]
+    token = api.verified_token()
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE})
     code = api.outbox.code(PHONE)
-    with time_machine.travel(utcnow() + timedelta(minutes=4, seconds=59), tick=False):
-        pass
     with time_machine.travel(utcnow() + timedelta(minutes=5, seconds=1), tick=False):
-        response = api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code})
-    assert response.status_code in (400, 401)
+        late = api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": code})
+    assert late.status_code == 400 and late.json["code"] == "invalid_code"
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE})
+    with time_machine.travel(utcnow() + timedelta(minutes=4, seconds=50), tick=False):
+        in_time = api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code(PHONE)})
+    assert in_time.status_code == 200
 
 
 def test_a_login_code_is_bound_to_its_challenge(api):
@@ -154,6 +156,18 @@ def test_sensitive_changes_need_a_recent_sign_in(api):
     assert api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]  # nothing was removed
 
 
+def test_replacing_a_factor_needs_a_recent_sign_in_but_adding_the_first_does_not(api):
+    token = api.verified_token()
+    with time_machine.travel(utcnow() + timedelta(minutes=10, seconds=5), tick=False):
+        assert api.client.post("/api/2fa/totp/setup", headers=api.bearer(token)).status_code == 200  # 2FA still off
+    api.enable_totp(token)
+    with time_machine.travel(utcnow() + timedelta(minutes=10, seconds=5), tick=False):
+        for path, body in [("/api/2fa/totp/setup", None), ("/api/2fa/totp/verify-setup", {"code": "123456"}),
+                           ("/api/2fa/sms/setup", {"phoneNumber": PHONE}), ("/api/2fa/email/verify-setup", {"code": "123456"})]:
+            response = api.client.post(path, headers=api.bearer(token), json=body)
+            assert response.status_code == 403 and response.json["code"] == "reauthentication_required", path
+
+
 def test_every_factor_change_is_audited_and_emailed(api):
     """SECURITY.md 13."""
     token = api.verified_token()
@@ -194,3 +208,41 @@ def test_a_code_is_bound_to_its_purpose(api):
         if login_code != setup_code:
             assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": setup_code}).status_code == 400
             assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": login_code}).status_code in (400, 401)
+
+
+def production_twin(make_app, app, **extra):
+    """The same database as a production app: no SMS provider, email only where forced."""
+    from idp.wiring import components
+
+    with app.app_context():
+        keys = ",".join(components().settings.encryption_keys)
+    return make_app(IDP_ENV="production", SECRET_KEY="Zr8Tn1Wc6Hy5Bf0Gs-k3Jd9Qm2Xv7Lp4-twin-secret", ENCRYPTION_KEYS=keys, **extra)
+
+
+def test_a_right_password_is_not_revealed_when_the_login_code_cannot_be_sent(make_app, app, api):
+    enable_sms(api, api.verified_token())
+    from tests.conftest import Api
+
+    twin = Api(production_twin(make_app, app, EMAIL_BACKEND="console").test_client())
+    right = twin.login("alice")
+    assert right.status_code == 200 and right.json["data"]["requiresTwoFactor"] is True  # not a 503
+    assert twin.login("alice", "Wrong-Password-1!").status_code == 401
+
+
+def test_password_reset_answers_alike_when_email_cannot_be_sent(make_app, app, api):
+    api.register("alice")
+    from tests.conftest import Api
+
+    twin = Api(production_twin(make_app, app).test_client())
+    known = twin.client.post("/api/auth/password-reset/request", json={"email": "alice@example.com"})
+    unknown = twin.client.post("/api/auth/password-reset/request", json={"email": "nobody@example.com"})
+    assert known.status_code == unknown.status_code == 200 and known.json == unknown.json
+
+
+def test_sms_setup_without_a_provider_is_503(make_app, app, api):
+    token = api.verified_token()
+    from tests.conftest import Api
+
+    twin = Api(production_twin(make_app, app).test_client())
+    response = twin.client.post("/api/2fa/sms/setup", headers=twin.bearer(token), json={"phoneNumber": PHONE})
+    assert response.status_code == 503 and response.json["code"] == "delivery_unavailable"

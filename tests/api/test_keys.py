@@ -92,15 +92,22 @@ def test_keys_ensure_is_idempotent(app):
     assert runner.invoke(args=["keys", "ensure"]).output.strip() == "signing keys present"
 
 
-def test_reencrypt_moves_keys_to_a_new_encryption_key(make_app, app, fresh_keys):
-    jwks(app.test_client())
+def test_reencrypt_moves_keys_and_totp_secrets_to_a_new_encryption_key(make_app, app, api, fresh_keys):
+    import pyotp
+
+    secret, _ = api.enable_totp(api.verified_token())
     with app.app_context():
         old_key = components().settings.encryption_keys[0]
     new_key = Fernet.generate_key().decode()
     both = make_app(ENCRYPTION_KEYS=f"{new_key},{old_key}")
     result = both.test_cli_runner().invoke(args=["secrets", "reencrypt"])
-    assert result.exit_code == 0 and "re-encrypted" in result.output
+    assert result.exit_code == 0 and "signing keys and 1 TOTP secrets" in result.output
     only_new = make_app(ENCRYPTION_KEYS=new_key)
     assert jwks(only_new.test_client())["keys"]
     with only_new.app_context():
         assert components().keys.signing_key("ES256")  # decrypts with the new key alone
+    from tests.conftest import Api
+
+    fresh = Api(only_new.test_client())
+    temp = fresh.challenge()["tempToken"]
+    assert fresh.client.post("/api/2fa/verify", json={"tempToken": temp, "code": pyotp.TOTP(secret).now()}).status_code == 200
