@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from idp.accounts.sessions import IssuedTokens
 from idp.api.cookies import DEVICE_COOKIE, REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
 from idp.api.envelope import json_body, ok, parse
-from idp.api.guard import bearer_token, client_info, identity, require_bearer
+from idp.api.guard import bearer_token, client_info, identity, require_bearer, require_recent_auth
 from idp.api.schemas import (
     ChangePasswordRequest,
     LoginRequest,
@@ -141,6 +141,7 @@ def delete_session(session_id: str) -> Response:
 
 @bp.post("/change-password")
 @require_bearer
+@require_recent_auth
 def change_password() -> Response:
     data = parse(ChangePasswordRequest)
     client = client_info()

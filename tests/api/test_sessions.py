@@ -230,3 +230,14 @@ def test_refresh_cookie_expires_with_the_family_not_later(api):
         response = refresh_with(api.client, token)
     max_age = int(response.headers["Set-Cookie"].split("Max-Age=")[1].split(";")[0])
     assert 86_000 < max_age <= 86_400
+
+
+def test_change_password_needs_a_recent_sign_in_even_with_the_current_password(api):
+    """SECURITY.md 6: a stolen access token older than the window cannot change the password."""
+    token = api.token("alice")
+    with time_machine.travel(utcnow() + timedelta(minutes=10, seconds=5), tick=False):
+        response = api.client.post(
+            "/api/auth/change-password", headers=api.bearer(token), json={"currentPassword": api.PASSWORD, "newPassword": "Another-Secret-7?"}
+        )
+    assert response.status_code == 403 and response.json["code"] == "reauthentication_required"
+    assert api.login("alice").status_code == 200
