@@ -68,6 +68,17 @@ METHOD = """\
 - wrk (`bench/wrk.lua`) drives single endpoints. The refresh scenario sends a refresh token that
   was never sent before with every request, in the JSON body: sessions are opened by logging in
   through the API beforehand, and each answer's rotated token goes to the back of the queue.
+- OAuth 2.0: one confidential client is registered per run (`flask --app wsgi clients create
+  --grant client_credentials --scope openid`). `POST /oauth/token` sends the form body
+  `grant_type=client_credentials` with HTTP Basic client authentication every time;
+  `POST /oauth/introspect` sends `token=` one access token issued to that client before the
+  scenario (a fixed token, the same bytes every request), with the same Basic authentication.
+- The wrk script checks every answer: a status other than 200 is an error, and so is a 200 whose
+  body lacks what the scenario expects (`"access_token"` from the token endpoint, `"active": true`
+  from introspection).
+- `python -m bench --only endpoints` runs just the single-endpoint wrk scenarios (bare route,
+  JWKS, refresh, token, introspection) in both configurations, in under 2 minutes, and prints
+  its table without rewriting this file.
 - The Argon2 floor is measured in the same run: argon2-cffi `PasswordHasher` (argon2id, the
   service's parameters) verifying in a loop in as many processes as gunicorn has workers,
   before and after the login scenario (mean of the two). Password login is judged against it.

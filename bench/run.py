@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import platform
 import secrets
@@ -18,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+import httpx
 from cryptography.fernet import Fernet
 
 from bench.argon2_floor import Floor, measure_floor
@@ -44,17 +47,25 @@ if TYPE_CHECKING:
 
 ROOMY_LIMIT = "1000000 per minute"
 JWKS = "/.well-known/jwks.json"
+TOKEN = "/oauth/token"
+INTROSPECT = "/oauth/introspect"
 READY = "/api/health/ready"
 SEED_ACCOUNTS = 8
 KEEP_RESULTS = 10  # newest run folders kept under bench/results (logs, token pools)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 JWKS_TARGET = Target("≥ 0.80 of bare (aim 0.95)", ratio_floor=0.80)
+CLIENT_CREDENTIALS_TARGET = Target("≥ 0.30 of bare (aim 0.60)", ratio_floor=0.30)
+INTROSPECT_TARGET = Target("≥ 0.40 of bare (aim 0.60)", ratio_floor=0.40)
 REFRESH_TARGET = Target("≥ 0.20 of bare (aim 0.30; issue 0.35)", ratio_floor=0.20, issue_ratio=0.35)
 LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
 STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
 NO_ERROR_TARGET = Target("no unexpected error")
 ROOMY_LIMITS = ("login", "login_account", "register", "two_factor", "code_send")
+ONLY = ("endpoints",)
+# Lua patterns (bench/wrk.lua, BENCH_EXPECT_BODY) that a 200 answer must match
+TOKEN_BODY = '"access_token"%s*:%s*"'
+ACTIVE_BODY = '"active"%s*:%s*true'
 
 
 def general_limit_setting() -> str:
@@ -80,6 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--twofa-concurrency", type=int, default=16, help="2FA login flows in flight (default 16)")
     parser.add_argument("--twofa-budget", type=float, default=120.0, help="seconds after which the 2FA scenario stops starting flows (default 120)")
     parser.add_argument("--no-pin", action="store_true", help="skip the 1-core (pinned) configuration")
+    parser.add_argument(
+        "--only", choices=ONLY,
+        help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, refresh, client_credentials token, "
+        "introspection), in both configurations; a quick run (under 2 minutes) that prints its table and leaves "
+        "docs/performance.md alone",
+    )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
         "--database-url",
@@ -119,6 +136,7 @@ class Bench:
         self.notes: list[str] = []
         self.env: dict[str, str] = {}
         self.argon2: Argon2Settings | None = None
+        self.client_authorization = ""  # "Basic ..." of the confidential client registered for the OAuth scenarios
 
     # -- set-up and tear-down ----------------------------------------------------------------
 
@@ -147,6 +165,15 @@ class Bench:
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         run_checked([*flask, "db", "upgrade"], self.env)
         run_checked([*flask, "keys", "ensure"], self.env)
+        created = run_checked(
+            [*flask, "clients", "create", "--name", "Bench", "--grant", "client_credentials", "--scope", "openid", "--json"], self.env
+        )
+        try:
+            client = json.loads(created)
+            pair = f"{client['clientId']}:{client['clientSecret']}"
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BenchError(f"clients create did not print the client's JSON ({exc!r}):\n{created[-500:]}") from None
+        self.client_authorization = "Basic " + base64.b64encode(pair.encode()).decode()
 
     def serve(self, cpus: str | None) -> tuple[Server, Server]:
         idp = Server("idp", "wsgi:app", self.env, self.out, cpus=cpus)
@@ -190,7 +217,6 @@ class Bench:
         cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "?")
         wrk_version = subprocess.run([self.wrk_bin, "--version"], capture_output=True, text=True).stdout.split(" [")[0]
         import gunicorn
-        import httpx
 
         self.facts = [
             ("cores", f"{os.cpu_count()} ({cpu_model}); {'1 core = server on core 0, wrk on core 1' if pinned else 'not pinned'}"),
@@ -216,11 +242,14 @@ class Bench:
 
     # -- scenarios ----------------------------------------------------------------------------
 
-    def wrk(self, server: Server, path: str, *, cpus: str | None, mode: str = "get", data: Path | None = None, seconds: int | None = None) -> Measurement:
+    def wrk(
+        self, server: Server, path: str, *, cpus: str | None, mode: str = "get", data: Path | None = None, seconds: int | None = None,
+        expect_body: str | None = None, authorization: str | None = None,
+    ) -> Measurement:
         cpu_before = server.cpu_seconds()
         m = run_wrk(
             self.wrk_bin, server.base_url + path, mode=mode, data=data, seconds=seconds or self.args.seconds,
-            connections=self.args.connections, cpus=cpus, log=self.out / "wrk.log",
+            connections=self.args.connections, cpus=cpus, expect_body=expect_body, authorization=authorization, log=self.out / "wrk.log",
         )
         if m.requests:
             m.server_cpu_ms = (server.cpu_seconds() - cpu_before) / m.requests * 1000
@@ -250,6 +279,17 @@ class Bench:
             files.append(path)
         return seeds, files
 
+    def access_token(self, idp: Server) -> str:
+        """One client_credentials access token, for the introspection scenario (valid for the token TTL)."""
+        answer = httpx.post(
+            idp.base_url + TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": self.client_authorization}, timeout=10,
+            trust_env=False,
+        )
+        token = answer.json().get("access_token") if answer.status_code == 200 else None
+        if not isinstance(token, str):
+            raise BenchError(f"POST {TOKEN} (client_credentials) answered {answer.status_code}: {answer.text[:300]}")
+        return token
+
     def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool) -> None:
         self.wrk(bare, "/", cpus=cpus, seconds=1)
         self.wrk(idp, JWKS, cpus=cpus, seconds=1)
@@ -257,6 +297,16 @@ class Bench:
         self.add("GET " + JWKS, cores, self.wrk(idp, JWKS, cpus=cpus), base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
         refresh = self.wrk(idp, "/api/auth/refresh", cpus=cpus, mode="refresh", data=tokens)
         self.add("POST /api/auth/refresh", cores, refresh, base=base.m, base_name="bare", target=REFRESH_TARGET if judged else None)
+        # OAuth 2.0: the same form body and Basic client authentication with every request
+        grant = self.out / "form-client-credentials.txt"
+        grant.write_text("grant_type=client_credentials\n")
+        issued = self.wrk(idp, TOKEN, cpus=cpus, mode="form", data=grant, expect_body=TOKEN_BODY, authorization=self.client_authorization)
+        self.add(f"POST {TOKEN} client_credentials", cores, issued, base=base.m, base_name="bare",
+                 target=CLIENT_CREDENTIALS_TARGET if judged else None)
+        introspected = self.out / "form-introspect.txt"
+        introspected.write_text(f"token={self.access_token(idp)}\n")  # a JWT: URL-safe as it is
+        active = self.wrk(idp, INTROSPECT, cpus=cpus, mode="form", data=introspected, expect_body=ACTIVE_BODY, authorization=self.client_authorization)
+        self.add(f"POST {INTROSPECT} (access token)", cores, active, base=base.m, base_name="bare", target=INTROSPECT_TARGET if judged else None)
 
     def floor(self, processes: int) -> Floor:
         a2 = self.argon2
@@ -392,7 +442,7 @@ class Bench:
             if not seeds:
                 seeds, pools = self.seed(idp, len(configurations))
             self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0)
-            if cores == "2 cores":
+            if cores == "2 cores" and self.args.only is None:
                 self.password_login(idp, cores, seeds, workers)
                 self.start_worker()
                 _log(f"stress test: {self.args.users} registrations, TOTP setups, then {self.args.users * self.args.logins_per_user:,} logins")
@@ -430,7 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     if failed is not None:
         print(f"\nbench stopped: {failed!r}" if not isinstance(failed, BenchError) else f"\nbench failed: {failed}", file=sys.stderr)
         return 1
-    if not args.no_doc:
+    if args.only is not None:
+        _log(f"--only {args.only}: docs/performance.md left alone (only a full run rewrites it)")
+    elif not args.no_doc:
         doc = ROOT / "docs" / "performance.md"
         write_markdown(doc, date=f"{started:%Y-%m-%d %H:%M} UTC", facts=bench.facts, rows=bench.rows, notes=bench.notes)
         _log(f"wrote {doc.relative_to(ROOT)}")

@@ -2,18 +2,30 @@
 --   BENCH_MODE     get      the URL as is (static request)
 --                  refresh  POST {"refreshToken": ...}: every request spends a token never sent before
 --                  login    POST {"emailOrUsername": ..., "password": ...}, cycling through accounts
---   BENCH_DATA     refresh: one token a line; login: "name<TAB>password" lines
+--                  form     POST the same application/x-www-form-urlencoded body every time, with
+--                           BENCH_AUTHORIZATION (if set) as the Authorization header (OAuth endpoints)
+--   BENCH_DATA     refresh: one token a line; login: "name<TAB>password" lines; form: the body
+--   BENCH_AUTHORIZATION  form: the Authorization header's value, e.g. "Basic base64(id:secret)"
 --   BENCH_THREADS  wrk's -t: thread n takes lines n, n+t, n+2t, ... of BENCH_DATA
+--   BENCH_EXPECT   the status every answer must have (default 200); any other is counted as an error
+--   BENCH_EXPECT_BODY  a Lua pattern that an answer with BENCH_EXPECT must match (e.g. '"active"%s*:%s*true'),
+--                  or unset; a miss is counted as an error ("bad_body")
 --
 -- Refresh tokens rotate: each 200 answer sets the session's next token in its Set-Cookie, which
 -- joins the back of this thread's queue, so a pool of a few sessions per connection lasts a whole
 -- run and no token is ever presented twice (a reuse would revoke its session and show as 401).
 -- done() prints one "BENCH_RESULT {json}" line: latency percentiles, wrk's socket errors, the
--- status codes seen and the requests sent with no token left ("starved").
+-- status codes seen, the answers that were not BENCH_EXPECT ("unexpected", by status) or did not
+-- match BENCH_EXPECT_BODY ("bad_body"), and the requests sent with no token left ("starved").
 
 local mode = os.getenv("BENCH_MODE") or "get"
 local data_path = os.getenv("BENCH_DATA")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+local expect = tonumber(os.getenv("BENCH_EXPECT") or "200")
+local expect_body = os.getenv("BENCH_EXPECT_BODY")
+if expect_body == "" then
+  expect_body = nil
+end
 local json_headers = { ["Content-Type"] = "application/json" }
 
 local threads = {}
@@ -26,6 +38,8 @@ function setup(thread)
 end
 
 statuses = {}
+unexpected = {}
+bad_body = 0
 starved = 0
 
 local queue, head, tail = {}, 1, 0
@@ -47,6 +61,18 @@ end
 
 function init(args)
   if mode == "get" then
+    return
+  end
+  if mode == "form" then
+    local file = assert(io.open(data_path, "r"))
+    local body = file:read("*a"):gsub("%s+$", "")
+    file:close()
+    local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+    local authorization = os.getenv("BENCH_AUTHORIZATION")
+    if authorization and authorization ~= "" then
+      headers["Authorization"] = authorization
+    end
+    form_request = wrk.format("POST", nil, headers, body)
     return
   end
   local index = 0
@@ -80,11 +106,20 @@ elseif mode == "login" then
     next_body = next_body % tail + 1
     return wrk.format("POST", nil, json_headers, queue[next_body])
   end
+elseif mode == "form" then
+  function request()
+    return form_request -- built once in init(): the same bytes every time
+  end
 end
 
 function response(status, headers, body)
   local key = tostring(status)
   statuses[key] = (statuses[key] or 0) + 1
+  if status ~= expect then
+    unexpected[key] = (unexpected[key] or 0) + 1
+  elseif expect_body and not (body and body:find(expect_body)) then
+    bad_body = bad_body + 1
+  end
   if mode == "refresh" and status == 200 then
     local cookie = headers["Set-Cookie"] or headers["set-cookie"]
     local token = cookie and cookie:match("refreshToken=([^;]+)")
@@ -94,22 +129,32 @@ function response(status, headers, body)
   end
 end
 
-function done(summary, latency, requests)
-  local codes, starved_total = {}, 0
-  for _, thread in ipairs(threads) do
-    for code, count in pairs(thread:get("statuses") or {}) do
-      codes[code] = (codes[code] or 0) + count
-    end
-    starved_total = starved_total + (thread:get("starved") or 0)
+local function add_counts(into, counts)
+  for code, count in pairs(counts or {}) do
+    into[code] = (into[code] or 0) + count
   end
+end
+
+local function json_counts(counts)
   local parts = {}
-  for code, count in pairs(codes) do
+  for code, count in pairs(counts) do
     table.insert(parts, string.format('"%s":%d', code, count))
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+function done(summary, latency, requests)
+  local codes, wrong, bad_body_total, starved_total = {}, {}, 0, 0
+  for _, thread in ipairs(threads) do
+    add_counts(codes, thread:get("statuses"))
+    add_counts(wrong, thread:get("unexpected"))
+    bad_body_total = bad_body_total + (thread:get("bad_body") or 0)
+    starved_total = starved_total + (thread:get("starved") or 0)
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH_RESULT {"requests":%d,"duration_us":%d,"p50_us":%.0f,"p95_us":%.0f,"p99_us":%.0f,"max_us":%.0f,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"statuses":{%s},"starved":%d}\n',
+    '"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"statuses":%s,"unexpected":%s,"bad_body":%d,"starved":%d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    latency.max, e.connect, e.read, e.write, e.timeout, table.concat(parts, ","), starved_total))
+    latency.max, e.connect, e.read, e.write, e.timeout, json_counts(codes), json_counts(wrong), bad_body_total, starved_total))
 end

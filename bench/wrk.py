@@ -25,15 +25,21 @@ def run_wrk(
     threads: int = 1,
     cpus: str | None = None,
     expect: int = 200,
+    expect_body: str | None = None,
+    authorization: str | None = None,
     log: Path | None = None,
 ) -> Measurement:
-    """Run wrk for `seconds`; errors are wrk's socket errors and every status but `expect`."""
+    """Run wrk for `seconds`; errors are wrk's socket errors, and the answers that bench/wrk.lua found
+    with a status other than `expect` or, with that status, a body not matching the Lua pattern `expect_body`."""
     command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "-s", str(SCRIPT), url]
     if cpus:
         command = ["taskset", "-c", cpus, *command]
-    env = {**os.environ, "BENCH_MODE": mode, "BENCH_THREADS": str(threads)}
-    if data is not None:
-        env["BENCH_DATA"] = str(data)
+    env = {**os.environ, "BENCH_MODE": mode, "BENCH_THREADS": str(threads), "BENCH_EXPECT": str(expect)}
+    for name, value in (("BENCH_DATA", data), ("BENCH_EXPECT_BODY", expect_body), ("BENCH_AUTHORIZATION", authorization)):
+        if value is not None:
+            env[name] = str(value)
+        else:
+            env.pop(name, None)
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     except subprocess.TimeoutExpired:
@@ -52,11 +58,13 @@ def run_wrk(
     starved = raw["starved"]  # sent with a placeholder token, hence answered 401
     if starved:
         errors["no token left"] += starved
-    for status, count in raw["statuses"].items():
+    for status, count in raw["unexpected"].items():  # counted by the script: statuses other than `expect`
         if status == "401":
             count -= min(count, starved)
-        if int(status) != expect and count:
+        if count:
             errors[f"HTTP {status}"] += count
+    if raw["bad_body"]:
+        errors[f"HTTP {expect}, unexpected body"] += raw["bad_body"]
     return Measurement(
         requests=raw["requests"],
         seconds=raw["duration_us"] / 1e6,

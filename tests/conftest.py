@@ -142,6 +142,7 @@ def make_app(
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+        app.extensions["idp"].autocommit.dispose()
         queue = getattr(app.extensions["idp"].delivery_queue, "queue", None)
         if queue is not None:
             with contextlib.suppress(redis.RedisError):  # some tests point the app at a dead Redis

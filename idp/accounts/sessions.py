@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import Session, User
@@ -68,12 +68,14 @@ class SessionService:
         *,
         refresh_ttl: int,
         clock: Callable[[], datetime],
+        autocommit: Engine,
     ) -> None:
         self._db = db
         self._tokens = tokens
         self._audit = audit
         self._refresh_ttl = timedelta(seconds=refresh_ttl)
         self._clock = clock
+        self._autocommit = autocommit
 
     def start(
         self,
@@ -117,13 +119,10 @@ class SessionService:
         now = self._clock()
         new_token = f"{session_id}.{random_token()}"
         # The hot path: one statement, one round trip (autocommit; the UPDATE is atomic by itself).
-        connection = self._db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        row = connection.execute(
-            ROTATE,
-            {"session_id": session_id, "old_hash": digest(refresh_token), "new_hash": digest(new_token), "now": now},
-        ).one_or_none()
+        params = {"session_id": session_id, "old_hash": digest(refresh_token), "new_hash": digest(new_token), "now": now}
+        with self._autocommit.connect() as connection:
+            row = connection.execute(ROTATE, params).one_or_none()
         if row is None:
-            self._db.rollback()
             self._detect_reuse(session_id, now, client)
             raise InvalidRefreshToken()
         return self._issue(row.user_id, session_id, row.client_id, row.auth_time, row.amr.split(), new_token, row.expires_at)
