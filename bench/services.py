@@ -77,6 +77,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_ticks(pid: int, *, with_children: bool = False) -> int:
+    """User + system clock ticks of a process (and of its waited-for children), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return sum(int(f) for f in fields[11 : 15 if with_children else 13])
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_process(process: subprocess.Popen[bytes], stop_signal: signal.Signals, *, timeout: float) -> None:
+    """Ask politely with `stop_signal`, then kill the process group this run created for it."""
+    if process.poll() is not None:
+        return
+    try:
+        os.kill(process.pid, stop_signal)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
 class Database:
     """A fresh PostgreSQL database for one run, dropped (with its connections) at the end."""
 
@@ -202,34 +232,16 @@ class Server:
     def cpu_seconds(self) -> float:
         """User + system CPU time of the master and its workers so far."""
         pids = ([self._process.pid] if self._process else []) + self.worker_pids()
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
 
     def stop(self, *, timeout: float = 15) -> None:
         workers = self.worker_pids()
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGINT)  # gunicorn: quick shutdown
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # the process group this run created for it
-                process.wait(timeout=5)
-            except ProcessLookupError:
-                pass
         if process is not None:
+            stop_process(process, signal.SIGINT, timeout=timeout)  # gunicorn: quick shutdown
             for pid in workers:  # a worker that outlived its master
                 try:
                     if os.getpgid(pid) == process.pid:
@@ -270,29 +282,15 @@ class DeliveryWorker:
         """User + system CPU time of the worker and its finished children (the per-job work horses)."""
         if self._process is None:
             return 0.0
-        try:
-            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return cpu_ticks(self._process.pid, with_children=True) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
 
     def stop(self, *, timeout: float = 15) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGTERM)  # RQ: warm shutdown, the current job finishes
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # the process group this run created for it
-                process.wait(timeout=5)
-            except ProcessLookupError:
-                pass
+        if process is not None:
+            stop_process(process, signal.SIGTERM, timeout=timeout)  # RQ: warm shutdown, the current job finishes
         if self._log is not None:
             self._log.close()
             self._log = None
