@@ -15,9 +15,11 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask
+from flask import request as flask_request
 from sqlalchemy import select
 
 from idp.accounts.models import Session
+from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
 from idp.oidc.clients import ClientRegistry
@@ -147,6 +149,12 @@ class Revocation(RevocationEndpoint):
         if token.session is not None and token.session.revoked_at is None:
             token.session.revoked_at = utcnow()
             token.session.revoke_reason = "revoked_by_client"
+            AuditLog(db.session(), utcnow).record(
+                "token_revoked",
+                user_id=token.session.user_id,
+                client=ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent")),
+                details={"clientId": token.client_id, "tokenType": token.kind, "sessionId": token.session.id},
+            )
             db.session.commit()
 
 

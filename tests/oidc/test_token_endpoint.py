@@ -102,3 +102,22 @@ def test_revocation_answers_200_and_ends_only_the_clients_own_sessions(app, serv
     assert api.client.post("/api/auth/refresh", json={"refreshToken": refresh}).status_code == 200
     unknown = oauth.revoke_token(f"{ISSUER}/oauth/revoke", token="never-issued")
     assert unknown.status_code == 200  # RFC 7009: unknown tokens are not an error
+
+
+def test_a_client_revokes_its_own_sessions_and_it_is_audited(app, service, api):
+    """Revoking either token of a session the client owns ends the session (RFC 7009), recorded as token_revoked."""
+    from idp.accounts.models import Session
+    from idp.extensions import db
+
+    registered = api.register("alice")
+    refresh = registered.headers["Set-Cookie"].split("refreshToken=")[1].split(";")[0]
+    with app.app_context():  # hand the session to the client, as its own login will once the code flow exists
+        db.session.execute(db.update(Session).values(client_id=service["clientId"]))
+        db.session.commit()
+    oauth = client_for(app, service)
+    assert oauth.revoke_token(f"{ISSUER}/oauth/revoke", token=refresh, token_type_hint="refresh_token").status_code == 200
+    api.client.delete_cookie("refreshToken", path="/api/auth")
+    assert api.client.post("/api/auth/refresh", json={"refreshToken": refresh}).status_code == 401
+    token = api.login("alice").json["data"]["accessToken"]
+    actions = [e["action"] for e in api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]]
+    assert "token_revoked" in actions
