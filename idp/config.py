@@ -285,11 +285,6 @@ class Settings:
         return self.environment != "production"
 
     @property
-    def embedded(self) -> bool:
-        """No Redis: memory rate limits and inline delivery."""
-        return self.redis_url is None
-
-    @property
     def secure_cookies(self) -> bool:
         return not self.is_development
 

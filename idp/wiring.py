@@ -129,8 +129,10 @@ def security_alerts() -> SecurityAlerts:
     return SecurityAlerts(audit_log(), delivery(), utcnow)
 
 
-def _code_key(settings: Settings) -> bytes:
-    return hashlib.sha256(b"one-time-codes:" + settings.secret_key.encode()).digest()
+def one_time_codes() -> OneTimeCodes:
+    """SMS and email codes, keyed by a key derived from SECRET_KEY."""
+    key = hashlib.sha256(b"one-time-codes:" + components().settings.secret_key.encode()).digest()
+    return OneTimeCodes(db.session(), key, utcnow)
 
 
 def two_factor_service() -> TwoFactorService:
@@ -139,7 +141,7 @@ def two_factor_service() -> TwoFactorService:
     return TwoFactorService(
         session,
         c.box,
-        OneTimeCodes(session, _code_key(c.settings), utcnow),
+        one_time_codes(),
         BackupCodes(session, c.hashing, utcnow),
         TrustedDevices(session, utcnow),
         security_alerts(),
@@ -165,7 +167,7 @@ def login_challenges() -> LoginChallenges:
         session,
         c.box,
         two_factor_service(),
-        OneTimeCodes(session, _code_key(c.settings), utcnow),
+        one_time_codes(),
         backup_codes(),
         audit_log(),
         account_throttle("two_factor"),
