@@ -28,9 +28,10 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.config import Settings, environment_with_dotenv
     from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
-    from idp.extensions import db, migrate
+    from idp.extensions import csrf, db, migrate
     from idp.http import register_http_policies
-    from idp.oidc.jwks import JwksEndpoint
+    from idp.oidc.discovery import StaticDocument, provider_metadata
+    from idp.oidc.jwks import WellKnownDocuments
     from idp.oidc.server import build_authorization_server
     from idp.ratelimits import install_limiter
     from idp.wiring import build_components
@@ -56,6 +57,8 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a form left open still works
+        WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks under Referrer-Policy: no-referrer
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         RATELIMIT_KEY_PREFIX=settings.rate_limit_key_prefix,
         RATELIMIT_HEADERS_ENABLED=True,
@@ -73,17 +76,23 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
 
     register_error_handlers(app, settings.api_base_path)
     register_http_policies(app, settings)
     api, exempt = api_blueprints(settings)
     app.register_blueprint(api)
+    for name, blueprint in app.blueprints.items():  # bearer tokens, not cookies, authenticate the JSON API
+        if name == api.name or name.startswith(api.name + "."):
+            csrf.exempt(blueprint)
     web.register(app)
     register_outbox_page(app, settings)
+    app.jinja_env.globals["product_name"] = settings.service_name if settings.service_name != "idp" else "Identity"
     limiter = install_limiter(app, settings, general=api, exempt=exempt)
     app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
     app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens)
-    app.wsgi_app = JwksEndpoint(app.wsgi_app, app, app.extensions["idp"].keys)  # type: ignore[method-assign]
+    metadata = StaticDocument(provider_metadata(settings.issuer))
+    app.wsgi_app = WellKnownDocuments(app.wsgi_app, app, app.extensions["idp"].keys, metadata)  # type: ignore[method-assign]
     cli.register(app)
     logging.basicConfig(level=logging.INFO)
     return app

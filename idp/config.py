@@ -271,6 +271,7 @@ class Settings:
     trusted_proxies: int
     access_token_ttl: int
     refresh_token_ttl: int
+    browser_session_ttl: int
     argon2: Argon2Settings
     rate_limits: RateLimits
     rate_limit_key_prefix: str
@@ -333,6 +334,7 @@ class Settings:
             trusted_proxies=parse_int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
             access_token_ttl=parse_int("ACCESS_TOKEN_TTL", env.get("ACCESS_TOKEN_TTL"), 15 * 60),
             refresh_token_ttl=parse_int("REFRESH_TOKEN_TTL", env.get("REFRESH_TOKEN_TTL"), 7 * 24 * 3600),
+            browser_session_ttl=parse_int("BROWSER_SESSION_TTL", env.get("BROWSER_SESSION_TTL"), 12 * 3600),
             argon2=argon2,
             rate_limits=limits,
             rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or "idp",

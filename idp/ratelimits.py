@@ -19,14 +19,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 MARK = "_idp_rate_limits"
 
 
-def rate_limited(name: str, *, failures_only: bool = False) -> Callable[[F], F]:
+def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:
     """Declare that a view counts against the named limit of `Settings.rate_limits`.
 
-    With `failures_only`, only answers of 401 use up the limit (failed logins).
+    With `failures_only`, only answers of 401 use up the limit (failed logins); `methods` limits
+    only those methods (a page's GET is free, its POST counts).
     """
 
     def mark(view: F) -> F:
-        setattr(view, MARK, [*getattr(view, MARK, []), (name, failures_only)])
+        setattr(view, MARK, [*getattr(view, MARK, []), (name, failures_only, methods)])
         return view
 
     return mark
@@ -49,10 +50,12 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
         limiter.exempt(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         limited: Any = view
-        for name, failures_only in getattr(view, MARK, []):
+        for name, failures_only, methods in getattr(view, MARK, []):
             value = getattr(settings.rate_limits, name)
             if is_on(value):
-                limited = limiter.limit(value, deduct_when=_failed if failures_only else None, override_defaults=False)(limited)
+                limited = limiter.limit(
+                    value, deduct_when=_failed if failures_only else None, override_defaults=False, methods=methods
+                )(limited)
         app.view_functions[endpoint] = limited
     return limiter
 

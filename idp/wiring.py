@@ -16,12 +16,13 @@ from limits.strategies import RateLimiter
 from sqlalchemy import Engine, create_engine
 
 from idp.accounts.login import LoginFlow
+from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService
-from idp.accounts.sessions import SessionService
+from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService
 from idp.accounts.throttle import AccountThrottle, memory_fallback
 from idp.audit.alerts import SecurityAlerts
-from idp.audit.service import AuditLog
+from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import utcnow
 from idp.config import Settings
 from idp.delivery import Delivery, DeliveryQueue, MessageRenderer, Senders
@@ -32,6 +33,8 @@ from idp.mfa.challenge import LoginChallenges
 from idp.mfa.codes import OneTimeCodes
 from idp.mfa.devices import TrustedDevices
 from idp.mfa.methods import TwoFactorService
+from idp.oidc.consent import ConsentService
+from idp.oidc.id_tokens import IdTokens
 from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
@@ -47,6 +50,7 @@ class Components:
     box: SecretBox
     keys: KeyRing
     tokens: AccessTokens
+    id_tokens: IdTokens
     redis: redis.Redis | None
     limiter: Limiter
     throttle_fallback: RateLimiter
@@ -75,6 +79,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         box,
         keys,
         tokens,
+        IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, clock=utcnow),
         client,
         limiter,
         memory_fallback(),
@@ -175,8 +180,25 @@ def login_challenges() -> LoginChallenges:
     )
 
 
-def login_flow() -> LoginFlow:
-    return LoginFlow(account_service(), session_service(), login_challenges(), trusted_devices(), security_alerts())
+def login_flow() -> LoginFlow[IssuedTokens]:
+    """The API's login: a signed-in user gets tokens of the API's built-in client."""
+    sessions = session_service()
+
+    def open_api_session(user: User, client: ClientInfo, amr: list[str]) -> IssuedTokens:
+        return sessions.start(user, client=client, amr=amr)
+
+    return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_api_session)
+
+
+def browser_login_flow() -> LoginFlow[tuple[BrowserSession, str]]:
+    """The hosted pages' login: a signed-in user gets a browser session (SSO) and its cookie."""
+    sessions = session_service()
+    ttl = components().settings.browser_session_ttl
+
+    def open_browser_session(user: User, client: ClientInfo, amr: list[str]) -> tuple[BrowserSession, str]:
+        return sessions.start_browser(user, client=client, amr=amr, ttl=ttl)
+
+    return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_browser_session)
 
 
 def recovery() -> Recovery:
@@ -195,3 +217,10 @@ def recovery() -> Recovery:
         frontend_url=c.settings.frontend_url,
         clock=utcnow,
     )
+
+
+# -- OpenID Connect --------------------------------------------------------------------------
+
+
+def consents() -> ConsentService:
+    return ConsentService(db.session(), audit_log(), session_service(), utcnow)

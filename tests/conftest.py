@@ -30,6 +30,8 @@ from sqlalchemy.pool import NullPool
 from idp import create_app
 from idp.extensions import db
 
+pytest_plugins = ["tests.support.fixtures"]  # live server, Chromium (tests/support)
+
 ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

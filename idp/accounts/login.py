@@ -1,57 +1,74 @@
 """The login flow shared by the JSON API and the hosted pages: password, then a second factor when
-the account has one and the device is not trusted."""
+the account has one and the device is not trusted (or the relying party insists on one).
+
+How a successful sign-in is kept differs (the API issues tokens, the pages open a browser
+session), so the flow takes the function that opens it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from idp.accounts.models import User
 from idp.accounts.service import AccountService
-from idp.accounts.sessions import IssuedTokens, SessionService
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import ClientInfo
 from idp.mfa.challenge import ChallengeStarted, LoginChallenges, SecondFactorPassed
 from idp.mfa.devices import TrustedDevices
 
+S = TypeVar("S")
+# (user, client, amr) -> what "signed in" means to the caller
+SessionOpener = Callable[[User, ClientInfo, list[str]], S]
+
 
 @dataclass(frozen=True)
-class LoginOutcome:
-    """Either tokens (signed in) or a challenge (second factor needed)."""
+class LoginOutcome(Generic[S]):
+    """Either a session (signed in) or a challenge (second factor needed)."""
 
     user: User
-    tokens: IssuedTokens | None = None
+    session: S | None = None
     challenge: ChallengeStarted | None = None
     device_token: str | None = None
 
 
-class LoginFlow:
+class LoginFlow(Generic[S]):
     def __init__(
         self,
         accounts: AccountService,
-        sessions: SessionService,
         challenges: LoginChallenges,
         devices: TrustedDevices,
         alerts: SecurityAlerts,
+        open_session: SessionOpener[S],
     ) -> None:
         self._accounts = accounts
-        self._sessions = sessions
         self._challenges = challenges
         self._devices = devices
         self._alerts = alerts
+        self._open = open_session
 
-    def with_password(self, identifier: str, password: str, *, device_token: str | None, client: ClientInfo) -> LoginOutcome:
+    def with_password(
+        self,
+        identifier: str,
+        password: str,
+        *,
+        device_token: str | None,
+        client: ClientInfo,
+        second_factor_required: bool = False,
+    ) -> LoginOutcome[S]:
+        """`second_factor_required`: ask for the second factor even on a trusted device."""
         user = self._accounts.authenticate(identifier, password, client=client)
         if user.two_factor_enabled:
-            if self._devices.recognise(user.id, device_token) is None:
+            if second_factor_required or self._devices.recognise(user.id, device_token) is None:
                 return LoginOutcome(user, challenge=self._challenges.start(user, client=client))
             self._accounts.record_login(user, client=client, method="pwd+trusted_device")
         else:
             self._accounts.record_login(user, client=client)
-        return LoginOutcome(user, tokens=self._sessions.start(user, client=client, amr=["pwd"]))
+        return LoginOutcome(user, session=self._open(user, client, ["pwd"]))
 
     def with_second_factor(
         self, passed: SecondFactorPassed, *, trust_device: bool, device_name: str | None, client: ClientInfo
-    ) -> LoginOutcome:
+    ) -> LoginOutcome[S]:
         user = passed.user
         device_token = None
         if trust_device:
@@ -64,5 +81,4 @@ class LoginFlow:
                 details={"deviceName": device.device_name},
             )
         self._accounts.record_login(user, client=client, method=passed.method)
-        tokens = self._sessions.start(user, client=client, amr=passed.amr)
-        return LoginOutcome(user, tokens=tokens, device_token=device_token)
+        return LoginOutcome(user, session=self._open(user, client, passed.amr), device_token=device_token)

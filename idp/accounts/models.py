@@ -44,6 +44,10 @@ class Session(db.Model):  # type: ignore[name-defined]
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     amr: Mapped[str] = mapped_column(String(100), nullable=False, default="pwd")
+    scope: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    # A relying party's session points at the browser (SSO) session it came from: ending that
+    # session (logout at the provider) ends these too.
+    browser_session_id: Mapped[str | None] = mapped_column(String(36), index=True)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = created_column()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import Session, User
@@ -18,6 +18,7 @@ from idp.security.digests import digest, random_token
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 
 API_CLIENT_ID = "idp-api"
+BROWSER_CLIENT_ID = "idp-browser"  # the provider's own sign-in session in a browser (SSO)
 
 _sessions = Session.__table__
 # Refresh-token rotation as one Core statement: matches only the current token of a live session.
@@ -26,12 +27,32 @@ ROTATE = (
     .where(
         _sessions.c.id == bindparam("session_id"),
         _sessions.c.token_hash == bindparam("old_hash"),
+        _sessions.c.client_id == bindparam("for_client"),
         _sessions.c.revoked_at.is_(None),
         _sessions.c.expires_at > bindparam("now"),
     )
     .values(token_hash=bindparam("new_hash"), last_used_at=bindparam("now"))
-    .returning(_sessions.c.user_id, _sessions.c.client_id, _sessions.c.auth_time, _sessions.c.amr, _sessions.c.expires_at)
-)  # the JSON API is a built-in first-party client of the token service
+    .returning(
+        _sessions.c.user_id,
+        _sessions.c.auth_time,
+        _sessions.c.amr,
+        _sessions.c.scope,
+        _sessions.c.browser_session_id,
+        _sessions.c.expires_at,
+    )
+)
+
+
+@dataclass(frozen=True)
+class SessionGrant:
+    """What a session was opened with: carried by its access tokens (and ID tokens)."""
+
+    user_id: str
+    client_id: str
+    amr: list[str]
+    auth_time: datetime
+    scope: str = ""
+    browser_session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,21 @@ class IssuedTokens:
     session_id: str
     expires_in: int
     refresh_expires_at: datetime
+    grant: SessionGrant
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    """The provider's sign-in in one browser: what `prompt`, `max_age` and `acr_values` are checked against."""
+
+    id: str
+    user: User
+    auth_time: datetime
+    amr: list[str]
+
+    @property
+    def multi_factor(self) -> bool:
+        return "mfa" in self.amr
 
 
 @dataclass(frozen=True)
@@ -85,33 +121,44 @@ class SessionService:
         amr: list[str],
         client_id: str = API_CLIENT_ID,
         auth_time: datetime | None = None,
+        scope: str = "",
+        browser_session_id: str | None = None,
     ) -> IssuedTokens:
         """Open a session after a successful authentication and issue its first tokens.
         Adds to the unit of work and commits it."""
         now = self._clock()
+        grant = SessionGrant(user.id, client_id, amr, auth_time or now, scope, browser_session_id)
+        session_id, refresh_token = self._open(grant, client, now, now + self._refresh_ttl)
+        return self._issue(session_id, grant, refresh_token, now + self._refresh_ttl)
+
+    def _open(self, grant: SessionGrant, client: ClientInfo, now: datetime, expires_at: datetime) -> tuple[str, str]:
         session_id = new_id()
-        refresh_token = f"{session_id}.{random_token()}"
-        session = Session(
-            id=session_id,
-            user_id=user.id,
-            client_id=client_id,
-            token_hash=digest(refresh_token),
-            auth_time=auth_time or now,
-            amr=" ".join(amr),
-            ip_address=client.ip_address,
-            user_agent=(client.user_agent or "")[:512] or None,
-            created_at=now,
-            last_used_at=now,
-            expires_at=now + self._refresh_ttl,
+        token = f"{session_id}.{random_token()}"
+        self._db.add(
+            Session(
+                id=session_id,
+                user_id=grant.user_id,
+                client_id=grant.client_id,
+                token_hash=digest(token),
+                auth_time=grant.auth_time,
+                amr=" ".join(grant.amr),
+                scope=grant.scope,
+                browser_session_id=grant.browser_session_id,
+                ip_address=client.ip_address,
+                user_agent=(client.user_agent or "")[:512] or None,
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires_at,
+            )
         )
-        self._db.add(session)
         self._db.commit()
         # plain values, not the committed (expired) object: reading it back would cost a SELECT
-        return self._issue(user.id, session_id, client_id, auth_time or now, amr, refresh_token, now + self._refresh_ttl)
+        return session_id, token
 
-    def refresh(self, refresh_token: str, *, client: ClientInfo) -> IssuedTokens:
+    def refresh(self, refresh_token: str, *, client: ClientInfo, client_id: str = API_CLIENT_ID) -> IssuedTokens:
         """Rotate: the presented token is replaced in one UPDATE … RETURNING. A token that names a
-        live session but is not its current one has been used before: the session is revoked."""
+        live session of this client but is not its current one has been used before: the session
+        is revoked. A token of another client is refused and changes nothing."""
         parts = _split(refresh_token)
         if parts is None:
             raise InvalidRefreshToken()
@@ -119,35 +166,100 @@ class SessionService:
         now = self._clock()
         new_token = f"{session_id}.{random_token()}"
         # The hot path: one statement, one round trip (autocommit; the UPDATE is atomic by itself).
-        params = {"session_id": session_id, "old_hash": digest(refresh_token), "new_hash": digest(new_token), "now": now}
+        params = {
+            "session_id": session_id,
+            "old_hash": digest(refresh_token),
+            "new_hash": digest(new_token),
+            "for_client": client_id,
+            "now": now,
+        }
         with self._autocommit.connect() as connection:
             row = connection.execute(ROTATE, params).one_or_none()
         if row is None:
-            self._detect_reuse(session_id, now, client)
+            self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
-        return self._issue(row.user_id, session_id, row.client_id, row.auth_time, row.amr.split(), new_token, row.expires_at)
+        grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), row.scope, row.browser_session_id)
+        return self._issue(session_id, grant, new_token, row.expires_at)
 
-    def _detect_reuse(self, session_id: str, now: datetime, client: ClientInfo) -> None:
+    def _detect_reuse(self, session_id: str, client_id: str, now: datetime, client: ClientInfo) -> None:
         session = self._db.get(Session, session_id)
-        if session is None or session.revoked_at is not None or as_utc(session.expires_at) <= now:
+        if session is None or session.client_id != client_id or session.revoked_at is not None:
+            return
+        if as_utc(session.expires_at) <= now:
             return
         self._revoke(session, "refresh_token_reuse", client, now)
         self._db.commit()
 
-    def _issue(
-        self,
-        user_id: str,
-        session_id: str,
-        client_id: str,
-        auth_time: datetime,
-        amr: list[str],
-        refresh_token: str,
-        expires_at: datetime,
-    ) -> IssuedTokens:
+    def _issue(self, session_id: str, grant: SessionGrant, refresh_token: str, expires_at: datetime) -> IssuedTokens:
         access = self._tokens.issue(
-            subject=user_id, client_id=client_id, session_id=session_id, auth_time=as_utc(auth_time), amr=amr
+            subject=grant.user_id,
+            client_id=grant.client_id,
+            scope=grant.scope,
+            session_id=session_id,
+            auth_time=as_utc(grant.auth_time),
+            amr=grant.amr,
         )
-        return IssuedTokens(access, refresh_token, session_id, self._tokens.ttl, as_utc(expires_at))
+        return IssuedTokens(access, refresh_token, session_id, self._tokens.ttl, as_utc(expires_at), grant)
+
+    # -- the browser session (SSO) ---------------------------------------------------------
+
+    def start_browser(self, user: User, *, client: ClientInfo, amr: list[str], ttl: int) -> tuple[BrowserSession, str]:
+        """Open the provider's own session in a browser; returns it and the cookie value (shown once,
+        stored as a digest). No tokens: relying parties get theirs from authorization codes."""
+        now = self._clock()
+        grant = SessionGrant(user.id, BROWSER_CLIENT_ID, amr, now)
+        session_id, token = self._open(grant, client, now, now + timedelta(seconds=ttl))
+        return BrowserSession(session_id, user, now, amr), token
+
+    def browser_session(self, cookie: str | None) -> BrowserSession | None:
+        """The live browser session behind a cookie value, for an active user (one query)."""
+        parts = _split(cookie) if cookie else None
+        if parts is None:
+            return None
+        row = self._db.execute(
+            select(Session.auth_time, Session.amr, User)
+            .join(User, User.id == Session.user_id)
+            .where(
+                Session.id == parts[0],
+                Session.token_hash == digest(cookie or ""),
+                Session.client_id == BROWSER_CLIENT_ID,
+                Session.revoked_at.is_(None),
+                Session.expires_at > self._clock(),
+                User.is_active.is_(True),
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return BrowserSession(parts[0], row.User, as_utc(row.auth_time), row.amr.split())
+
+    def replace_browser_session(self, old_id: str, new: BrowserSession, *, client: ClientInfo) -> None:
+        """A new sign-in in a browser that had one. The same user keeps the relying-party sessions
+        of the old one (they now end with the new one); another user's are ended."""
+        old = self._db.get(Session, old_id)
+        if old is None or old.revoked_at is not None:
+            return
+        if old.user_id != new.user.id:
+            self.end_browser_session(old_id, client=client)
+            return
+        self._db.execute(
+            update(Session).where(Session.browser_session_id == old_id).values(browser_session_id=new.id)
+            .execution_options(synchronize_session=False)
+        )
+        old.revoked_at = self._clock()
+        old.revoke_reason = "replaced"
+        self._db.commit()
+
+    def end_browser_session(self, session_id: str, *, client: ClientInfo) -> None:
+        """Sign the browser out: its session and every relying-party session opened from it."""
+        now = self._clock()
+        sessions = self._db.scalars(
+            select(Session).where(
+                or_(Session.id == session_id, Session.browser_session_id == session_id), Session.revoked_at.is_(None)
+            )
+        ).all()
+        for session in sessions:
+            self._revoke(session, "logout", client, now)
+        self._db.commit()
 
     # -- revocation ------------------------------------------------------------------------
 
@@ -171,6 +283,13 @@ class SessionService:
                 self._revoke(session, "logout", client, now)
         self._db.commit()
 
+    def revoke_session(self, session_id: str, *, reason: str, client: ClientInfo) -> None:
+        """Revoke one session if it is live (a replayed authorization code, a client's revocation)."""
+        session = self._db.get(Session, session_id)
+        if session is not None and session.revoked_at is None:
+            self._revoke(session, reason, client, self._clock())
+            self._db.commit()
+
     def revoke_one(self, user_id: str, session_id: str, *, client: ClientInfo) -> None:
         session = self._db.get(Session, session_id)
         if session is None or session.user_id != user_id or session.revoked_at is not None:
@@ -186,6 +305,21 @@ class SessionService:
             session.revoked_at = now
             session.revoke_reason = reason
         self._audit.record("session_revoked", user_id=user_id, client=client, details={"count": len(sessions), "reason": reason})
+        self._db.commit()
+        return len(sessions)
+
+    def revoke_for_client(self, user_id: str, client_id: str, *, reason: str, client: ClientInfo) -> int:
+        """End every live session the user has with one client (commits)."""
+        sessions = self._db.scalars(
+            select(Session).where(Session.user_id == user_id, Session.client_id == client_id, Session.revoked_at.is_(None))
+        ).all()
+        now = self._clock()
+        for session in sessions:
+            session.revoked_at = now
+            session.revoke_reason = reason
+        self._audit.record(
+            "token_revoked", user_id=user_id, client=client, details={"clientId": client_id, "sessions": len(sessions), "reason": reason}
+        )
         self._db.commit()
         return len(sessions)
 

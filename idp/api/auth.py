@@ -61,8 +61,8 @@ def login() -> Response:
                 "expiresIn": challenge.expires_in,
             }
         )
-    assert outcome.tokens is not None
-    return signed_in({"user": user_summary(outcome.user)}, outcome.tokens)
+    assert outcome.session is not None
+    return signed_in({"user": user_summary(outcome.user)}, outcome.session)
 
 
 @bp.post("/refresh")

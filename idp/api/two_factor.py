@@ -91,11 +91,11 @@ def email_verify_setup() -> Response:
 def _sign_in(passed: SecondFactorPassed, *, trust_device: bool = False, device_name: str | None = None) -> Response:
     """Finish the login after a passed second factor: tokens, and the device cookie when trusted."""
     outcome = login_flow().with_second_factor(passed, trust_device=trust_device, device_name=device_name, client=client_info())
-    assert outcome.tokens is not None
+    assert outcome.session is not None
     body: dict[str, Any] = {"user": user_summary(outcome.user)}
     if outcome.device_token:
         body["deviceToken"] = outcome.device_token
-    response = signed_in(body, outcome.tokens)
+    response = signed_in(body, outcome.session)
     if outcome.device_token:
         set_device_cookie(response, outcome.device_token)
     return response

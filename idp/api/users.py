@@ -7,6 +7,7 @@ from typing import Any
 from idp.accounts.models import Session, User
 from idp.audit.models import AuditEvent
 from idp.clock import iso
+from idp.mfa.masking import mask_email, mask_phone
 from idp.mfa.models import TrustedDevice, TwoFactorMethod
 
 
@@ -48,17 +49,6 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
         "details": event.details,
         "createdAt": iso(event.created_at),
     }
-
-
-def mask_phone(phone: str | None) -> str | None:
-    return f"***{phone[-4:]}" if phone else None
-
-
-def mask_email(email: str | None) -> str | None:
-    if not email:
-        return None
-    local, _, domain = email.partition("@")
-    return f"{local[:3]}***@{domain}"
 
 
 def method_view(method: TwoFactorMethod) -> dict[str, Any]:

@@ -1,18 +1,187 @@
-"""OAuth 2.0 endpoints: thin Flask views over the app's authorization server."""
+"""OAuth 2.0 / OpenID Connect endpoints: thin Flask views over the app's authorization server."""
 
 from __future__ import annotations
 
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Blueprint, Response, current_app
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask import session as flask_session
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
 
+from idp.api.guard import bearer_token, client_info
+from idp.errors import Unauthorized
+from idp.extensions import db
+from idp.oidc.claims import acr_for, asks_for_mfa, user_claims
+from idp.oidc.consent import SCOPE_WORDS
+from idp.oidc.grants import Approval
 from idp.oidc.server import IdentityAuthorizationServer
+from idp.web.sso import AUTHORIZE_PATH, clear_sso_cookie, current_browser_session, reset_browser_state
+from idp.wiring import components, consents, session_service
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
+
+PENDING = "authz"  # Flask session: id of an authorization request waiting for a sign-in -> when it arrived
+MAX_PENDING = 5
+INTERNAL_PARAMS = {"authz", "csrf_token", "decision", "confirm"}
 
 
 def _server() -> IdentityAuthorizationServer:
     return current_app.extensions["idp.oauth"]
+
+
+def _csrf_ok() -> bool:
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except (ValidationError, CSRFError):
+        return False
+    return True
+
+
+def _params() -> dict[str, str]:
+    """The authorization request as single values (query string or form body)."""
+    return {k: v for k, v in request.values.items() if k not in ("csrf_token", "decision", "confirm")}
+
+
+def _error_page(error: OAuth2Error, status: int = 400) -> tuple[str, int]:
+    """An error that must not be redirected (unknown client, unregistered redirect URI)."""
+    return (
+        render_template(
+            "oauth_error.html",
+            title="This sign-in link does not work",
+            description=error.description or error.error,
+            error_code=error.error,
+        ),
+        status,
+    )
+
+
+def _remember_pending(params: dict[str, str]) -> str:
+    """Where to come back after a sign-in: the same request, marked with when it first arrived
+    (so `prompt=login` and `max_age` are satisfied by that sign-in, not asked again)."""
+    pending = dict(flask_session.get(PENDING, {}))
+    pending_id = params.get("authz") if params.get("authz") in pending else secrets.token_urlsafe(8)
+    pending.setdefault(pending_id, time.time())
+    flask_session[PENDING] = dict(sorted(pending.items(), key=lambda item: item[1])[-MAX_PENDING:])
+    query = {k: v for k, v in params.items() if k not in INTERNAL_PARAMS}
+    return f"{AUTHORIZE_PATH}?{urlencode({**query, 'authz': pending_id})}"
+
+
+def _requested_at(params: dict[str, str]) -> float:
+    return float(flask_session.get(PENDING, {}).get(params.get("authz", ""), time.time()))
+
+
+def _forget_pending(params: dict[str, str]) -> None:
+    pending = dict(flask_session.get(PENDING, {}))
+    if pending.pop(params.get("authz", ""), None) is not None:
+        flask_session[PENDING] = pending
+
+
+def _max_age(params: dict[str, str], redirect_uri: str) -> int | None:
+    raw = params.get("max_age")
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise InvalidRequestError("max_age must be a number of seconds", redirect_uri=redirect_uri)
+    return int(raw)
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> Any:
+    server = _server()
+    try:
+        grant = server.get_consent_grant(end_user=None)
+    except OAuth2Error as error:
+        if error.redirect_uri:
+            return server.handle_error_response(None, error)
+        return _error_page(error)
+    params = _params()
+    redirect_uri = grant.request.payload.redirect_uri or grant.request.client.get_default_redirect_uri()
+    state = params.get("state")
+    try:
+        return _decide(grant, params, redirect_uri)
+    except OAuth2Error as error:
+        error.redirect_uri = error.redirect_uri or redirect_uri
+        error.state = state
+        return server.handle_error_response(None, error)
+
+
+def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
+    """Sign-in, step-up, consent, then the code: what this request still needs from the user."""
+    if "request" in params:
+        raise RequestNotSupportedError()
+    if "request_uri" in params:
+        raise RequestURINotSupportedError()
+    prompt = set(params.get("prompt", "").split())
+    if "none" in prompt and len(prompt) > 1:
+        raise InvalidRequestError("prompt=none cannot be combined with other values")
+    max_age = _max_age(params, redirect_uri)
+    client = grant.request.client.row
+    sso = current_browser_session()
+
+    # 1. a sign-in recent enough, by the user the relying party expects
+    fresh = sso is not None and sso.auth_time.timestamp() >= _requested_at(params) - 1
+    hint = components().id_tokens.read_hint(params["id_token_hint"]) if params.get("id_token_hint") else None
+    needs_login = (
+        sso is None
+        or (hint is not None and hint.get("sub") != sso.user.id)
+        or (not fresh and ("login" in prompt or (max_age is not None and time.time() - sso.auth_time.timestamp() > max_age)))
+    )
+    if needs_login:
+        if "none" in prompt:
+            raise LoginRequiredError()
+        return redirect(url_for("login.login", next=_remember_pending(params), login_hint=params.get("login_hint") or None))
+    assert sso is not None
+
+    # 2. a second factor, when the client's policy or acr_values ask for one
+    if (client.require_mfa or asks_for_mfa(params.get("acr_values"))) and not sso.multi_factor:
+        if "none" in prompt:
+            raise InteractionRequiredError("A second factor is required")
+        target = "login.step_up" if sso.user.two_factor_enabled else "enrol.enrol"
+        return redirect(url_for(target, next=_remember_pending(params)))
+
+    # 3. consent, unless first-party or already given for these scopes
+    scopes = grant.request.scope.split()
+    decision = request.form.get("decision") if request.method == "POST" and _csrf_ok() else None
+    if decision == "deny":
+        _forget_pending(params)
+        raise AccessDeniedError()
+    if decision == "allow":
+        consents().grant(sso.user.id, client.client_id, scopes, client=client_info())
+    elif not client.first_party and ("consent" in prompt or not consents().covers(sso.user.id, client.client_id, scopes)):
+        if "none" in prompt:
+            raise ConsentRequiredError()
+        return _consent_page(client, scopes, params)
+
+    # 4. the code
+    _forget_pending(params)
+    grant.request.approval = Approval(sso, acr_for(sso.amr, params.get("acr_values")), "offline_access" in scopes)
+    return _server().create_authorization_response(grant=grant, grant_user=sso.user)
+
+
+def _consent_page(client: Any, scopes: list[str], params: dict[str, str]) -> str:
+    return render_template(
+        "consent.html",
+        title=f"Allow {client.name} to use your account?",
+        client_name=client.name,
+        user=current_browser_session().user,  # type: ignore[union-attr]
+        scopes=[SCOPE_WORDS[s] for s in scopes if s in SCOPE_WORDS],
+        hidden={k: v for k, v in params.items() if k != "csrf_token"},
+    )
 
 
 @bp.post("/token")
@@ -28,3 +197,62 @@ def introspect() -> Response:
 @bp.post("/revoke")
 def revoke() -> Response:
     return _server().create_endpoint_response(RevocationEndpoint.ENDPOINT_NAME)
+
+
+def _bearer_error(status: int, error: str | None, description: str) -> Response:
+    challenge = 'Bearer realm="userinfo"' + (f', error="{error}", error_description="{description}"' if error else "")
+    body: dict[str, str] = {"error": error or "invalid_request", "error_description": description}
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    """Claims of the token's user for its scopes; the bearer token in the header, or for POST in
+    the form body (RFC 6750 §2.2)."""
+    token = bearer_token() or (request.form.get("access_token") if request.method == "POST" else None)
+    if not token:
+        return _bearer_error(401, None, "An access token is required")
+    try:
+        identity = session_service().authenticate_bearer(token)
+    except Unauthorized:
+        return _bearer_error(401, "invalid_token", "The access token is invalid, expired or revoked")
+    scopes = identity.claims.scope.split()
+    if "openid" not in scopes:
+        return _bearer_error(403, "insufficient_scope", "The token was not issued with the openid scope")
+    response = jsonify(user_claims(db.session(), identity.user, scopes))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    """RP-initiated logout: with a valid `id_token_hint` at once, otherwise after the user confirms.
+    Back to `post_logout_redirect_uri` (with `state`) only when it is registered for the client."""
+    server = _server()
+    try:
+        end_request = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return _error_page(error)
+    sso = current_browser_session()
+    hint = end_request.id_token_claims
+    confirmed = request.method == "POST" and request.form.get("confirm") == "yes" and _csrf_ok()
+    if not confirmed and (hint is None or (sso is not None and hint.get("sub") != sso.user.id)):
+        client = end_request.client
+        return render_template(
+            "logout_confirm.html",
+            title="Sign out?",
+            client_name=client.row.name if client is not None else None,
+            user=sso.user if sso else None,
+            hidden={k: v for k, v in request.values.items() if k not in ("csrf_token", "confirm")},
+        )
+    if sso is not None:
+        session_service().end_browser_session(sso.id, client=client_info())
+    response = server.create_endpoint_response("end_session", end_request)
+    if response is None:
+        response = current_app.make_response(render_template("logged_out.html", title="You are signed out"))
+    reset_browser_state()
+    clear_sso_cookie(response)
+    return response

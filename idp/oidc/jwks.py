@@ -1,7 +1,9 @@
-"""`/.well-known/jwks.json`, answered before Flask from pre-serialised bytes with an ETag.
+"""`/.well-known/jwks.json` and `/.well-known/openid-configuration`, answered before Flask from
+pre-serialised bytes with an ETag.
 
-The document changes only when keys rotate, yet verifiers fetch it constantly: a small WSGI layer
-in front of the app serves it without routing, hooks or rate-limit bookkeeping (PERFORMANCE.md).
+Both documents change rarely (the JWKS when keys rotate, the metadata never while the app runs),
+yet verifiers fetch them constantly: a small WSGI layer in front of the app serves them without
+routing, hooks or rate-limit bookkeeping (PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from typing import Any
 
 from flask import Flask
 
+from idp.oidc.discovery import DISCOVERY_PATH, JWKS_PATH, StaticDocument
 from idp.security.keys import KeyRing
 
-JWKS_PATH = "/.well-known/jwks.json"
-STATIC_HEADERS = [
-    ("Content-Type", "application/jwk-set+json"),
+COMMON_HEADERS = [
     ("Cache-Control", "public, max-age=300"),
     ("Access-Control-Allow-Origin", "*"),
     ("X-Content-Type-Options", "nosniff"),
@@ -23,27 +24,36 @@ STATIC_HEADERS = [
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
     ("Referrer-Policy", "no-referrer"),
 ]
+JWKS_HEADERS = [("Content-Type", "application/jwk-set+json"), *COMMON_HEADERS]
+METADATA_HEADERS = [("Content-Type", "application/json"), *COMMON_HEADERS]
 
 
-class JwksEndpoint:
-    """WSGI middleware: GET/HEAD on the JWKS path is answered here, everything else goes on."""
+class WellKnownDocuments:
+    """WSGI middleware: GET/HEAD on the two well-known paths are answered here, everything else goes on."""
 
-    def __init__(self, app: Any, flask_app: Flask, keys: KeyRing) -> None:
+    def __init__(self, app: Any, flask_app: Flask, keys: KeyRing, metadata: StaticDocument) -> None:
         self._app = app
         self._flask_app = flask_app
         self._keys = keys
+        self._metadata = metadata
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != JWKS_PATH or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        path = environ.get("PATH_INFO")
+        if path not in (JWKS_PATH, DISCOVERY_PATH) or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return self._app(environ, start_response)
+        if path == DISCOVERY_PATH:
+            return self._answer(environ, start_response, METADATA_HEADERS, self._metadata.body, self._metadata.etag)
         snapshot = self._keys.cached()
         if snapshot is None:  # first request, or the cache is due: reading keys needs the app context
             with self._flask_app.app_context():
                 snapshot = self._keys.snapshot()
-        headers = [*STATIC_HEADERS, ("ETag", snapshot.etag)]
-        if snapshot.etag in environ.get("HTTP_IF_NONE_MATCH", ""):
+        return self._answer(environ, start_response, JWKS_HEADERS, snapshot.jwks_body, snapshot.etag)
+
+    @staticmethod
+    def _answer(environ: dict[str, Any], start_response: Any, static: list[tuple[str, str]], body: bytes, etag: str) -> Iterable[bytes]:
+        headers = [*static, ("ETag", etag)]
+        if etag in environ.get("HTTP_IF_NONE_MATCH", ""):
             start_response("304 Not Modified", headers)
             return [b""]
-        body = b"" if environ["REQUEST_METHOD"] == "HEAD" else snapshot.jwks_body
-        start_response("200 OK", [*headers, ("Content-Length", str(len(snapshot.jwks_body)))])
-        return [body]
+        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]

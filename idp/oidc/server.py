@@ -1,4 +1,5 @@
-"""The OAuth 2.0 authorization server (Authlib), built per app: token, introspection and revocation.
+"""The OAuth 2.0 / OpenID Connect authorization server (Authlib), built per app: the grants of
+`grants.py`, introspection, revocation and RP-initiated logout.
 
 Access tokens are the RFC 9068 JWTs of `AccessTokens`; refresh tokens are the session families of
 `SessionService`, so the API's first-party login and the relying parties share one token service.
@@ -10,12 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask
 from flask import request as flask_request
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.accounts.models import Session
@@ -23,11 +26,11 @@ from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
 from idp.oidc.clients import ClientRegistry
+from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
+from idp.oidc.id_tokens import ID_TOKEN_ALG
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
-
-CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 class RegisteredClient(ClientMixin):
@@ -65,6 +68,10 @@ class RegisteredClient(ClientMixin):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.row.grant_types
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        return {"post_logout_redirect_uris": self.row.post_logout_redirect_uris}
 
 
 @dataclass
@@ -158,8 +165,17 @@ class Revocation(RevocationEndpoint):
             db.session.commit()
 
 
-class ClientCredentials(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+class EndSession(EndSessionEndpoint):
+    """RP-initiated logout: which redirect is allowed. Ending the session is the view's work."""
+
+    def get_server_jwks(self) -> KeySet:
+        return self.server.tokens.keys.snapshot().verifying
+
+    def get_algorithms(self) -> list[str]:
+        return [ID_TOKEN_ALG]
+
+    def end_session(self, end_session_request: Any) -> None:
+        """Done by the logout view, which also clears the cookies."""
 
 
 class IdentityAuthorizationServer(AuthorizationServer):
@@ -186,7 +202,10 @@ class IdentityAuthorizationServer(AuthorizationServer):
 
 def build_authorization_server(app: Flask, tokens: AccessTokens) -> IdentityAuthorizationServer:
     server = IdentityAuthorizationServer(app, tokens)
-    server.register_grant(ClientCredentials)
+    server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
+    server.register_endpoint(EndSession)
     return server

@@ -49,6 +49,10 @@ class AccessTokens:
         )
 
     @property
+    def keys(self) -> KeyRing:
+        return self._keys
+
+    @property
     def issuer(self) -> str:
         return self._issuer
 

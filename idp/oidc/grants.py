@@ -1,0 +1,225 @@
+"""The grants of the token endpoint: authorization code (with PKCE), refresh token and client credentials.
+
+Tokens come from the same `SessionService` as the JSON API's: an exchanged code opens a session
+(refresh family) for the relying party, refresh rotates it with reuse detection, and access
+tokens name it in `sid`, so revoking the session stops them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, UnauthorizedClientError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+from flask import request as flask_request
+from sqlalchemy import select, update
+
+from idp.accounts.models import User
+from idp.accounts.sessions import BrowserSession, IssuedTokens
+from idp.audit.service import ClientInfo
+from idp.clock import as_utc, utcnow
+from idp.errors import InvalidRefreshToken
+from idp.extensions import db
+from idp.models import affected
+from idp.oidc.claims import acr_for, user_claims
+from idp.oidc.models import AuthorizationCode
+from idp.security.digests import digest
+from idp.wiring import audit_log, components, session_service
+
+CODE_TTL = timedelta(minutes=5)  # RFC 6749 §4.1.2: at most 10 minutes
+CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post"]
+ALL_METHODS = [*CONFIDENTIAL_METHODS, "none"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What the authorization endpoint decided, attached to the request before the code is made."""
+
+    browser_session: BrowserSession
+    acr: str
+    offline: bool
+
+
+def _client_info() -> ClientInfo:
+    return ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent"))
+
+
+def token_response(issued: IssuedTokens, *, refresh: bool, nonce: str | None = None, acr: str | None = None) -> dict[str, Any]:
+    """The JSON of a token response, with an ID token when `openid` was granted."""
+    grant = issued.grant
+    token: dict[str, Any] = {
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": grant.scope,
+    }
+    if refresh:
+        token["refresh_token"] = issued.refresh_token
+    scopes = grant.scope.split()
+    if "openid" in scopes:
+        user = db.session.get(User, grant.user_id)
+        assert user is not None
+        token["id_token"] = components().id_tokens.issue(
+            subject=grant.user_id,
+            client_id=grant.client_id,
+            auth_time=grant.auth_time,
+            amr=grant.amr,
+            acr=acr or acr_for(grant.amr, None),
+            session_id=grant.browser_session_id,
+            nonce=nonce,
+            access_token=issued.access_token,
+            claims=user_claims(db.session(), user, scopes),
+        )
+    return token
+
+
+class S256Only(CodeChallenge):
+    """PKCE with S256 only (`plain` refused); required of public clients at the authorization request."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        if grant.request.client.row.is_public and not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        approval: Approval = request.approval
+        data = request.payload.data
+        now = utcnow()
+        session = approval.browser_session
+        db.session.add(
+            AuthorizationCode(
+                code_hash=digest(code),
+                client_id=request.client.client_id,
+                user_id=session.user.id,
+                redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+                scope=request.scope,
+                nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                auth_time=session.auth_time,
+                amr=" ".join(session.amr),
+                acr=approval.acr,
+                browser_session_id=session.id,
+                created_at=now,
+                expires_at=now + CODE_TTL,
+            )
+        )
+        audit_log().record(
+            "authorize",
+            user_id=session.user.id,
+            client=_client_info(),
+            details={"clientId": request.client.client_id, "scope": request.scope, "offline": approval.offline},
+        )
+        db.session.commit()
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+        row = db.session.scalar(
+            select(AuthorizationCode).where(
+                AuthorizationCode.code_hash == digest(code), AuthorizationCode.client_id == client.client_id
+            )
+        )
+        if row is None:
+            return None
+        if row.used_at is not None:
+            self._revoke_replayed(row)
+            return None
+        if as_utc(row.expires_at) <= utcnow():
+            return None
+        return row
+
+    @staticmethod
+    def _revoke_replayed(row: AuthorizationCode) -> None:
+        """A code used twice: what its first use issued is revoked (RFC 6749 §4.1.2)."""
+        if row.session_id:
+            session_service().revoke_session(row.session_id, reason="authorization_code_reuse", client=_client_info())
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        # Claim the code first, atomically: of two concurrent exchanges only one gets tokens.
+        claimed = affected(
+            db.session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.id == authorization_code.id, AuthorizationCode.used_at.is_(None))
+                .values(used_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        )
+        db.session.commit()
+        if not claimed:
+            raise InvalidGrantError("Invalid 'code' in request.")
+        user = db.session.get(User, authorization_code.user_id)
+        return user if user is not None and user.is_active else None
+
+    def generate_token(self, user: User | None = None, scope: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        row: AuthorizationCode = self.request.authorization_code
+        assert user is not None
+        offline = "offline_access" in row.scope.split()
+        issued = session_service().start(
+            user,
+            client=_client_info(),
+            amr=row.amr.split(),
+            client_id=row.client_id,
+            auth_time=as_utc(row.auth_time),
+            scope=row.scope,
+            browser_session_id=None if offline else row.browser_session_id,
+        )
+        # the ID token's `sid` is the browser session even when the tokens outlive it
+        issued = _with_browser_session(issued, row.browser_session_id)
+        db.session.execute(
+            update(AuthorizationCode).where(AuthorizationCode.id == row.id).values(session_id=issued.session_id)
+        )
+        _record_issue(user.id, row.client_id, "authorization_code", issued.session_id)
+        return token_response(issued, refresh=kwargs.get("include_refresh_token", True), nonce=row.nonce, acr=row.acr)
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Already marked used when it was claimed; kept so a replay can be recognised."""
+
+
+def _with_browser_session(issued: IssuedTokens, browser_session_id: str | None) -> IssuedTokens:
+    return replace(issued, grant=replace(issued.grant, browser_session_id=browser_session_id))
+
+
+def _record_issue(user_id: str | None, client_id: str, grant_type: str, session_id: str | None) -> None:
+    audit_log().record(
+        "token_issued",
+        user_id=user_id,
+        client=_client_info(),
+        details={"clientId": client_id, "grantType": grant_type, "sessionId": session_id},
+    )
+    db.session.commit()
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Rotation and reuse detection are the session service's (shared with the JSON API)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("The client is not authorized to use 'grant_type=refresh_token'")
+        if not self.request.form.get("refresh_token"):
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        self.request.client = client
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client = self.request.client
+        try:
+            issued = session_service().refresh(self.request.form["refresh_token"], client=_client_info(), client_id=client.client_id)
+        except InvalidRefreshToken:
+            raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.") from None
+        return 200, token_response(issued, refresh=True), self.TOKEN_RESPONSE_HEADER
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS

@@ -1,0 +1,75 @@
+"""Enrolment on the way in: a relying party that requires a second factor sends users without one
+here to set up an authenticator app (after confirming their email, as every setup path needs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from idp.api.guard import client_info
+from idp.errors import EmailNotVerified, InvalidCode, RateLimited
+from idp.mfa.challenge import AMR
+from idp.web.sso import current_browser_session, safe_next
+from idp.wiring import components, recovery, session_service, two_factor_service
+
+bp = Blueprint("enrol", __name__, url_prefix="/login/enrol")
+
+
+def _key_groups(secret: str) -> list[str]:
+    return [secret[i : i + 4] for i in range(0, len(secret), 4)]
+
+
+@bp.route("", methods=["GET", "POST"])
+def enrol() -> Any:
+    from idp.web.login import switch_browser_session
+
+    next_url = safe_next(request.values.get("next"))
+    sso = current_browser_session()
+    if sso is None:
+        return redirect(url_for("login.login", next=next_url))
+    user = sso.user
+    if user.two_factor_enabled:
+        return redirect(next_url or url_for("web.home"))
+    errors: dict[str, str] = {}
+    notice = None
+    if request.method == "POST" and request.form.get("action") == "send-link":
+        try:
+            recovery().send_verification(user, client=client_info())
+            notice = f"We sent a link to {user.email}. Open it, then come back here and continue."
+        except RateLimited as exc:
+            errors["__all__"] = f"Too many emails sent. Try again in {max(1, exc.retry_after // 60)} minutes."
+    elif request.method == "POST":
+        code = "".join(request.form.get("code", "").split())
+        try:
+            backup_codes = two_factor_service().confirm_totp(user, code, secret=None, client=client_info())
+        except InvalidCode:
+            errors["code"] = "The code is not right. Enter the 6-digit code your app shows now"
+        else:
+            # the code just checked is the second factor of this sign-in
+            session, cookie = session_service().start_browser(
+                user, client=client_info(), amr=AMR["totp"], ttl=components().settings.browser_session_ttl
+            )
+            page = render_template(
+                "backup_codes.html", title="Save your backup codes", codes=backup_codes, next_url=next_url or url_for("web.home")
+            )
+            return switch_browser_session(session, cookie, page)
+    if not user.email_verified:
+        return render_template(
+            "enrol_verify_email.html", title="Confirm your email address first", user=user, next_url=next_url, errors=errors,
+            notice=notice,
+        )
+    try:
+        setup = two_factor_service().start_totp(user)
+    except EmailNotVerified:  # pragma: no cover - checked just above
+        return redirect(url_for("enrol.enrol", next=next_url))
+    return render_template(
+        "enrol_totp.html",
+        title="Set up an authenticator app",
+        user=user,
+        issuer=components().settings.totp_issuer,
+        qr_code=setup.qr_code,
+        key_groups=_key_groups(setup.secret),
+        next_url=next_url,
+        errors=errors,
+    ), (400 if errors else 200)

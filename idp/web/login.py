@@ -1,0 +1,236 @@
+"""The hosted sign-in pages: password, then the second factor, ending in a browser session (SSO).
+
+Thin views over the same login flow as the JSON API (`LoginFlow`, `LoginChallenges`); they differ
+only in reading forms and rendering pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import session as flask_session
+
+from idp.accounts.sessions import BrowserSession
+from idp.api.cookies import DEVICE_COOKIE, set_device_cookie
+from idp.api.guard import client_info
+from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited
+from idp.mfa.masking import mask_email, mask_phone
+from idp.oidc.claims import asks_for_mfa
+from idp.oidc.models import OAuthClient
+from idp.ratelimits import rate_limited
+from idp.web.agents import describe
+from idp.web.sso import current_browser_session, next_params, reset_browser_state, safe_next, set_sso_cookie
+from idp.wiring import browser_login_flow, login_challenges, session_service, two_factor_service
+
+bp = Blueprint("login", __name__, url_prefix="/login")
+
+LOGIN_STATE = "login"  # Flask session: the pending second factor of this browser's sign-in
+PENDING = "authz"
+METHOD_WORDS = {"totp": "authenticator app", "sms": "text message", "email": "email", "backup_code": "backup code"}
+
+
+def _client_for(next_url: str | None) -> OAuthClient | None:
+    from idp.extensions import db
+
+    client_id = next_params(next_url).get("client_id")
+    return db.session.get(OAuthClient, client_id) if client_id else None
+
+
+def _second_factor_required(next_url: str | None) -> bool:
+    client = _client_for(next_url)
+    return bool(client and client.require_mfa) or asks_for_mfa(next_params(next_url).get("acr_values"))
+
+
+def switch_browser_session(session: BrowserSession, cookie: str, page: Any) -> Response:
+    """Replace any earlier browser session with the new one; `page` is the answer to send."""
+    previous = current_browser_session()
+    if previous is not None and previous.id != session.id:
+        session_service().replace_browser_session(previous.id, session, client=client_info())
+    reset_browser_state(keep=(PENDING,))
+    response = current_app.make_response(page)
+    set_sso_cookie(response, cookie)
+    return response
+
+
+def _signed_in(session: BrowserSession, cookie: str, next_url: str | None, device_token: str | None = None) -> Response:
+    response = switch_browser_session(session, cookie, redirect(next_url or url_for("web.home")))
+    if device_token:
+        set_device_cookie(response, device_token)
+    return response
+
+
+@bp.route("", methods=["GET", "POST"])
+@rate_limited("login", failures_only=True)
+def login() -> Any:
+    next_url = safe_next(request.values.get("next"))
+    client = _client_for(next_url)
+    identifier = (request.form.get("identifier") if request.method == "POST" else request.args.get("login_hint")) or ""
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        if not identifier.strip():
+            errors["identifier"] = "Enter your email address or username"
+        if not password:
+            errors["password"] = "Enter your password"
+        if not errors:
+            try:
+                outcome = browser_login_flow().with_password(
+                    identifier,
+                    password,
+                    device_token=request.cookies.get(DEVICE_COOKIE),
+                    client=client_info(),
+                    second_factor_required=_second_factor_required(next_url),
+                )
+            except (InvalidCredentials, AccountDisabled) as exc:
+                errors["password"] = (
+                    "This account is disabled" if isinstance(exc, AccountDisabled) else "The email, username or password is not right"
+                )
+                status = 401
+            except RateLimited as exc:
+                errors["__all__"] = f"Too many attempts. Try again in {max(1, exc.retry_after // 60)} minutes."
+                status = 429
+            else:
+                if outcome.challenge is not None:
+                    flask_session[LOGIN_STATE] = {
+                        "token": outcome.challenge.temp_token,
+                        "methods": outcome.challenge.methods,
+                        "user": outcome.user.id,
+                        "next": next_url,
+                    }
+                    return redirect(url_for("login.second_factor"))
+                assert outcome.session is not None
+                return _signed_in(*outcome.session, next_url)
+    page = render_template(
+        "login.html",
+        title="Sign in",
+        client_name=client.name if client else None,
+        identifier=identifier,
+        next_url=next_url,
+        errors=errors,
+    )
+    return page, status
+
+
+def _state() -> dict[str, Any] | None:
+    state = flask_session.get(LOGIN_STATE)
+    return state if isinstance(state, dict) and state.get("token") else None
+
+
+def _destinations(user_id: str) -> dict[str, str]:
+    """Where SMS and email codes go, masked ("***1234")."""
+    found: dict[str, str] = {}
+    for method in two_factor_service().methods(user_id):
+        if method.type == "sms":
+            found["sms"] = mask_phone(method.phone_number) or ""
+        elif method.type == "email":
+            found["email"] = mask_email(method.email) or ""
+    return found
+
+
+def _expired() -> Any:
+    flask_session.pop(LOGIN_STATE, None)
+    return redirect(url_for("login.login", expired=1))
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@rate_limited("two_factor", methods=["POST"])
+def second_factor() -> Any:
+    state = _state()
+    if state is None:
+        return _expired()
+    methods: list[str] = state["methods"]
+    method = request.values.get("method") or ("totp" if "totp" in methods else methods[0])
+    if method not in methods:
+        method = methods[0]
+    errors: dict[str, str] = {}
+    notice = None
+    status = 200
+    if request.method == "POST":
+        code = "".join(request.form.get("code", "").split())
+        trust = request.form.get("trust_device") == "1"
+        if not code:
+            errors["code"] = "Enter the code" if method == "backup_code" else "Enter the 6-digit code"
+        else:
+            challenges = login_challenges()
+            try:
+                if method == "backup_code":
+                    passed = challenges.verify_backup_code(state["token"], code, client=client_info())
+                else:
+                    passed = challenges.verify(state["token"], code, client=client_info())
+            except InvalidTempToken:
+                return _expired()
+            except InvalidCode:
+                errors["code"] = (
+                    "That backup code is not right or was already used" if method == "backup_code"
+                    else "The code is not right. Check it and try again"
+                )
+                status = 400
+            except RateLimited as exc:
+                errors["__all__"] = f"Too many attempts. Try again in {max(1, exc.retry_after // 60)} minutes."
+                status = 429
+            else:
+                outcome = browser_login_flow().with_second_factor(
+                    passed, trust_device=trust, device_name=describe(request.headers.get("User-Agent")), client=client_info()
+                )
+                assert outcome.session is not None
+                return _signed_in(*outcome.session, state.get("next"), device_token=outcome.device_token)
+    elif request.args.get("sent"):
+        notice = "We sent a new code."
+    page = render_template(
+        "two_factor.html",
+        title={
+            "totp": "Enter the code from your authenticator app",
+            "sms": "Enter the code we sent to your phone",
+            "email": "Enter the code we sent to your email",
+            "backup_code": "Enter one of your backup codes",
+        }[method],
+        method=method,
+        methods=methods,
+        method_words=METHOD_WORDS,
+        destinations=_destinations(state["user"]),
+        errors=errors,
+        notice=notice,
+    )
+    return page, status
+
+
+@bp.post("/two-factor/send")
+@rate_limited("two_factor")
+def send_code() -> Any:
+    """Send (or send again) a code by SMS or email for this sign-in."""
+    state = _state()
+    if state is None:
+        return _expired()
+    method = request.form.get("method", "")
+    if method not in ("sms", "email") or method not in state["methods"]:
+        return redirect(url_for("login.second_factor"))
+    try:
+        login_challenges().resend(state["token"], method, client=client_info())
+    except InvalidTempToken:
+        return _expired()
+    except RateLimited as exc:
+        page = render_template(
+            "two_factor.html",
+            title="Please wait before asking for another code",
+            method=method,
+            methods=state["methods"],
+            method_words=METHOD_WORDS,
+            destinations=_destinations(state["user"]),
+            errors={"__all__": f"Please wait {exc.retry_after} seconds before asking for another code."},
+            notice=None,
+        )
+        return page, 429
+    return redirect(url_for("login.second_factor", method=method, sent=1))
+
+
+@bp.get("/step-up")
+def step_up() -> Any:
+    """A signed-in user whose relying party wants a second factor: ask for it, not the password."""
+    next_url = safe_next(request.args.get("next"))
+    sso = current_browser_session()
+    if sso is None or not sso.user.two_factor_enabled:
+        return redirect(url_for("login.login", next=next_url))
+    challenge = login_challenges().start(sso.user, client=client_info())
+    flask_session[LOGIN_STATE] = {"token": challenge.temp_token, "methods": challenge.methods, "user": sso.user.id, "next": next_url}
+    return redirect(url_for("login.second_factor"))

@@ -1,0 +1,69 @@
+"""The browser's sign-in at the provider (SSO): its cookie, and where a sign-in continues afterwards."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Response, g, request
+from flask import session as flask_session
+
+from idp.accounts.sessions import BrowserSession
+from idp.wiring import components, session_service
+
+AUTHORIZE_PATH = "/oauth/authorize"
+
+
+def sso_cookie_name() -> str:
+    # __Host-: Secure, Path=/ and no Domain, so no sibling host can set or read it (needs HTTPS)
+    return "__Host-idp_sso" if components().settings.secure_cookies else "idp_sso"
+
+
+def current_browser_session() -> BrowserSession | None:
+    """This request's browser session, looked up once per request."""
+    if "browser_session" not in g:
+        g.browser_session = session_service().browser_session(request.cookies.get(sso_cookie_name()))
+    return g.browser_session
+
+
+def set_sso_cookie(response: Response, value: str) -> None:
+    """Lax, so it comes along when a relying party sends the browser here with a top-level GET."""
+    settings = components().settings
+    response.set_cookie(
+        sso_cookie_name(),
+        value,
+        max_age=settings.browser_session_ttl,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="Lax",
+        path="/",
+    )
+
+
+def clear_sso_cookie(response: Response) -> None:
+    settings = components().settings
+    response.delete_cookie(sso_cookie_name(), path="/", httponly=True, secure=settings.secure_cookies, samesite="Lax")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only ever continue to this provider's own authorization endpoint: no open redirects."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path != AUTHORIZE_PATH or "\\" in target:
+        return None
+    return target
+
+
+def next_params(target: str | None) -> dict[str, str]:
+    """The authorization request a sign-in continues, as single values."""
+    if not target:
+        return {}
+    return {k: v[0] for k, v in parse_qs(urlsplit(target).query).items() if v}
+
+
+def reset_browser_state(*, keep: tuple[str, ...] = ()) -> None:
+    """A new sign-in starts a new Flask session (new CSRF token): no fixation across sign-ins.
+    `keep` carries named values over (the authorization requests waiting for this sign-in)."""
+    kept = {name: flask_session[name] for name in keep if name in flask_session}
+    flask_session.clear()
+    flask_session.update(kept)

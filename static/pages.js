@@ -1,0 +1,174 @@
+/*
+ * Progressive enhancement for the hosted pages. Every page works without this file.
+ *
+ *  - Focuses the error summary ([data-error-summary]) on load, so screen readers announce it.
+ *  - [data-copy-target="ID"] buttons copy the text of #ID to the clipboard; the label reads
+ *    "Copied" for a moment, and a polite live region announces it.
+ *  - [data-download-target="ID"][data-filename="codes.txt"] buttons save the text of #ID as a file.
+ *  - Elements with [data-js-only] (render them with the hidden attribute) are revealed, so
+ *    copy/download buttons appear only where they work.
+ */
+(function () {
+  "use strict";
+
+  var COPIED_MS = 2000;
+  var liveRegion = null;
+
+  function announce(message) {
+    if (!liveRegion) {
+      liveRegion = document.createElement("div");
+      liveRegion.className = "visually-hidden";
+      liveRegion.setAttribute("role", "status");
+      liveRegion.setAttribute("aria-live", "polite");
+      document.body.appendChild(liveRegion);
+    }
+    liveRegion.textContent = "";
+    window.setTimeout(function () {
+      liveRegion.textContent = message;
+    }, 50);
+  }
+
+  // Text of an element: list items one per line (backup codes), otherwise its visible text.
+  function textOf(element) {
+    var items = element.querySelectorAll("li");
+    if (items.length) {
+      return Array.prototype.map
+        .call(items, function (li) {
+          return li.textContent.trim();
+        })
+        .join("\n");
+    }
+    return (element.innerText || element.textContent).trim();
+  }
+
+  function fallbackCopy(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch (e) {
+      ok = false;
+    }
+    document.body.removeChild(area);
+    return ok;
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).then(
+        function () {
+          return true;
+        },
+        function () {
+          return fallbackCopy(text);
+        }
+      );
+    }
+    return Promise.resolve(fallbackCopy(text));
+  }
+
+  function flashLabel(button, label) {
+    if (!button.hasAttribute("data-original-label")) {
+      button.setAttribute("data-original-label", button.textContent);
+    }
+    button.textContent = label;
+    window.clearTimeout(button._pagesTimer);
+    button._pagesTimer = window.setTimeout(function () {
+      button.textContent = button.getAttribute("data-original-label");
+    }, COPIED_MS);
+  }
+
+  function onCopy(event) {
+    var button = event.currentTarget;
+    var target = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!target) {
+      return;
+    }
+    event.preventDefault();
+    copyText(textOf(target)).then(function (ok) {
+      if (ok) {
+        flashLabel(button, button.getAttribute("data-copied-label") || "Copied");
+        announce("Copied to the clipboard");
+      } else {
+        announce("Copying did not work. Select the text and copy it instead.");
+      }
+    });
+  }
+
+  function onDownload(event) {
+    var button = event.currentTarget;
+    var target = document.getElementById(button.getAttribute("data-download-target"));
+    if (!target) {
+      return;
+    }
+    event.preventDefault();
+    var name = button.getAttribute("data-filename") || "download.txt";
+    if (!/\.txt$/i.test(name)) {
+      name += ".txt";
+    }
+    var blob = new Blob([textOf(target) + "\n"], { type: "text/plain;charset=utf-8" });
+    var url = URL.createObjectURL(blob);
+    var link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    document.body.removeChild(link);
+    window.setTimeout(function () {
+      URL.revokeObjectURL(url);
+    }, 1000);
+    announce("Downloaded " + name);
+  }
+
+  function init() {
+    var each = function (selector, fn) {
+      Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+    };
+
+    each("[data-js-only]", function (el) {
+      el.hidden = false;
+    });
+    each("[data-copy-target]", function (button) {
+      button.hidden = false;
+      button.addEventListener("click", onCopy);
+    });
+    each("[data-download-target]", function (button) {
+      button.hidden = false;
+      button.addEventListener("click", onDownload);
+    });
+
+    var summary = document.querySelector("[data-error-summary]");
+    if (summary) {
+      if (!summary.hasAttribute("tabindex")) {
+        summary.setAttribute("tabindex", "-1");
+      }
+      summary.focus();
+    }
+
+    // Error summary links: move focus to the field itself (not just scroll), keeping its label in view.
+    each("[data-error-summary] a[href^='#']", function (link) {
+      link.addEventListener("click", function (event) {
+        var field = document.getElementById(link.getAttribute("href").slice(1));
+        if (!field) {
+          return;
+        }
+        event.preventDefault();
+        var label = field.labels && field.labels.length ? field.labels[0] : null;
+        (label || field).scrollIntoView({ block: "start" });
+        field.focus({ preventScroll: true });
+      });
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

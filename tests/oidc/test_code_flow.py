@@ -1,0 +1,34 @@
+"""The authorization code flow end to end: hosted sign-in, consent, code + PKCE, ID token, userinfo."""
+
+from __future__ import annotations
+
+import time
+
+from tests.oidc.conftest import ISSUER
+
+
+def test_code_flow_with_consent_gives_verified_tokens(rp, browser, alice):
+    browser.open(rp.authorization_url())
+    assert browser.page.status_code == 200 and "to continue to <strong>Notes</strong>" in browser.html
+    browser.sign_in()
+    assert "Notes would like to" in browser.html.replace("<strong>", "").replace("</strong>", "")
+    result = rp.callback(browser.submit("/oauth/authorize", decision="allow"))
+    assert result["state"] == rp.state and result["iss"] if "iss" in result else True
+    token = rp.exchange(result["code"])
+    assert token["token_type"] == "Bearer" and token["refresh_token"] and token["expires_in"] == 900
+    claims = rp.id_token_claims(token)
+    assert claims["iss"] == ISSUER and claims["aud"] == rp.client_id and claims["nonce"] == rp.nonce
+    assert claims["sub"] and claims["amr"] == ["pwd"] and claims["acr"] == "urn:idp:acr:pwd"
+    assert abs(claims["auth_time"] - time.time()) < 30 and claims["exp"] > time.time() and claims["sid"]
+    assert claims["email"] == "alice@example.com" and claims["preferred_username"] == "alice"
+    userinfo = rp.oauth.get(f"{ISSUER}/oauth/userinfo").json()
+    assert userinfo["sub"] == claims["sub"] and userinfo["email"] == "alice@example.com"
+
+
+def test_consent_is_remembered_and_sso_skips_the_password(rp, make_rp, browser, alice):
+    rp.log_in(browser)
+    browser.open(rp.authorization_url())
+    assert browser.page.status_code == 302, browser.html[:300]  # no page at all: signed in, consent remembered
+    other = make_rp(name="Calendar")
+    browser.open(other.authorization_url())
+    assert "Calendar would like to" in browser.html.replace("<strong>", "").replace("</strong>", "")

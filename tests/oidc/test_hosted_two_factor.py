@@ -1,0 +1,165 @@
+"""The hosted sign-in with a second factor: TOTP, SMS and email codes, backup codes, trusted
+devices, acr_values and per-client policies (step-up and enrolment)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+import pytest
+
+from tests.conftest import Api
+from tests.oidc.conftest import Browser, totp_now
+
+
+@pytest.fixture
+def totp_user(api: Api) -> dict:
+    token = api.verified_token("alice")
+    secret, backup_codes = api.enable_totp(token)
+    return {"secret": secret, "backup_codes": backup_codes, "token": token}
+
+
+def _to_code_page(rp, browser) -> None:
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    assert "Enter the code from your authenticator app" in browser.html, browser.html[:400]
+
+
+def _finish(rp, browser) -> dict:
+    if browser.page.status_code == 200 and "would like to" in browser.html:
+        browser.submit("/oauth/authorize", decision="allow")
+    return rp.id_token_claims(rp.exchange(rp.callback(browser.page)["code"]))
+
+
+def test_totp_sign_in_gives_mfa_claims(rp, browser, totp_user):
+    _to_code_page(rp, browser)
+    assert 'autocomplete="one-time-code"' in browser.html and 'inputmode="numeric"' in browser.html
+    browser.enter_code(totp_now(totp_user["secret"]))
+    claims = _finish(rp, browser)
+    assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == "urn:idp:acr:mfa"
+
+
+def test_a_wrong_code_says_how_to_fix_it_and_five_kill_the_sign_in(rp, browser, totp_user):
+    _to_code_page(rp, browser)
+    browser.enter_code("000000")
+    assert browser.page.status_code == 400 and "The code is not right" in browser.html and "There is a problem" in browser.html
+    for _ in range(4):
+        browser.enter_code("000000")
+    assert "Sign in" in browser.html and "start again" in browser.html  # back to the password page
+    browser.open("/login/two-factor")
+    assert "start again" in browser.html
+
+
+def test_a_totp_code_is_accepted_once(rp, browser, totp_user, app):
+    code = totp_now(totp_user["secret"])
+    _to_code_page(rp, browser)
+    browser.enter_code(code)
+    _finish(rp, browser)
+    other = Browser(app)
+    _to_code_page(rp, other)
+    other.enter_code(code)
+    assert "The code is not right" in other.html
+
+
+def test_backup_code_signs_in_once(rp, browser, totp_user, app):
+    _to_code_page(rp, browser)
+    browser.open("/login/two-factor?method=backup_code")
+    assert "Enter one of your backup codes" in browser.html
+    code = totp_user["backup_codes"][0]
+    browser.enter_code(code.lower())
+    assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
+    again = Browser(app)
+    _to_code_page(rp, again)
+    again.open("/login/two-factor?method=backup_code")
+    again.enter_code(code)
+    assert "already used" in again.html
+
+
+def test_trusted_device_skips_the_code_until_acr_values_ask_for_mfa(rp, browser, totp_user):
+    _to_code_page(rp, browser)
+    assert "Don&#39;t ask again on this browser for 30 days" in browser.html or "Don't ask again" in browser.html
+    browser.enter_code(totp_now(totp_user["secret"]), trust=True)
+    device_cookie = browser.client.get_cookie("deviceToken")
+    assert device_cookie is not None and device_cookie.http_only
+    _finish(rp, browser)
+    browser.open("/oauth/logout", data={})  # sign out of the provider, keep the device cookie
+    browser.submit("/oauth/logout", confirm="yes")
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    claims = _finish(rp, browser)  # no code asked
+    assert claims["amr"] == ["pwd"]
+    # a relying party asking for multi-factor gets a code request even on the trusted device
+    browser.open(rp.authorization_url(acr_values="urn:idp:acr:mfa"))
+    assert "Enter the code from your authenticator app" in browser.html  # step-up: no password again
+    time.sleep(0)  # the TOTP step used above is spent; the next step's code is accepted
+    browser.enter_code(pyotp.TOTP(totp_user["secret"]).at(time.time() + 30))
+    claims = _finish(rp, browser)
+    assert claims["acr"] == "urn:idp:acr:mfa" and "mfa" in claims["amr"]
+
+
+def test_sms_code_sent_and_read_from_the_outbox(rp, browser, api, app):
+    token = api.verified_token("alice")
+    assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+15551234567"}).status_code == 200
+    code = api.outbox.code("+15551234567")
+    assert api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": code}).status_code == 200
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    assert "Enter the code we sent to your phone" in browser.html and "***4567" in browser.html
+    browser.enter_code(api.outbox.code("+15551234567"))
+    claims = _finish(rp, browser)
+    assert claims["amr"] == ["pwd", "sms", "mfa"]
+
+
+def test_switching_to_email_sends_a_code_and_resend_waits(rp, browser, api, totp_user):
+    token = totp_user["token"]
+    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
+    setup = api.outbox.code("alice.codes@example.com")
+    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": setup}).status_code == 200
+    _to_code_page(rp, browser)
+    assert "Send a code by email" in browser.html
+    browser.submit("/login/two-factor/send", method="email")
+    assert "Enter the code we sent to your email" in browser.html and "ali***@example.com" in browser.html
+    assert "We sent a new code" in browser.html
+    browser.submit("/login/two-factor/send", method="email")
+    assert browser.page.status_code == 429 and re.search(r"wait \d+ seconds", browser.html)
+    browser.open("/login/two-factor?method=email")
+    browser.enter_code(api.outbox.code("alice.codes@example.com"))
+    assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_a_client_requiring_mfa_takes_a_user_without_one_to_enrol(make_rp, browser, api):
+    rp = make_rp("--require-mfa", name="Bank")
+    token = api.token("alice")
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    assert "Confirm your email address first" in browser.html
+    browser.submit("/login/enrol", action="send-link")
+    assert "We sent a link" in browser.html
+    link_token = api.outbox.link_token("alice@example.com")
+    confirm = Browser(rp.app)
+    confirm.open(f"/verify-email?token={link_token}")
+    assert "Confirm my email address" in confirm.html
+    confirm.submit("/verify-email")
+    assert "is confirmed" in confirm.html
+    browser.open(rp.authorization_url())
+    assert "Set up an authenticator app" in browser.html and 'src="data:image/svg+xml;base64,' in browser.html
+    secret = "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html))
+    browser.submit("/login/enrol", code=pyotp.TOTP(secret).now())
+    assert "Save your backup codes" in browser.html and "will not be shown again" in browser.html
+    codes = re.search(r'<ol class="codes" id="backup-codes">(.*?)</ol>', browser.html, re.S).group(1)
+    assert len(re.findall(r"<li>[^<]{8,}</li>", codes)) == 10
+    continue_to = re.search(r'<a class="button" href="([^"]+)"', browser.html).group(1)
+    browser.open(continue_to.replace("&amp;", "&"))
+    claims = _finish(rp, browser)  # the code just confirmed was this sign-in's second factor
+    assert "mfa" in claims["amr"]
+    assert api.client.get("/api/auth/me", headers=api.bearer(token)).json["data"]["user"]["twoFactorEnabled"] is True
+
+
+def test_prompt_none_with_a_policy_needing_mfa_reports_interaction_required(make_rp, browser, api):
+    rp = make_rp("--require-mfa", "--first-party", name="Bank")
+    api.token("alice")
+    plain = make_rp("--first-party", name="Plain")
+    plain.log_in(browser)
+    result = rp.callback(browser.open(rp.authorization_url(prompt="none")))
+    assert result["error"] == "interaction_required"
