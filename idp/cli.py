@@ -1,4 +1,5 @@
-"""`flask` commands for operators: signing keys, encryption-key rotation, clients and the delivery worker.
+"""`flask` commands for operators: signing keys, encryption-key rotation, clients, the delivery worker,
+and (in development only) a demo relying party and user.
 
 `flask --app wsgi worker` runs an RQ worker on the configured Redis (REDIS_URL or REDIS_HOST)
 for the app's delivery queue (DELIVERY_QUEUE, default idp-delivery): it sends the email and SMS
@@ -13,24 +14,30 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import secrets
+import string
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 import redis
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from idp.audit.service import ClientInfo
 from idp.clock import iso, utcnow
-from idp.errors import DomainError
+from idp.errors import DomainError, NotFound
 from idp.extensions import db
 from idp.mfa.methods import reencrypt_totp_secrets
 from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, ClientRegistry, ClientSpec
 from idp.oidc.models import OAuthClient
 from idp.security.keys import SUPPORTED_ALGS
 from idp.security.models import SigningKey
-from idp.wiring import components
+from idp.security.password_policy import password_problems
+from idp.wiring import account_service, components
 
 keys = AppGroup("keys", help="Signing keys published in the JWKS.")
 secrets_group = AppGroup("secrets", help="Secrets encrypted at rest.")
@@ -218,8 +225,100 @@ def clients_rotate_secret(client_id: str, as_json: bool) -> None:
     _emit({"clientId": client_id, "clientSecret": _registry().rotate_secret(client_id)}, as_json)
 
 
+demo = AppGroup("demo", help="A demo relying party and user to try the provider with (development only).")
+
+DEMO_CLIENT_ID = "demo"
+DEMO_CLIENT = ClientSpec(
+    name="Demo app",
+    redirect_uris=("http://localhost:5000/callback",),
+    post_logout_redirect_uris=("http://localhost:5000/",),
+    grant_types=("authorization_code", "refresh_token"),
+    scopes=("openid", "profile", "email", "offline_access"),
+    public=True,  # no secret: PKCE instead
+    first_party=False,  # so the consent page shows
+)
+DEMO_EMAIL = "demo@example.com"
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD_FILE = "demo-password.txt"  # in the instance folder
+
+
+def _demo_password() -> str:
+    """A random password the policy accepts: 4 groups of 5 letters and digits joined by dashes."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        password = "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(4))
+        if not password_problems(password, email=DEMO_EMAIL, username=DEMO_USERNAME):
+            return password
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600, also when the file already existed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _differs(client: OAuthClient, spec: ClientSpec) -> bool:
+    return (
+        list(client.redirect_uris) != list(spec.redirect_uris)
+        or list(client.post_logout_redirect_uris) != list(spec.post_logout_redirect_uris)
+        or list(client.grant_types) != list(spec.grant_types)
+        or list(client.scopes) != list(spec.scopes)
+        or client.is_public != spec.public
+        or client.first_party != spec.first_party
+    )
+
+
+@demo.command("seed")
+@_domain_errors
+def demo_seed() -> None:
+    """Register the `demo` client (public, PKCE, http://localhost:5000/callback) and the user
+    demo@example.com with a generated password, kept in instance/demo-password.txt. Idempotent."""
+    settings = components().settings
+    if not settings.is_development:
+        raise click.ClickException(
+            f"demo seed is for development only and IDP_ENV is {settings.environment}: it would register a public "
+            "client for http://localhost:5000 and a user whose password is written to disk. Register real clients "
+            "with `flask --app wsgi clients create`."
+        )
+    registry = _registry()
+    try:
+        client = registry.get(DEMO_CLIENT_ID)
+    except NotFound:
+        registry.create(DEMO_CLIENT, client_id=DEMO_CLIENT_ID)
+        click.echo(f"created client {DEMO_CLIENT_ID} (public, PKCE) for {DEMO_CLIENT.redirect_uris[0]}")
+    else:
+        click.echo(f"client {DEMO_CLIENT_ID} present")
+        if _differs(client, DEMO_CLIENT):
+            click.echo(
+                f"  note: it is registered differently from the demo's settings; to start over, run "
+                f"`flask --app wsgi clients delete {DEMO_CLIENT_ID}` and seed again"
+            )
+
+    password_file = Path(current_app.instance_path) / DEMO_PASSWORD_FILE
+    accounts = account_service()
+    if accounts.find(DEMO_EMAIL) is not None:
+        if password_file.exists():
+            click.echo(f"user {DEMO_EMAIL} present; its password is in {password_file}")
+        else:
+            click.echo(
+                f"user {DEMO_EMAIL} present, but {password_file} (written when it was created) is gone: reset the password "
+                "through POST /api/auth/password-reset/request (the link lands in the dev outbox), or delete the "
+                "instance folder to start over"
+            )
+        return
+    password = _demo_password()
+    accounts.register(email=DEMO_EMAIL, username=DEMO_USERNAME, password=password, client=ClientInfo(user_agent="flask demo seed"))
+    click.echo(f"created user {DEMO_EMAIL} (username {DEMO_USERNAME}) with password: {password}")
+    _write_private(password_file, password + "\n")
+    click.echo(f"the password is kept in {password_file}")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(keys)
     app.cli.add_command(secrets_group)
     app.cli.add_command(worker)
     app.cli.add_command(clients)
+    app.cli.add_command(demo)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,11 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
             g.retry_after = exc.retry_after  # http.py keeps it over Flask-Limiter's own header
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        message = "This form has expired. Go back, reload the page and try again."
+        return render_template("error.html", status=400, message=message), 400
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -22,7 +22,11 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
     if settings.cors_origins:
         CORS(
             app,
-            resources={f"{api_prefix}/*": {"origins": list(settings.cors_origins)}},
+            # the API, and what a browser-based relying party (a public client) calls itself
+            resources={
+                path: {"origins": list(settings.cors_origins)}
+                for path in (f"{api_prefix}/*", "/oauth/token", "/oauth/userinfo", "/oauth/revoke")
+            },
             supports_credentials=True,
             expose_headers=["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
             max_age=600,

@@ -81,10 +81,6 @@ def _remember_pending(params: dict[str, str]) -> str:
     return f"{AUTHORIZE_PATH}?{urlencode({**query, 'authz': pending_id})}"
 
 
-def _requested_at(params: dict[str, str]) -> float:
-    return float(flask_session.get(PENDING, {}).get(params.get("authz", ""), time.time()))
-
-
 def _forget_pending(params: dict[str, str]) -> None:
     pending = dict(flask_session.get(PENDING, {}))
     if pending.pop(params.get("authz", ""), None) is not None:
@@ -134,7 +130,8 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     sso = current_browser_session()
 
     # 1. a sign-in recent enough, by the user the relying party expects
-    fresh = sso is not None and sso.auth_time.timestamp() >= _requested_at(params) - 1
+    arrived = flask_session.get(PENDING, {}).get(params.get("authz", ""))
+    fresh = sso is not None and arrived is not None and sso.auth_time.timestamp() >= arrived
     hint = components().id_tokens.read_hint(params["id_token_hint"]) if params.get("id_token_hint") else None
     needs_login = (
         sso is None

@@ -60,7 +60,7 @@ def _signed_in(session: BrowserSession, cookie: str, next_url: str | None, devic
 
 
 @bp.route("", methods=["GET", "POST"])
-@rate_limited("login", failures_only=True)
+@rate_limited("login", failures_only=True, methods=["POST"])
 def login() -> Any:
     next_url = safe_next(request.values.get("next"))
     client = _client_for(next_url)

@@ -39,6 +39,15 @@ def test_cors_allows_only_configured_origins_with_credentials(make_app):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def test_cors_covers_what_a_browser_relying_party_calls_and_not_the_pages(make_app):
+    client = make_app(CORS_ORIGINS="https://spa.example").test_client()
+    for path in ("/oauth/token", "/oauth/userinfo", "/oauth/revoke"):
+        preflight = client.options(path, headers={"Origin": "https://spa.example", "Access-Control-Request-Method": "POST"})
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://spa.example", path
+    page = client.get("/login", headers={"Origin": "https://spa.example"})
+    assert "Access-Control-Allow-Origin" not in page.headers
+
+
 def test_no_cors_headers_without_cors_origins(client):
     response = client.get("/api/health", headers={"Origin": "https://app.example.com"})
     assert "Access-Control-Allow-Origin" not in response.headers

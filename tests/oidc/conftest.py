@@ -43,9 +43,10 @@ def hidden_fields(html: str) -> dict[str, str]:
 class Browser:
     """The hosted pages as a browser sees them: cookies kept, redirects on this host followed."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, *, base_url: str = "http://localhost") -> None:
         self.app = app
         self.client = app.test_client()
+        self.base_url = base_url  # https:// for production apps, whose cookies are Secure
         self.page: Any = None
 
     def open(self, url: str, *, data: dict[str, str] | None = None) -> Any:
@@ -53,13 +54,14 @@ class Browser:
         redirect elsewhere (the relying party), which is returned as the response."""
         parts = urlsplit(url)
         path = parts.path + ("?" + parts.query if parts.query else "")
-        response = self.client.post(path, data=data) if data is not None else self.client.get(path)
+        base = self.base_url
+        response = self.client.post(path, data=data, base_url=base) if data is not None else self.client.get(path, base_url=base)
         while response.status_code in (302, 303):
             location = response.headers["Location"]
             target = urlsplit(location)
             if target.netloc and f"{target.scheme}://{target.netloc}" != ISSUER:
                 break
-            response = self.client.get(target.path + ("?" + target.query if target.query else ""))
+            response = self.client.get(target.path + ("?" + target.query if target.query else ""), base_url=base)
         self.page = response
         return response
 

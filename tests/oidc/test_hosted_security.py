@@ -1,0 +1,86 @@
+"""SECURITY.md 16, 21 and 24 on the hosted pages: cookies, CSRF, clickjacking, CSP, no open redirects."""
+
+from __future__ import annotations
+
+from tests.oidc.conftest import Browser, hidden_fields
+
+
+def production_env(instance_dir) -> dict[str, str]:
+    """Production settings that can still read the test database's signing keys."""
+    keys = (instance_dir / "encryption_keys.secret").read_text().strip()
+    return {"IDP_ENV": "production", "SECRET_KEY": "k" * 48, "ENCRYPTION_KEYS": keys}
+
+
+def test_pages_refuse_framing_and_inline_script(app):
+    response = app.test_client().get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Referrer-Policy"] == "no-referrer"
+    assert "<script>" not in response.get_data(as_text=True)
+
+
+def test_every_form_needs_the_csrf_token(app, api):
+    api.token("alice")
+    client = app.test_client()
+    response = client.post("/login", data={"identifier": "alice", "password": api.PASSWORD})
+    assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
+    assert client.get_cookie("idp_sso") is None
+
+
+def test_the_browser_session_cookie_is_httponly_lax_and_changes_at_each_sign_in(rp, browser, alice):
+    rp.log_in(browser)
+    first = browser.client.get_cookie("idp_sso")
+    assert first is not None and first.http_only and first.same_site == "Lax" and first.path == "/"
+    csrf_before = hidden_fields(browser.open(rp.authorization_url(prompt="login")).get_data(as_text=True))["csrf_token"]
+    browser.sign_in()
+    second = browser.client.get_cookie("idp_sso")
+    assert second.value != first.value
+    csrf_after = hidden_fields(browser.open("/login").get_data(as_text=True))["csrf_token"]
+    assert csrf_after != csrf_before  # a new Flask session after sign-in: no fixation
+
+
+def test_production_cookies_are_secure_and_host_prefixed(make_app, api, instance_dir):
+    from tests.oidc.conftest import REDIRECT_URI
+    from tests.oidc.test_clients import create
+
+    app = make_app(**production_env(instance_dir))
+    registered = create(app, "--name", "Notes", "--redirect-uri", REDIRECT_URI, "--first-party")
+    from tests.conftest import Api
+
+    Api(app.test_client()).token("alice")
+    browser = Browser(app, base_url="https://localhost")
+    url = f"/oauth/authorize?response_type=code&client_id={registered['clientId']}&redirect_uri={REDIRECT_URI}&scope=openid&state=s"
+    browser.open(url)
+    browser.sign_in()
+    cookie = browser.client.get_cookie("__Host-idp_sso")
+    assert cookie is not None and cookie.secure and cookie.http_only and cookie.path == "/" and cookie.domain in ("localhost", "")
+    assert browser.client.get_cookie("__Host-idp_session").secure
+
+
+def test_login_never_continues_to_another_site(app, api):
+    api.token("alice")
+    for target in ("https://evil.example/", "//evil.example/oauth/authorize", "/oauth/authorize/../../evil", "/\\evil.example"):
+        browser = Browser(app)
+        browser.open(f"/login?next={target}")
+        response = browser.sign_in()
+        assert response.status_code == 200 and "Identity provider" in browser.html  # the provider's own home
+        assert "Location" not in response.headers
+
+
+def test_a_disabled_or_unknown_account_gets_the_same_page_error(app, api):
+    browser = Browser(app)
+    browser.open("/login")
+    response = browser.sign_in("nobody")
+    assert response.status_code == 401 and "The email, username or password is not right" in browser.html
+    assert 'value="nobody"' in browser.html  # the input is kept, the password is not
+
+
+def test_failed_hosted_logins_are_rate_limited_like_the_api(make_app, api):
+    app = make_app(RATE_LIMIT_LOGIN="3 per 15 minutes")
+    browser = Browser(app)
+    for _ in range(3):
+        browser.open("/login")
+        assert browser.sign_in("nobody", "wrong").status_code == 401
+    browser.open("/login")
+    response = browser.submit("/login", identifier="nobody", password="wrong")
+    assert response.status_code == 429 and response.headers["Retry-After"]
