@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 ROOMY_LIMIT = "1000000 per minute"
 JWKS = "/.well-known/jwks.json"
+DISCOVERY = "/.well-known/openid-configuration"
 TOKEN = "/oauth/token"
 INTROSPECT = "/oauth/introspect"
 READY = "/api/health/ready"
@@ -295,6 +296,8 @@ class Bench:
         self.wrk(idp, JWKS, cpus=cpus, seconds=1)
         base = self.add("bare route GET /", cores, self.wrk(bare, "/", cpus=cpus))
         self.add("GET " + JWKS, cores, self.wrk(idp, JWKS, cpus=cpus), base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
+        discovery = self.wrk(idp, DISCOVERY, cpus=cpus)
+        self.add("GET " + DISCOVERY, cores, discovery, base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
         refresh = self.wrk(idp, "/api/auth/refresh", cpus=cpus, mode="refresh", data=tokens)
         self.add("POST /api/auth/refresh", cores, refresh, base=base.m, base_name="bare", target=REFRESH_TARGET if judged else None)
         # OAuth 2.0: the same form body and Basic client authentication with every request

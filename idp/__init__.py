@@ -88,9 +88,10 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     web.register(app)
     register_outbox_page(app, settings)
     app.jinja_env.globals["product_name"] = settings.service_name if settings.service_name != "idp" else "Identity"
-    limiter = install_limiter(app, settings, general=api, exempt=exempt)
+    # the OAuth endpoints declare no limits: skip the limiter's bookkeeping on the hot paths
+    limiter = install_limiter(app, settings, general=api, exempt=[*exempt, app.blueprints["oauth"]])
     app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
-    app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens)
+    app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens, app.extensions["idp"].clients)
     metadata = StaticDocument(provider_metadata(settings.issuer))
     app.wsgi_app = WellKnownDocuments(app.wsgi_app, app, app.extensions["idp"].keys, metadata)  # type: ignore[method-assign]
     cli.register(app)

@@ -144,7 +144,7 @@ def _emit(payload: Any, as_json: bool) -> None:
 
 
 def _registry() -> ClientRegistry:
-    return ClientRegistry(db.session(), utcnow)
+    return ClientRegistry(db.session(), utcnow, components().clients)
 
 
 def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:

@@ -272,6 +272,7 @@ class Settings:
     access_token_ttl: int
     refresh_token_ttl: int
     browser_session_ttl: int
+    client_cache_seconds: int
     argon2: Argon2Settings
     rate_limits: RateLimits
     rate_limit_key_prefix: str
@@ -335,6 +336,7 @@ class Settings:
             access_token_ttl=parse_int("ACCESS_TOKEN_TTL", env.get("ACCESS_TOKEN_TTL"), 15 * 60),
             refresh_token_ttl=parse_int("REFRESH_TOKEN_TTL", env.get("REFRESH_TOKEN_TTL"), 7 * 24 * 3600),
             browser_session_ttl=parse_int("BROWSER_SESSION_TTL", env.get("BROWSER_SESSION_TTL"), 12 * 3600),
+            client_cache_seconds=parse_int("CLIENT_CACHE_SECONDS", env.get("CLIENT_CACHE_SECONDS"), 10),
             argon2=argon2,
             rate_limits=limits,
             rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or "idp",

@@ -33,6 +33,7 @@ from idp.mfa.challenge import LoginChallenges
 from idp.mfa.codes import OneTimeCodes
 from idp.mfa.devices import TrustedDevices
 from idp.mfa.methods import TwoFactorService
+from idp.oidc.clients import ClientCache
 from idp.oidc.consent import ConsentService
 from idp.oidc.id_tokens import IdTokens
 from idp.security.keys import KeyRing
@@ -51,6 +52,7 @@ class Components:
     keys: KeyRing
     tokens: AccessTokens
     id_tokens: IdTokens
+    clients: ClientCache
     redis: redis.Redis | None
     limiter: Limiter
     throttle_fallback: RateLimiter
@@ -80,6 +82,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         keys,
         tokens,
         IdTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, clock=utcnow),
+        ClientCache(settings.client_cache_seconds),
         client,
         limiter,
         memory_fallback(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,10 +45,39 @@ def _check_uri(uri: str, field: str) -> str | None:
     return f"{field}: {uri} must be https (http only on localhost) or a reverse-domain app scheme"
 
 
+class ClientCache:
+    """Client records kept in memory (PERFORMANCE.md): the token, introspection and revocation
+    endpoints read their client on every request. A change takes effect in this process at once
+    (`forget`) and in other processes within `ttl` seconds; `ttl=0` turns the cache off."""
+
+    MAX_ENTRIES = 10_000  # unknown ids are never cached, so this bounds real clients only
+
+    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, OAuthClient]] = {}
+
+    def get(self, client_id: str, load: Callable[[str], OAuthClient | None]) -> OAuthClient | None:
+        now = self._clock()
+        entry = self._entries.get(client_id)
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1]
+        row = load(client_id)
+        if row is not None and self._ttl > 0:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[client_id] = (now, row)
+        return row
+
+    def forget(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
+
+
 class ClientRegistry:
-    def __init__(self, db: DbSession, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: DbSession, clock: Callable[[], datetime], cache: ClientCache | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._cache = cache
 
     def _validate(self, spec: ClientSpec) -> list[str]:
         problems = [f"grant_types: {g} is not supported" for g in spec.grant_types if g not in GRANT_TYPES]
@@ -102,6 +132,11 @@ class ClientRegistry:
     def delete(self, client_id: str) -> None:
         self._db.delete(self.get(client_id))
         self._db.commit()
+        self._forget(client_id)
+
+    def _forget(self, client_id: str) -> None:
+        if self._cache is not None:
+            self._cache.forget(client_id)
 
     def rotate_secret(self, client_id: str) -> str:
         client = self.get(client_id)
@@ -110,6 +145,7 @@ class ClientRegistry:
         secret = random_token()
         client.client_secret_hash = digest(secret)
         self._db.commit()
+        self._forget(client_id)
         return secret
 
     @staticmethod

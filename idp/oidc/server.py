@@ -25,7 +25,7 @@ from idp.accounts.models import Session
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
-from idp.oidc.clients import ClientRegistry
+from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
 from idp.oidc.id_tokens import ID_TOKEN_ALG
 from idp.oidc.models import OAuthClient
@@ -179,13 +179,13 @@ class EndSession(EndSessionEndpoint):
 
 
 class IdentityAuthorizationServer(AuthorizationServer):
-    def __init__(self, app: Flask, tokens: AccessTokens) -> None:
+    def __init__(self, app: Flask, tokens: AccessTokens, clients: ClientCache) -> None:
         self.tokens = tokens
+        self.clients = clients
         super().__init__(app, query_client=self._client, save_token=self._keep_nothing)
 
-    @staticmethod
-    def _client(client_id: str) -> RegisteredClient | None:
-        row = db.session.get(OAuthClient, client_id)
+    def _client(self, client_id: str) -> RegisteredClient | None:
+        row = self.clients.get(client_id, lambda key: db.session.get(OAuthClient, key))
         return RegisteredClient(row) if row else None
 
     @staticmethod
@@ -200,8 +200,8 @@ class IdentityAuthorizationServer(AuthorizationServer):
         return BearerTokenGenerator(access_token, expires_generator=lambda client, grant_type: self.tokens.ttl)
 
 
-def build_authorization_server(app: Flask, tokens: AccessTokens) -> IdentityAuthorizationServer:
-    server = IdentityAuthorizationServer(app, tokens)
+def build_authorization_server(app: Flask, tokens: AccessTokens, clients: ClientCache) -> IdentityAuthorizationServer:
+    server = IdentityAuthorizationServer(app, tokens, clients)
     server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
