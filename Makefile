@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 PORT ?= 3001
 
-.PHONY: install install-dev run serve setup test bench lint clean
+.PHONY: install install-dev run serve setup example test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,16 @@ setup: install
 	$(FLASK) db upgrade
 	$(FLASK) keys ensure
 
-## Install, migrate and start on http://localhost:$(PORT) (SQLite in instance/, no Redis needed).
+## Install, migrate, seed the demo client and user, and start on http://localhost:$(PORT) (SQLite in
+## instance/, no Redis needed). `demo seed` refuses in production; the leading `-` starts the server anyway.
 run: setup
+	-$(FLASK) demo seed
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## The example relying party on http://localhost:5000 (examples/relying_app.py), signing in with the
+## provider that `make run` serves (start that first, in another terminal).
+example: install
+	$(BIN)/python examples/relying_app.py
 
 ## The whole test suite (after lint): PostgreSQL + Redis, the embedded SQLite mode, and the browser tests.
 test: lint
@@ -37,7 +44,7 @@ test: lint
 
 ## ruff and mypy over the code.
 lint: install-dev
-	$(BIN)/ruff check idp tests bench
+	$(BIN)/ruff check idp tests bench examples
 	$(BIN)/mypy idp
 
 ## Benchmarks (not tests): gunicorn on PostgreSQL + Redis driven by wrk and an async client.

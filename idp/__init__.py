@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
     from idp.http import register_http_policies
+    from idp.oidc import endpoints as oauth_endpoints
     from idp.oidc.discovery import StaticDocument, provider_metadata
     from idp.oidc.jwks import WellKnownDocuments
     from idp.oidc.server import build_authorization_server
@@ -89,7 +90,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     register_outbox_page(app, settings)
     app.jinja_env.globals["product_name"] = settings.service_name if settings.service_name != "idp" else "Identity"
     # the OAuth endpoints declare no limits: skip the limiter's bookkeeping on the hot paths
-    limiter = install_limiter(app, settings, general=api, exempt=[*exempt, app.blueprints["oauth"]])
+    limiter = install_limiter(app, settings, general=api, exempt=[*exempt, oauth_endpoints.bp])
     app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
     app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens, app.extensions["idp"].clients)
     metadata = StaticDocument(provider_metadata(settings.issuer))

@@ -304,9 +304,9 @@ def demo_seed() -> None:
             click.echo(f"user {DEMO_EMAIL} present; its password is in {password_file}")
         else:
             click.echo(
-                f"user {DEMO_EMAIL} present, but {password_file} (written when it was created) is gone: reset the password "
-                "through POST /api/auth/password-reset/request (the link lands in the dev outbox), or delete the "
-                "instance folder to start over"
+                f"user {DEMO_EMAIL} present, but {password_file} (written when it was created) is gone: delete the "
+                "instance folder to start over, or reset the password with POST /api/auth/password-reset/request and "
+                "/confirm (the email lands in the dev outbox)"
             )
         return
     password = _demo_password()

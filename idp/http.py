@@ -55,6 +55,11 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
         for name, value in chosen:
             if name not in headers:
                 headers[name] = value
+        if "form_targets" in g and "Content-Security-Policy" in headers:
+            # A form here may end at a relying party (consent, sign-in, logout confirmation), and
+            # browsers apply form-action to the redirects that follow a submission.
+            widened = " ".join(["form-action 'self'", *sorted(g.form_targets)])
+            headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace("form-action 'self'", widened)
         if "retry_after" in g:  # a service's own limit (cooldowns, per-account caps) knows better
             headers["Retry-After"] = str(g.retry_after)
         if reset := headers.get("RateLimit-Reset"):

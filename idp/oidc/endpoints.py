@@ -7,6 +7,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -30,7 +31,7 @@ from idp.oidc.claims import acr_for, asks_for_mfa, user_claims
 from idp.oidc.consent import SCOPE_WORDS
 from idp.oidc.grants import Approval
 from idp.oidc.server import IdentityAuthorizationServer
-from idp.web.sso import AUTHORIZE_PATH, clear_sso_cookie, current_browser_session, reset_browser_state
+from idp.web.sso import AUTHORIZE_PATH, allow_form_target, clear_sso_cookie, current_browser_session, reset_browser_state
 from idp.wiring import components, consents, session_service
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
@@ -103,17 +104,25 @@ def authorize() -> Any:
         grant = server.get_consent_grant(end_user=None)
     except OAuth2Error as error:
         if error.redirect_uri:
-            return server.handle_error_response(None, error)
+            return _naming_issuer(server.handle_error_response(None, error), error.redirect_uri)
         return _error_page(error)
     params = _params()
     redirect_uri = grant.request.payload.redirect_uri or grant.request.client.get_default_redirect_uri()
-    state = params.get("state")
     try:
-        return _decide(grant, params, redirect_uri)
+        return _naming_issuer(_decide(grant, params, redirect_uri), redirect_uri)
     except OAuth2Error as error:
         error.redirect_uri = error.redirect_uri or redirect_uri
-        error.state = state
-        return server.handle_error_response(None, error)
+        error.state = params.get("state")
+        return _naming_issuer(server.handle_error_response(None, error), error.redirect_uri)
+
+
+def _naming_issuer(response: Any, redirect_uri: str) -> Any:
+    """Every answer sent back to the client's redirect URI names the issuer (RFC 9207), so a
+    client talking to several providers can tell whose response it got (mix-up attacks)."""
+    location = getattr(response, "headers", {}).get("Location", "")
+    if getattr(response, "status_code", 0) in (302, 303) and location.startswith(redirect_uri):
+        response.headers["Location"] = add_params_to_uri(location, [("iss", components().settings.issuer)])
+    return response
 
 
 def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
@@ -162,7 +171,8 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     elif not client.first_party and ("consent" in prompt or not consents().covers(sso.user.id, client.client_id, scopes)):
         if "none" in prompt:
             raise ConsentRequiredError()
-        return _consent_page(client, scopes, params)
+        allow_form_target(redirect_uri)
+        return _consent_page(client, sso.user, scopes, params)
 
     # 4. the code
     _forget_pending(params)
@@ -170,12 +180,12 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     return _server().create_authorization_response(grant=grant, grant_user=sso.user)
 
 
-def _consent_page(client: Any, scopes: list[str], params: dict[str, str]) -> str:
+def _consent_page(client: Any, user: Any, scopes: list[str], params: dict[str, str]) -> str:
     return render_template(
         "consent.html",
         title=f"Allow {client.name} to use your account?",
         client_name=client.name,
-        user=current_browser_session().user,  # type: ignore[union-attr]
+        user=user,
         scopes=[SCOPE_WORDS[s] for s in scopes if s in SCOPE_WORDS],
         hidden={k: v for k, v in params.items() if k != "csrf_token"},
     )
@@ -238,6 +248,7 @@ def logout() -> Any:
     confirmed = request.method == "POST" and request.form.get("confirm") == "yes" and _csrf_ok()
     if not confirmed and (hint is None or (sso is not None and hint.get("sub") != sso.user.id)):
         client = end_request.client
+        allow_form_target(end_request.redirect_uri)
         return render_template(
             "logout_confirm.html",
             title="Sign out?",

@@ -14,12 +14,13 @@ from idp.accounts.sessions import BrowserSession
 from idp.api.cookies import DEVICE_COOKIE, set_device_cookie
 from idp.api.guard import client_info
 from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited
+from idp.extensions import db
 from idp.mfa.masking import mask_email, mask_phone
 from idp.oidc.claims import asks_for_mfa
 from idp.oidc.models import OAuthClient
 from idp.ratelimits import rate_limited
 from idp.web.agents import describe
-from idp.web.sso import current_browser_session, next_params, reset_browser_state, safe_next, set_sso_cookie
+from idp.web.sso import allow_form_target, current_browser_session, next_params, reset_browser_state, safe_next, set_sso_cookie
 from idp.wiring import browser_login_flow, login_challenges, session_service, two_factor_service
 
 bp = Blueprint("login", __name__, url_prefix="/login")
@@ -30,10 +31,17 @@ METHOD_WORDS = {"totp": "authenticator app", "sms": "text message", "email": "em
 
 
 def _client_for(next_url: str | None) -> OAuthClient | None:
-    from idp.extensions import db
-
     client_id = next_params(next_url).get("client_id")
     return db.session.get(OAuthClient, client_id) if client_id else None
+
+
+def _allow_return_to(next_url: str | None) -> None:
+    """The sign-in forms may end at the relying party (no page left to show): let them."""
+    client = _client_for(next_url)
+    if client is not None:
+        uri = next_params(next_url).get("redirect_uri") or next(iter(client.redirect_uris), None)
+        if uri in client.redirect_uris:
+            allow_form_target(uri)
 
 
 def _second_factor_required(next_url: str | None) -> bool:
@@ -101,6 +109,7 @@ def login() -> Any:
                     return redirect(url_for("login.second_factor"))
                 assert outcome.session is not None
                 return _signed_in(*outcome.session, next_url)
+    _allow_return_to(next_url)
     page = render_template(
         "login.html",
         title="Sign in",
@@ -177,6 +186,7 @@ def second_factor() -> Any:
                 return _signed_in(*outcome.session, state.get("next"), device_token=outcome.device_token)
     elif request.args.get("sent"):
         notice = "We sent a new code."
+    _allow_return_to(state.get("next"))
     page = render_template(
         "two_factor.html",
         title={
@@ -210,6 +220,7 @@ def send_code() -> Any:
     except InvalidTempToken:
         return _expired()
     except RateLimited as exc:
+        _allow_return_to(state.get("next"))
         page = render_template(
             "two_factor.html",
             title="Please wait before asking for another code",

@@ -61,6 +61,22 @@ def next_params(target: str | None) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(target).query).items() if v}
 
 
+def allow_form_target(uri: str | None) -> None:
+    """Let this page's forms end at `uri`'s origin (an already validated redirect URI)."""
+    if not uri:
+        return
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        source = f"{parts.scheme}://{parts.netloc}"
+    elif parts.scheme and not parts.netloc:
+        source = f"{parts.scheme}:"  # a native app's private-use scheme (RFC 8252)
+    else:
+        return
+    if not all(c.isalnum() or c in ":/.-[]_" for c in source):
+        return  # never let a value break out of the policy
+    g.form_targets = {*g.get("form_targets", set()), source}
+
+
 def reset_browser_state(*, keep: tuple[str, ...] = ()) -> None:
     """A new sign-in starts a new Flask session (new CSRF token): no fixation across sign-ins.
     `keep` carries named values over (the authorization requests waiting for this sign-in)."""

@@ -13,7 +13,7 @@ def test_code_flow_with_consent_gives_verified_tokens(rp, browser, alice):
     browser.sign_in()
     assert "Notes would like to" in browser.html.replace("<strong>", "").replace("</strong>", "")
     result = rp.callback(browser.submit("/oauth/authorize", decision="allow"))
-    assert result["state"] == rp.state and result["iss"] if "iss" in result else True
+    assert result["state"] == rp.state and result["iss"] == ISSUER  # RFC 9207
     token = rp.exchange(result["code"])
     assert token["token_type"] == "Bearer" and token["refresh_token"] and token["expires_in"] == 900
     claims = rp.id_token_claims(token)

@@ -84,3 +84,15 @@ def test_failed_hosted_logins_are_rate_limited_like_the_api(make_app, api):
     browser.open("/login")
     response = browser.submit("/login", identifier="nobody", password="wrong")
     assert response.status_code == 429 and response.headers["Retry-After"]
+
+
+def test_pages_whose_forms_end_at_the_relying_party_allow_only_its_registered_origin(rp, browser, alice):
+    browser.open(rp.authorization_url())
+    login_csp = browser.page.headers["Content-Security-Policy"]
+    assert "form-action 'self' https://rp.example;" in login_csp
+    browser.sign_in()
+    assert "form-action 'self' https://rp.example;" in browser.page.headers["Content-Security-Policy"]  # consent
+    other = Browser(rp.app)
+    other.open(rp.authorization_url().replace("rp.example%2Fcallback", "evil.example%2Fcallback"))
+    assert "evil.example" not in other.page.headers["Content-Security-Policy"]
+    assert "form-action 'self';" in other.client.get("/login?next=/oauth/authorize%3Fclient_id%3Dnope").headers["Content-Security-Policy"]
