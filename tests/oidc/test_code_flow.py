@@ -32,3 +32,25 @@ def test_consent_is_remembered_and_sso_skips_the_password(rp, make_rp, browser, 
     other = make_rp(name="Calendar")
     browser.open(other.authorization_url())
     assert "Calendar would like to" in browser.html.replace("<strong>", "").replace("</strong>", "")
+
+
+def test_withdrawn_consent_is_asked_again_and_ends_the_apps_sessions(rp, browser, alice, app):
+    from idp.audit.service import ClientInfo
+    from idp.wiring import consents
+
+    token = rp.log_in(browser)
+    user_id = rp.id_token_claims(token)["sub"]
+    with app.test_request_context():
+        assert [c.client_id for c in consents().given(user_id)] == [rp.client_id]
+        assert consents().revoke(user_id, rp.client_id, client=ClientInfo())
+    response = app.test_client().get("/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert response.status_code == 401
+    browser.open(rp.authorization_url())
+    assert "would like to" in browser.html
+
+
+def test_a_first_party_client_skips_the_consent_page(make_rp, browser, alice):
+    own = make_rp("--first-party", name="Own app")
+    browser.open(own.authorization_url())
+    response = browser.sign_in()
+    assert "code" in own.callback(response)
