@@ -73,12 +73,24 @@ METHOD = """\
   `grant_type=client_credentials` with HTTP Basic client authentication every time;
   `POST /oauth/introspect` sends `token=` one access token issued to that client before the
   scenario (a fixed token, the same bytes every request), with the same Basic authentication.
+- A second, first-party confidential client (`--first-party --grant authorization_code --grant
+  refresh_token --scope openid --scope profile --scope email`) gets relying-party sessions from the
+  authorization code flow with PKCE, driven with httpx before each configuration's scenarios
+  (`bench/oauth_flow.py`): one browser per seed account signs in once through the hosted page
+  (`/oauth/authorize` → `/login`, the form with its CSRF token → back through `/oauth/authorize`
+  to the redirect URI with `?code=`), its SSO cookie then yields further codes at once, and each
+  code is exchanged at `/oauth/token` (code_verifier, Basic authentication). `POST /oauth/token`
+  with `grant_type=refresh_token` sends a refresh token never sent before with every request and
+  queues the rotated one from the JSON body (each answer also carries a new RS256 ID token, since
+  `openid` was granted); `GET /oauth/userinfo` sends `Authorization: Bearer` with the access token
+  (scope `openid profile email`) of one more such session, whose liveness is checked every time.
 - The wrk script checks every answer: a status other than 200 is an error, and so is a 200 whose
-  body lacks what the scenario expects (`"access_token"` from the token endpoint, `"active": true`
-  from introspection).
+  body lacks what the scenario expects (`"access_token"` from the token endpoint, a rotated
+  `"refresh_token"` from the refresh grant, `"active": true` from introspection, `"email"` from
+  userinfo).
 - `python -m bench --only endpoints` runs just the single-endpoint wrk scenarios (bare route,
-  JWKS, refresh, token, introspection) in both configurations, in under 2 minutes, and prints
-  its table without rewriting this file.
+  JWKS, discovery, API refresh, the OAuth grants, introspection, userinfo) in both
+  configurations, in about 2 minutes, and prints its table without rewriting this file.
 - The Argon2 floor is measured in the same run: argon2-cffi `PasswordHasher` (argon2id, the
   service's parameters) verifying in a loop in as many processes as gunicorn has workers,
   before and after the login scenario (mean of the two). Password login is judged against it.

@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet
 
 from bench.argon2_floor import Floor, measure_floor
 from bench.measure import Measurement, Row, Target, error_text
+from bench.oauth_flow import REDIRECT_URI, RelyingParty, relying_party_sessions
 from bench.report import facts_text, text_table, write_markdown
 from bench.services import ROOT, BenchError, Database, DeliveryWorker, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
 from bench.stress import (
@@ -50,6 +51,7 @@ JWKS = "/.well-known/jwks.json"
 DISCOVERY = "/.well-known/openid-configuration"
 TOKEN = "/oauth/token"
 INTROSPECT = "/oauth/introspect"
+USERINFO = "/oauth/userinfo"
 READY = "/api/health/ready"
 SEED_ACCOUNTS = 8
 KEEP_RESULTS = 10  # newest run folders kept under bench/results (logs, token pools)
@@ -59,6 +61,9 @@ JWKS_TARGET = Target("≥ 0.80 of bare (aim 0.95)", ratio_floor=0.80)
 CLIENT_CREDENTIALS_TARGET = Target("≥ 0.30 of bare (aim 0.60)", ratio_floor=0.30)
 INTROSPECT_TARGET = Target("≥ 0.40 of bare (aim 0.60)", ratio_floor=0.40)
 REFRESH_TARGET = Target("≥ 0.20 of bare (aim 0.30; issue 0.35)", ratio_floor=0.20, issue_ratio=0.35)
+# PERFORMANCE.md's refresh floor (calibrated) holds; issue 4 asks 0.30 of the OAuth grant
+OAUTH_REFRESH_TARGET = Target("≥ 0.20 of bare (aim 0.30; issue 0.30)", ratio_floor=0.20, issue_ratio=0.30)
+USERINFO_TARGET = Target("≥ 0.40 of bare (aim 0.60)", ratio_floor=0.40)
 LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
 STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
 NO_ERROR_TARGET = Target("no unexpected error")
@@ -67,6 +72,8 @@ ONLY = ("endpoints",)
 # Lua patterns (bench/wrk.lua, BENCH_EXPECT_BODY) that a 200 answer must match
 TOKEN_BODY = '"access_token"%s*:%s*"'
 ACTIVE_BODY = '"active"%s*:%s*true'
+ROTATED_BODY = '"refresh_token"%s*:%s*"'
+CLAIMS_BODY = '"email"%s*:%s*"'
 
 
 def general_limit_setting() -> str:
@@ -94,9 +101,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="skip the 1-core (pinned) configuration")
     parser.add_argument(
         "--only", choices=ONLY,
-        help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, refresh, client_credentials token, "
-        "introspection), in both configurations; a quick run (under 2 minutes) that prints its table and leaves "
-        "docs/performance.md alone",
+        help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, discovery, API refresh, OAuth "
+        "refresh_token and client_credentials grants, introspection, userinfo), in both configurations; a quick run "
+        "(about 2 minutes) that prints its table and leaves docs/performance.md alone",
     )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
@@ -138,6 +145,7 @@ class Bench:
         self.env: dict[str, str] = {}
         self.argon2: Argon2Settings | None = None
         self.client_authorization = ""  # "Basic ..." of the confidential client registered for the OAuth scenarios
+        self.relying_party: RelyingParty | None = None  # the first-party client of the code flow (refresh, userinfo)
 
     # -- set-up and tear-down ----------------------------------------------------------------
 
@@ -175,6 +183,19 @@ class Bench:
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchError(f"clients create did not print the client's JSON ({exc!r}):\n{created[-500:]}") from None
         self.client_authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        created = run_checked(
+            [
+                *flask, "clients", "create", "--name", "Bench RP", "--first-party", "--redirect-uri", REDIRECT_URI,
+                "--grant", "authorization_code", "--grant", "refresh_token",
+                "--scope", "openid", "--scope", "profile", "--scope", "email", "--json",
+            ],
+            self.env,
+        )
+        try:
+            client = json.loads(created)
+            self.relying_party = RelyingParty(client["clientId"], client["clientSecret"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BenchError(f"clients create did not print the relying party's JSON ({exc!r}):\n{created[-500:]}") from None
 
     def serve(self, cpus: str | None) -> tuple[Server, Server]:
         idp = Server("idp", "wsgi:app", self.env, self.out, cpus=cpus)
@@ -291,7 +312,20 @@ class Bench:
             raise BenchError(f"POST {TOKEN} (client_credentials) answered {answer.status_code}: {answer.text[:300]}")
         return token
 
-    def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool) -> None:
+    def relying_party_tokens(self, idp: Server, seeds: list[BenchUser], tag: str) -> tuple[Path, str]:
+        """Sessions of the relying party for one configuration, from the authorization code flow: a
+        pool of refresh tokens (a file, one a line) and one more session's access token for userinfo."""
+        assert self.relying_party is not None, "prepare() registers the relying party"
+        size = 4 * self.args.connections
+        answers = relying_party_sessions(idp.base_url, self.relying_party, seeds, size + 1, concurrency=self.args.connections)
+        if len(answers) < size + 1:
+            raise BenchError(f"only {len(answers)} of {size + 1} relying-party sessions could be opened")
+        path = self.out / f"oauth-refresh-tokens-{tag}.txt"
+        path.write_text("".join(a["refresh_token"] + "\n" for a in answers[1:]))
+        return path, answers[0]["access_token"]
+
+    def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool, seeds: list[BenchUser]) -> None:
+        oauth_tokens, user_access_token = self.relying_party_tokens(idp, seeds, "pinned" if cpus else "shared")
         self.wrk(bare, "/", cpus=cpus, seconds=1)
         self.wrk(idp, JWKS, cpus=cpus, seconds=1)
         base = self.add("bare route GET /", cores, self.wrk(bare, "/", cpus=cpus))
@@ -306,10 +340,20 @@ class Bench:
         issued = self.wrk(idp, TOKEN, cpus=cpus, mode="form", data=grant, expect_body=TOKEN_BODY, authorization=self.client_authorization)
         self.add(f"POST {TOKEN} client_credentials", cores, issued, base=base.m, base_name="bare",
                  target=CLIENT_CREDENTIALS_TARGET if judged else None)
+        # refresh_token grant: a fresh refresh token every request, the rotated one read from the JSON body
+        rotated = self.wrk(
+            idp, TOKEN, cpus=cpus, mode="oauth-refresh", data=oauth_tokens, expect_body=ROTATED_BODY,
+            authorization=self.relying_party.authorization if self.relying_party else None,
+        )
+        self.add(f"POST {TOKEN} refresh_token (rotation, ID token)", cores, rotated, base=base.m, base_name="bare",
+                 target=OAUTH_REFRESH_TARGET if judged else None)
         introspected = self.out / "form-introspect.txt"
         introspected.write_text(f"token={self.access_token(idp)}\n")  # a JWT: URL-safe as it is
         active = self.wrk(idp, INTROSPECT, cpus=cpus, mode="form", data=introspected, expect_body=ACTIVE_BODY, authorization=self.client_authorization)
         self.add(f"POST {INTROSPECT} (access token)", cores, active, base=base.m, base_name="bare", target=INTROSPECT_TARGET if judged else None)
+        claims = self.wrk(idp, USERINFO, cpus=cpus, expect_body=CLAIMS_BODY, authorization=f"Bearer {user_access_token}")
+        self.add(f"GET {USERINFO} (Bearer, openid profile email)", cores, claims, base=base.m, base_name="bare",
+                 target=USERINFO_TARGET if judged else None)
 
     def floor(self, processes: int) -> Floor:
         a2 = self.argon2
@@ -444,7 +488,7 @@ class Bench:
             idp, bare = self.serve(server_cpus)
             if not seeds:
                 seeds, pools = self.seed(idp, len(configurations))
-            self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0)
+            self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0, seeds=seeds)
             if cores == "2 cores" and self.args.only is None:
                 self.password_login(idp, cores, seeds, workers)
                 self.start_worker()

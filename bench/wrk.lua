@@ -1,19 +1,25 @@
 -- The one wrk script of `python -m bench`; bench/wrk.py sets its environment.
---   BENCH_MODE     get      the URL as is (static request)
+--   BENCH_MODE     get      the URL as is (static request), with BENCH_AUTHORIZATION (if set) as the
+--                           Authorization header (e.g. "Bearer <access token>" for userinfo)
 --                  refresh  POST {"refreshToken": ...}: every request spends a token never sent before
+--                  oauth-refresh  POST grant_type=refresh_token&refresh_token=... to the OAuth token
+--                           endpoint with BENCH_AUTHORIZATION (client authentication): every request
+--                           spends a token never sent before
 --                  login    POST {"emailOrUsername": ..., "password": ...}, cycling through accounts
 --                  form     POST the same application/x-www-form-urlencoded body every time, with
 --                           BENCH_AUTHORIZATION (if set) as the Authorization header (OAuth endpoints)
---   BENCH_DATA     refresh: one token a line; login: "name<TAB>password" lines; form: the body
---   BENCH_AUTHORIZATION  form: the Authorization header's value, e.g. "Basic base64(id:secret)"
+--   BENCH_DATA     refresh, oauth-refresh: one token a line; login: "name<TAB>password" lines; form: the body
+--   BENCH_AUTHORIZATION  get, form, oauth-refresh: the Authorization header's value, e.g.
+--                  "Basic base64(id:secret)"
 --   BENCH_THREADS  wrk's -t: thread n takes lines n, n+t, n+2t, ... of BENCH_DATA
 --   BENCH_EXPECT   the status every answer must have (default 200); any other is counted as an error
 --   BENCH_EXPECT_BODY  a Lua pattern that an answer with BENCH_EXPECT must match (e.g. '"active"%s*:%s*true'),
 --                  or unset; a miss is counted as an error ("bad_body")
 --
--- Refresh tokens rotate: each 200 answer sets the session's next token in its Set-Cookie, which
--- joins the back of this thread's queue, so a pool of a few sessions per connection lasts a whole
--- run and no token is ever presented twice (a reuse would revoke its session and show as 401).
+-- Refresh tokens rotate: each 200 answer carries the session's next token (refresh: in its
+-- Set-Cookie; oauth-refresh: as "refresh_token" in the JSON body), which joins the back of this
+-- thread's queue, so a pool of a few sessions per connection lasts a whole run and no token is ever
+-- presented twice (a reuse would revoke its session and show as 401, or 400 invalid_grant).
 -- done() prints one "BENCH_RESULT {json}" line: latency percentiles, wrk's socket errors, the
 -- status codes seen, the answers that were not BENCH_EXPECT ("unexpected", by status) or did not
 -- match BENCH_EXPECT_BODY ("bad_body"), and the requests sent with no token left ("starved").
@@ -27,6 +33,11 @@ if expect_body == "" then
   expect_body = nil
 end
 local json_headers = { ["Content-Type"] = "application/json" }
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization == "" then
+  authorization = nil
+end
+local form_headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["Authorization"] = authorization }
 
 local threads = {}
 local created = 0
@@ -67,12 +78,7 @@ function init(args)
     local file = assert(io.open(data_path, "r"))
     local body = file:read("*a"):gsub("%s+$", "")
     file:close()
-    local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
-    local authorization = os.getenv("BENCH_AUTHORIZATION")
-    if authorization and authorization ~= "" then
-      headers["Authorization"] = authorization
-    end
-    form_request = wrk.format("POST", nil, headers, body)
+    form_request = wrk.format("POST", nil, form_headers, body)
     return
   end
   local index = 0
@@ -91,14 +97,26 @@ function init(args)
   end
 end
 
-if mode == "refresh" then
+local function next_token()
+  local token = pop()
+  if token == nil then
+    starved = starved + 1
+    token = "none-left"
+  end
+  return token
+end
+
+if mode == "get" then
+  -- no request(): wrk sends one pre-built request (with this header, if any) every time
+  wrk.headers["Authorization"] = authorization
+elseif mode == "refresh" then
   function request()
-    local token = pop()
-    if token == nil then
-      starved = starved + 1
-      token = "none-left"
-    end
-    return wrk.format("POST", nil, json_headers, '{"refreshToken":"' .. token .. '"}')
+    return wrk.format("POST", nil, json_headers, '{"refreshToken":"' .. next_token() .. '"}')
+  end
+elseif mode == "oauth-refresh" then
+  function request()
+    -- a refresh token is "<uuid>.<base64url>": nothing in it needs form encoding
+    return wrk.format("POST", nil, form_headers, "grant_type=refresh_token&refresh_token=" .. next_token())
   end
 elseif mode == "login" then
   local next_body = 0
@@ -123,6 +141,11 @@ function response(status, headers, body)
   if mode == "refresh" and status == 200 then
     local cookie = headers["Set-Cookie"] or headers["set-cookie"]
     local token = cookie and cookie:match("refreshToken=([^;]+)")
+    if token then
+      push(token)
+    end
+  elseif mode == "oauth-refresh" and status == 200 then
+    local token = body and body:match('"refresh_token"%s*:%s*"([^"]+)"')
     if token then
       push(token)
     end

@@ -55,11 +55,12 @@ def run_wrk(
     for kind, count in raw["errors"].items():
         if count:
             errors[f"socket {kind}"] += count
-    starved = raw["starved"]  # sent with a placeholder token, hence answered 401
+    starved = raw["starved"]  # sent with a placeholder token, hence refused (401, or 400 invalid_grant from OAuth)
     if starved:
         errors["no token left"] += starved
+    refused = "400" if mode == "oauth-refresh" else "401"
     for status, count in raw["unexpected"].items():  # counted by the script: statuses other than `expect`
-        if status == "401":
+        if status == refused:
             count -= min(count, starved)
         if count:
             errors[f"HTTP {status}"] += count
