@@ -6,10 +6,11 @@ declared limits to the app's own limiter, so two apps in one process never share
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -57,7 +58,49 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
                     value, deduct_when=_failed if failures_only else None, override_defaults=False, methods=methods
                 )(limited)
         app.view_functions[endpoint] = limited
+    _quiet_on(app, limiter, _unlimited_endpoints(app, exempt))
     return limiter
+
+
+def _unlimited_endpoints(app: Flask, exempt: list[Blueprint]) -> frozenset[str]:
+    """Endpoints no limit can apply to: views that declare none, on an exempt top-level blueprint
+    (not under the general limit), while the app sets no default or application-wide limits."""
+    if any(app.config.get(name) for name in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
+        return frozenset()
+    names = {name for name, blueprint in app.blueprints.items() if blueprint in exempt and "." not in name}
+    return frozenset(
+        endpoint for endpoint, view in app.view_functions.items()
+        if endpoint.partition(".")[0] in names and "." in endpoint and not getattr(view, MARK, [])
+    )
+
+
+def _quiet_on(app: Flask, limiter: Limiter, endpoints: Collection[str]) -> None:
+    """Flask-Limiter's request hooks run for every request, exempt or not: resolving that nothing
+    applies, its per-request context and its headers cost more than some whole endpoints (the OAuth
+    token, introspection and userinfo routes). For `endpoints` the hooks are skipped; every other
+    request goes through them unchanged."""
+    if not endpoints:
+        return
+
+    def skipping(hook: Callable[..., Any], passthrough: bool) -> Callable[..., Any]:
+        @functools.wraps(hook)
+        def hook_unless_unlimited(*args: Any) -> Any:
+            if request.endpoint in endpoints:
+                return args[0] if passthrough else None
+            return hook(*args)
+
+        return hook_unless_unlimited
+
+    def is_limiters(hook: Any) -> bool:
+        owner = getattr(hook, "__self__", None)
+        return owner is limiter or (isinstance(hook, functools.partial) and hook.args[:1] == (limiter,))
+
+    registries: list[tuple[dict[Any, list[Any]], bool]] = [
+        (app.before_request_funcs, False), (app.after_request_funcs, True), (app.teardown_request_funcs, False)
+    ]
+    for registry, passthrough in registries:
+        hooks = registry.get(None, [])
+        registry[None] = [skipping(h, passthrough) if is_limiters(h) else h for h in hooks]
 
 
 def is_on(limit: str) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.orm import Session as DbSession
@@ -21,6 +22,15 @@ API_CLIENT_ID = "idp-api"
 BROWSER_CLIENT_ID = "idp-browser"  # the provider's own sign-in session in a browser (SSO)
 
 _sessions = Session.__table__
+_users = User.__table__
+# What the claims of an ID token or of userinfo are made of (idp.oidc.claims.user_claims)
+CLAIM_COLUMNS = (_users.c.id, _users.c.username, _users.c.email, _users.c.email_verified, _users.c.updated_at)
+
+
+def _of_session_user(column: Any) -> Any:
+    return select(column).where(_users.c.id == _sessions.c.user_id).correlate(_sessions).scalar_subquery().label(column.name)
+
+
 # Refresh-token rotation as one Core statement: matches only the current token of a live session.
 ROTATE = (
     update(_sessions)
@@ -41,6 +51,36 @@ ROTATE = (
         _sessions.c.expires_at,
     )
 )
+# The same, also returning the user's claim columns (a relying party's refresh answers with an ID
+# token): still one round trip (scalar subqueries by primary key; SQLite's RETURNING cannot name
+# the table of an UPDATE … FROM).
+ROTATE_WITH_CLAIMS = ROTATE.returning(*(_of_session_user(c) for c in CLAIM_COLUMNS[1:]))
+# A bearer token's session and user, for userinfo: live session, active user, the claim columns.
+LIVE_BEARER = (
+    select(*CLAIM_COLUMNS)
+    .select_from(_sessions.join(_users, _users.c.id == _sessions.c.user_id))
+    .where(
+        _sessions.c.id == bindparam("session_id"),
+        _users.c.id == bindparam("user_id"),
+        _users.c.is_active.is_(True),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > bindparam("now"),
+    )
+)
+# An access token's session has not been revoked (introspection)
+NOT_REVOKED = select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
+
+
+def claims_user(row: Any) -> User:
+    """A transient `User` (never added to a session) holding only the claim columns of `row`:
+    enough for `user_claims`, not for anything else."""
+    return User(id=row.id, username=row.username, email=row.email, email_verified=row.email_verified, updated_at=row.updated_at)
+
+
+def session_not_revoked(engine: Engine, session_id: str) -> bool:
+    """One primary-key read on the autocommit engine: no BEGIN, no ROLLBACK, no ORM identity map."""
+    with engine.connect() as connection:
+        return connection.execute(NOT_REVOKED, {"session_id": session_id}).first() is not None
 
 
 @dataclass(frozen=True)
@@ -63,6 +103,7 @@ class IssuedTokens:
     expires_in: int
     refresh_expires_at: datetime
     grant: SessionGrant
+    user: User | None = None  # with `refresh(with_claims=True)`: the claim columns only (`claims_user`)
 
 
 @dataclass(frozen=True)
@@ -155,10 +196,13 @@ class SessionService:
         # plain values, not the committed (expired) object: reading it back would cost a SELECT
         return session_id, token
 
-    def refresh(self, refresh_token: str, *, client: ClientInfo, client_id: str = API_CLIENT_ID) -> IssuedTokens:
+    def refresh(
+        self, refresh_token: str, *, client: ClientInfo, client_id: str = API_CLIENT_ID, with_claims: bool = False
+    ) -> IssuedTokens:
         """Rotate: the presented token is replaced in one UPDATE … RETURNING. A token that names a
         live session of this client but is not its current one has been used before: the session
-        is revoked. A token of another client is refused and changes nothing."""
+        is revoked. A token of another client is refused and changes nothing. `with_claims`: the
+        same statement also returns the user's claim columns (`IssuedTokens.user`), for an ID token."""
         parts = _split(refresh_token)
         if parts is None:
             raise InvalidRefreshToken()
@@ -174,12 +218,16 @@ class SessionService:
             "now": now,
         }
         with self._autocommit.connect() as connection:
-            row = connection.execute(ROTATE, params).one_or_none()
+            row = connection.execute(ROTATE_WITH_CLAIMS if with_claims else ROTATE, params).one_or_none()
         if row is None:
             self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
         grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), row.scope, row.browser_session_id)
-        return self._issue(session_id, grant, new_token, row.expires_at)
+        issued = self._issue(session_id, grant, new_token, row.expires_at)
+        if with_claims:
+            user = User(id=row.user_id, username=row.username, email=row.email, email_verified=row.email_verified, updated_at=row.updated_at)
+            issued = replace(issued, user=user)
+        return issued
 
     def _detect_reuse(self, session_id: str, client_id: str, now: datetime, client: ClientInfo) -> None:
         session = self._db.get(Session, session_id)
@@ -334,6 +382,21 @@ class SessionService:
         )
 
     # -- bearer tokens ---------------------------------------------------------------------
+
+    def bearer_claims(self, token: str) -> BearerIdentity:
+        """Like `authenticate_bearer`, for userinfo: one read on the autocommit engine (no BEGIN or
+        ROLLBACK around it), and the identity's user holds only the claim columns (`claims_user`)."""
+        try:
+            claims = self._tokens.verify(token)
+        except InvalidAccessToken:
+            raise Unauthorized() from None
+        if not claims.sid:
+            raise Unauthorized()
+        with self._autocommit.connect() as connection:
+            row = connection.execute(LIVE_BEARER, {"session_id": claims.sid, "user_id": claims.sub, "now": self._clock()}).first()
+        if row is None:
+            raise Unauthorized()
+        return BearerIdentity(claims_user(row), claims)
 
     def authenticate_bearer(self, token: str) -> BearerIdentity:
         """A valid access token whose session is still live, for an active user (one query)."""

@@ -223,7 +223,7 @@ def userinfo() -> Response:
     if not token:
         return _bearer_error(401, None, "An access token is required")
     try:
-        identity = session_service().authenticate_bearer(token)
+        identity = session_service().bearer_claims(token)  # one read: live session, active user, claim columns
     except Unauthorized:
         return _bearer_error(401, "invalid_token", "The access token is invalid, expired or revoked")
     scopes = identity.claims.scope.split()

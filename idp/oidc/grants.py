@@ -58,7 +58,7 @@ def token_response(issued: IssuedTokens, *, refresh: bool, nonce: str | None = N
         token["refresh_token"] = issued.refresh_token
     scopes = grant.scope.split()
     if "openid" in scopes:
-        user = db.session.get(User, grant.user_id)
+        user = issued.user or db.session.get(User, grant.user_id)  # the refresh grant read it with the rotation
         assert user is not None
         token["id_token"] = components().id_tokens.issue(
             subject=grant.user_id,
@@ -215,7 +215,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client = self.request.client
         try:
-            issued = session_service().refresh(self.request.form["refresh_token"], client=_client_info(), client_id=client.client_id)
+            issued = session_service().refresh(
+                self.request.form["refresh_token"], client=_client_info(), client_id=client.client_id, with_claims=True
+            )
         except InvalidRefreshToken:
             raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.") from None
         return 200, token_response(issued, refresh=True), self.TOKEN_RESPONSE_HEADER

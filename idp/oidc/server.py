@@ -22,6 +22,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.accounts.models import Session
+from idp.accounts.sessions import session_not_revoked
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
@@ -31,6 +32,7 @@ from idp.oidc.id_tokens import ID_TOKEN_ALG
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
+from idp.wiring import components
 
 
 class RegisteredClient(ClientMixin):
@@ -112,10 +114,16 @@ def find_token(tokens: AccessTokens, value: str, hint: str | None) -> KnownToken
             if claims.sid and (session is None or session.revoked_at is not None):
                 return None
             return KnownToken("access_token", claims.client_id, session, claims)
-        session_id, _, _ = value.partition(".")
-        session = db.session.scalar(select(Session).where(Session.id == session_id, Session.token_hash == digest(value)))
-        if session is not None and session.revoked_at is None and as_utc(session.expires_at) > utcnow():
-            return KnownToken("refresh_token", session.client_id, session)
+        if (found := _live_refresh_token(value)) is not None:
+            return found
+    return None
+
+
+def _live_refresh_token(value: str) -> KnownToken | None:
+    session_id, _, _ = value.partition(".")
+    session = db.session.scalar(select(Session).where(Session.id == session_id, Session.token_hash == digest(value)))
+    if session is not None and session.revoked_at is None and as_utc(session.expires_at) > utcnow():
+        return KnownToken("refresh_token", session.client_id, session)
     return None
 
 
@@ -123,6 +131,16 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
+        if token_type_hint != "refresh_token":
+            # An access token only needs its session not revoked: one primary-key read, none
+            # without a session (client_credentials). Refresh tokens take the general path.
+            try:
+                claims = self.server.tokens.verify(token_string)
+            except InvalidAccessToken:
+                return _live_refresh_token(token_string)
+            if claims.sid and not session_not_revoked(components().autocommit, claims.sid):
+                return None
+            return KnownToken("access_token", claims.client_id, None, claims)
         return find_token(self.server.tokens, token_string, token_type_hint)
 
     def check_permission(self, token: KnownToken, client: RegisteredClient, request: Any) -> bool:

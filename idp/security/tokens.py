@@ -11,9 +11,10 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
-from idp.security.keys import KeyRing
+from idp.security.keys import KeyRing, KeySnapshot
 
 ACCEPTED_ALGS = ["ES256", "RS256"]  # never "none", never a symmetric algorithm
+VERIFIED_MAX = 4096  # signature checks remembered per process (per key snapshot)
 
 
 class InvalidAccessToken(Exception):
@@ -47,6 +48,8 @@ class AccessTokens:
             exp={"essential": True},
             sub={"essential": True},
         )
+        # token -> (header, claims) of tokens whose signature checked out under one key snapshot
+        self._verified: tuple[KeySnapshot | None, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = (None, {})
 
     @property
     def keys(self) -> KeyRing:
@@ -95,13 +98,12 @@ class AccessTokens:
     def verify(self, token: str, *, audience: str | None = None) -> AccessTokenClaims:
         """Check signature (known keys, ES256/RS256 only), `typ`, `iss`, `aud` and `exp`."""
         try:
-            decoded = self._decode(token)
-            if decoded.header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+            header, claims = self._signed(token)
+            if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
                 raise InvalidAccessToken("not an access token")
-            self._claims_check.validate(decoded.claims)
+            self._claims_check.validate(claims)
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidAccessToken(str(exc)) from None
-        claims = decoded.claims
         expected_aud = audience or self._issuer
         aud = claims.get("aud")
         if expected_aud != aud and not (isinstance(aud, list) and expected_aud in aud):
@@ -116,6 +118,27 @@ class AccessTokens:
             auth_time=claims.get("auth_time"),
             amr=claims.get("amr", []),
         )
+
+    def _signed(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Header and claims of a token whose signature checks out. Resource servers present the
+        same token again and again (userinfo, introspection): the same bytes under the same keys
+        verify the same way, so the signature is checked once per token and key snapshot (the
+        snapshot is renewed at least every minute, and on any change of keys). Every other check
+        (`typ`, expiry, issuer, audience; the session, by the callers) runs on every request."""
+        snapshot, seen = self._verified
+        current = self._keys.snapshot()
+        if snapshot is not current:
+            seen = {}
+            self._verified = (current, seen)
+        found = seen.get(token)
+        if found is not None:
+            return found
+        decoded = self._decode(token)
+        if self._keys.snapshot() is current:  # not verified with keys loaded meanwhile
+            if len(seen) >= VERIFIED_MAX:
+                seen.clear()
+            seen[token] = (decoded.header, decoded.claims)
+        return decoded.header, decoded.claims
 
     def _decode(self, token: str) -> jwt.Token:
         snapshot = self._keys.snapshot()
