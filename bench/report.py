@@ -91,9 +91,15 @@ METHOD = """\
 - `python -m bench --only endpoints` runs just the single-endpoint wrk scenarios (bare route,
   JWKS, discovery, API refresh, the OAuth grants, introspection, userinfo) in both
   configurations, in about 2 minutes, and prints its table without rewriting this file.
-- The Argon2 floor is measured in the same run: argon2-cffi `PasswordHasher` (argon2id, the
-  service's parameters) verifying in a loop in as many processes as gunicorn has workers,
-  before and after the login scenario (mean of the two). Password login is judged against it.
+- The Argon2 floor is measured in the same run and the same way as password login: `GET
+  /argon2` of the bare app (`bench/bare_app.py`: one argon2id verification with the service's
+  parameters and per-process concurrency, `PasswordHashing` built from the same environment)
+  behind the same gunicorn configuration, driven by the same wrk with the same connections on the
+  same two cores, before and after the login scenario (mean of the two). Password login is judged
+  against it. The raw floor (argon2-cffi `PasswordHasher` verifying in a loop in as many processes
+  as gunicorn has workers, no HTTP, no load generator) is recorded beside it: it leaves out what
+  every HTTP request costs on these cores (wrk, gunicorn, the kernel), so a login measured through
+  HTTP cannot reach it.
 - The old service's stress test runs with an async client (httpx), phase after phase with a fixed
   number of requests in flight: registrations; the TOTP setup (`POST /api/2fa/totp/setup` with the
   access token from registration); then logins. Every request's latency counts, errors are counted

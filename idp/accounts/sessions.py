@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import Session, User
@@ -175,8 +175,10 @@ class SessionService:
     def _open(self, grant: SessionGrant, client: ClientInfo, now: datetime, expires_at: datetime) -> tuple[str, str]:
         session_id = new_id()
         token = f"{session_id}.{random_token()}"
-        self._db.add(
-            Session(
+        # A Core INSERT in the same unit of work (what else the caller added is flushed first):
+        # no ORM object to build, track, flush and expire on the login path.
+        self._db.execute(
+            insert(_sessions).values(
                 id=session_id,
                 user_id=grant.user_id,
                 client_id=grant.client_id,
@@ -193,7 +195,6 @@ class SessionService:
             )
         )
         self._db.commit()
-        # plain values, not the committed (expired) object: reading it back would cost a SELECT
         return session_id, token
 
     def refresh(
