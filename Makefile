@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 PORT ?= 3001
 
-.PHONY: install install-dev run serve setup example test bench lint clean
+.PHONY: install install-dev run serve setup example test bench lint messages screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,17 @@ lint: install-dev
 ## Benchmarks (not tests): gunicorn on PostgreSQL + Redis driven by wrk and an async client.
 bench: install-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Screenshots of every hosted page (desktop and phone, light and dark) into docs/screenshots/,
+## taken by the browser tests as they walk the journeys.
+screenshots: install-dev
+	rm -rf docs/screenshots
+	SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
+
+## Extract the hosted pages' text (templates, views) into translations/messages.pot, from which a
+## language starts or is updated (README: "Translating the pages"). tests/web/test_i18n.py fails while it is stale.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
     from idp.http import register_http_policies
+    from idp.i18n import install_babel
     from idp.oidc import endpoints as oauth_endpoints
     from idp.oidc.discovery import StaticDocument, provider_metadata
     from idp.oidc.jwks import WellKnownDocuments
@@ -78,6 +79,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
+    install_babel(app, settings.translations_dir)
 
     register_error_handlers(app, settings.api_base_path)
     register_http_policies(app, settings)

@@ -25,6 +25,9 @@ PRISMA_ONLY_PARAMS = frozenset(
     {"schema", "connection_limit", "pool_timeout", "socket_timeout", "pgbouncer", "statement_cache_size"}
 )
 
+# Catalogues of the hosted pages' text (`make messages`, then `pybabel init/compile`).
+DEFAULT_TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
+
 WEAK_SECRET_MARKERS = ("your-secret", "changeme", "change-me", "secret-here", "example", "placeholder")
 MIN_SECRET_LENGTH = 32
 
@@ -281,6 +284,7 @@ class Settings:
     reauth_window: int
     totp_issuer: str
     delivery: DeliverySettings
+    translations_dir: Path = DEFAULT_TRANSLATIONS_DIR
 
     @property
     def is_development(self) -> bool:
@@ -345,6 +349,8 @@ class Settings:
             delivery=delivery_settings(env, environment, instance_path),
             reauth_window=parse_int("REAUTH_WINDOW_SECONDS", env.get("REAUTH_WINDOW_SECONDS"), 10 * 60),
             totp_issuer=env.get("TOTP_ISSUER") or env.get("SERVICE_NAME") or "idp",
+            # a relative path is taken from the project root, where translations/ is by default
+            translations_dir=DEFAULT_TRANSLATIONS_DIR.parent / env["TRANSLATIONS_DIR"] if env.get("TRANSLATIONS_DIR") else DEFAULT_TRANSLATIONS_DIR,
         )
 
 

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Sequence
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -141,6 +143,13 @@ HTTP_MESSAGES = {
     413: "Request body too large",
     429: "Too many requests, please try again later",
 }
+# the same words on the hosted pages, in the page's language (the JSON API keeps them in English)
+PAGE_MESSAGES = {
+    404: _l("Route not found"),
+    405: _l("Method not allowed"),
+    413: _l("Request body too large"),
+    429: _l("Too many requests, please try again later"),
+}
 
 
 def failure(status: int, code: str, message: str, errors: Sequence[str] | None = None) -> Response:
@@ -169,7 +178,7 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        message = "This form has expired. Go back, reload the page and try again."
+        message = _("This form has expired. Go back, reload the page and try again.")
         return render_template("error.html", status=400, message=message), 400
 
     @app.errorhandler(HTTPException)
@@ -183,11 +192,11 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
                 if name.lower() != "content-type":
                     response.headers[name] = value
             return response
-        return render_template("error.html", status=status, message=message), status
+        return render_template("error.html", status=status, message=str(PAGE_MESSAGES.get(status, exc.name))), status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return failure(500, "internal_error", "Internal server error")
-        return render_template("error.html", status=500, message="Something went wrong on our side."), 500
+        return render_template("error.html", status=500, message=_("Something went wrong on our side.")), 500

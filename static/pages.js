@@ -172,3 +172,95 @@
     init();
   }
 })();
+
+/*
+ * ---------------------------------------------------------------------------------------------
+ * Live password checklist (registration, reset and change of password).
+ *
+ *   <ul data-password-checklist="INPUT_ID" data-min-length="8" hidden>
+ *     <li data-rule="length|upper|lower|digit|symbol">Text<span data-rule-state></span></li>
+ *   </ul>
+ *
+ * Reveals the list and, as the user types in #INPUT_ID, marks each met rule with .is-met and a
+ * visually hidden "done" / "not yet". Only a guide: the server checks the policy (including the
+ * list of common passwords) and explains what is wrong next to the field.
+ * ---------------------------------------------------------------------------------------------
+ */
+(function () {
+  "use strict";
+
+  // Unicode classes where the browser has them (the server counts any letter, not only A-Z).
+  function pattern(unicode, fallback) {
+    try {
+      return new RegExp(unicode, "u");
+    } catch (e) {
+      return fallback;
+    }
+  }
+
+  var UPPER = pattern("\\p{Lu}", /[A-Z]/);
+  var LOWER = pattern("\\p{Ll}", /[a-z]/);
+  var DIGIT = pattern("\\p{Nd}", /[0-9]/);
+  var SYMBOL = pattern("[^\\p{L}\\p{N}\\s]", /[^A-Za-z0-9\s]/);
+
+  function length(value) {
+    return Array.from ? Array.from(value).length : value.length;
+  }
+
+  function checks(minLength) {
+    return {
+      length: function (v) { return length(v) >= minLength; },
+      upper: function (v) { return UPPER.test(v); },
+      lower: function (v) { return LOWER.test(v); },
+      digit: function (v) { return DIGIT.test(v); },
+      symbol: function (v) { return SYMBOL.test(v); }
+    };
+  }
+
+  function setUp(list) {
+    var input = document.getElementById(list.getAttribute("data-password-checklist"));
+    if (!input) {
+      return;
+    }
+    var rules = checks(parseInt(list.getAttribute("data-min-length"), 10) || 8);
+    var items = list.querySelectorAll("li[data-rule]");
+
+    function update() {
+      Array.prototype.forEach.call(items, function (item) {
+        var check = rules[item.getAttribute("data-rule")];
+        if (!check) {
+          return;
+        }
+        var met = check(input.value);
+        item.classList.toggle("is-met", met);
+        var state = item.querySelector("[data-rule-state]");
+        if (state) {
+          state.textContent = met ? ": done" : ": not yet";
+        }
+      });
+    }
+
+    // The list describes the field for screen readers too.
+    if (!list.id) {
+      list.id = input.id + "-checklist";
+    }
+    var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (described.indexOf(list.id) === -1) {
+      described.push(list.id);
+      input.setAttribute("aria-describedby", described.join(" "));
+    }
+    input.addEventListener("input", update);
+    update();
+    list.hidden = false;
+  }
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-password-checklist]"), setUp);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

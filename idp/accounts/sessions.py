@@ -357,6 +357,25 @@ class SessionService:
         self._db.commit()
         return len(sessions)
 
+    def revoke_all_except(self, user_id: str, keep_session_id: str, *, reason: str, client: ClientInfo) -> int:
+        """Revoke every live session of the user but one browser session and the relying-party
+        sessions opened from it ("sign out everywhere else"); returns how many ended (commits)."""
+        now = self._clock()
+        sessions = self._db.scalars(
+            select(Session).where(
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.id != keep_session_id,
+                or_(Session.browser_session_id.is_(None), Session.browser_session_id != keep_session_id),
+            )
+        ).all()
+        for session in sessions:
+            session.revoked_at = now
+            session.revoke_reason = reason
+        self._audit.record("session_revoked", user_id=user_id, client=client, details={"count": len(sessions), "reason": reason})
+        self._db.commit()
+        return len(sessions)
+
     def revoke_for_client(self, user_id: str, client_id: str, *, reason: str, client: ClientInfo) -> int:
         """End every live session the user has with one client (commits)."""
         sessions = self._db.scalars(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ def _check_uri(uri: str, field: str) -> str | None:
     if parts.scheme and parts.scheme not in ("http", "https", "javascript", "data") and "." in parts.scheme:
         return None  # private-use scheme of a native app (reverse domain name, RFC 8252)
     return f"{field}: {uri} must be https (http only on localhost) or a reverse-domain app scheme"
+
+
+CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_client_id() -> str:
+    """24 letters and digits (143 bits): never starts with "-", which a command line would read
+    as an option, and needs no escaping in a URL."""
+    return "".join(secrets.choice(CLIENT_ID_ALPHABET) for _ in range(24))
 
 
 class ClientCache:
@@ -99,7 +109,7 @@ class ClientRegistry:
         problems = self._validate(spec)
         if problems:
             raise ValidationFailed(errors=problems)
-        client_id = client_id or secrets.token_urlsafe(18)
+        client_id = client_id or new_client_id()
         if self._db.get(OAuthClient, client_id):
             raise Conflict(f"client {client_id} exists")
         secret = None if spec.public else random_token()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
@@ -12,13 +13,13 @@ from idp.accounts.sessions import SessionService
 from idp.audit.service import AuditLog, ClientInfo
 from idp.oidc.models import Consent
 
-# what each scope means, in the words the consent page uses
+# what each scope means, in the words the consent page uses (lazy: str() gives the page's language)
 SCOPE_WORDS = {
-    "openid": "Know who you are (a stable identifier for your account)",
-    "profile": "Your username",
-    "email": "Your email address",
-    "phone": "Your verified phone number",
-    "offline_access": "Stay connected when you are not using it",
+    "openid": _l("Know who you are (a stable identifier for your account)"),
+    "profile": _l("Your username"),
+    "email": _l("Your email address"),
+    "phone": _l("Your verified phone number"),
+    "offline_access": _l("Stay connected when you are not using it"),
 }
 
 

@@ -21,6 +21,7 @@ from authlib.oidc.core.errors import (
 )
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from flask import session as flask_session
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
@@ -63,7 +64,7 @@ def _error_page(error: OAuth2Error, status: int = 400) -> tuple[str, int]:
     return (
         render_template(
             "oauth_error.html",
-            title="This sign-in link does not work",
+            title=_("This sign-in link does not work"),
             description=error.description or error.error,
             error_code=error.error,
         ),
@@ -183,10 +184,10 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
 def _consent_page(client: Any, user: Any, scopes: list[str], params: dict[str, str]) -> str:
     return render_template(
         "consent.html",
-        title=f"Allow {client.name} to use your account?",
+        title=_("Allow %(name)s to use your account?", name=client.name),
         client_name=client.name,
         user=user,
-        scopes=[SCOPE_WORDS[s] for s in scopes if s in SCOPE_WORDS],
+        scopes=[str(SCOPE_WORDS[s]) for s in scopes if s in SCOPE_WORDS],
         hidden={k: v for k, v in params.items() if k != "csrf_token"},
     )
 
@@ -251,7 +252,7 @@ def logout() -> Any:
         allow_form_target(end_request.redirect_uri)
         return render_template(
             "logout_confirm.html",
-            title="Sign out?",
+            title=_("Sign out?"),
             client_name=client.row.name if client is not None else None,
             user=sso.user if sso else None,
             hidden={k: v for k, v in request.values.items() if k not in ("csrf_token", "confirm")},
@@ -260,7 +261,7 @@ def logout() -> Any:
         session_service().end_browser_session(sso.id, client=client_info())
     response = server.create_endpoint_response("end_session", end_request)
     if response is None:
-        response = current_app.make_response(render_template("logged_out.html", title="You are signed out"))
+        response = current_app.make_response(render_template("logged_out.html", title=_("You are signed out")))
     reset_browser_state()
     clear_sso_cookie(response)
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, render_template, request
+from flask_babel import gettext as _
 
 from idp.api.guard import client_info
 from idp.errors import InvalidToken
@@ -16,7 +17,7 @@ bp = Blueprint("web", __name__)
 
 @bp.get("/")
 def home() -> str:
-    return render_template("home.html", title="Identity provider", browser_session=current_browser_session())
+    return render_template("home.html", title=_("Identity provider"), browser_session=current_browser_session())
 
 
 @bp.route("/verify-email", methods=["GET", "POST"])
@@ -27,17 +28,21 @@ def verify_email() -> Any:
         try:
             user = recovery().verify_email(token, client=client_info())
         except InvalidToken as exc:
-            return render_template("verify_email.html", title="This link does not work", token=None, error=exc.message), 400
-        return render_template("verify_email.html", title="Your email address is confirmed", token=None, email=user.email, error=None)
-    return render_template("verify_email.html", title="Confirm your email address", token=token, error=None)
+            return render_template("verify_email.html", title=_("This link does not work"), token=None, error=exc.message), 400
+        return render_template("verify_email.html", title=_("Your email address is confirmed"), token=None, email=user.email, error=None)
+    return render_template("verify_email.html", title=_("Confirm your email address"), token=token, error=None)
 
 
 def register(app: Flask) -> None:
     from idp.extensions import csrf
     from idp.oidc import endpoints
-    from idp.web import enrol, login
+    from idp.web import account, enrol, login, registration
+    from idp.web.formatting import register_filters
 
+    register_filters(app)
     app.register_blueprint(bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(registration.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(enrol.bp)
     app.register_blueprint(endpoints.bp)

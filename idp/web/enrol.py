@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from idp.api.guard import client_info
 from idp.errors import EmailNotVerified, InvalidCode, RateLimited
@@ -16,7 +17,8 @@ from idp.wiring import components, recovery, session_service, two_factor_service
 bp = Blueprint("enrol", __name__, url_prefix="/login/enrol")
 
 
-def _key_groups(secret: str) -> list[str]:
+def key_groups(secret: str) -> list[str]:
+    """The manual-entry key in groups of four, as the enrolment pages show it (here and in the account)."""
     return [secret[i : i + 4] for i in range(0, len(secret), 4)]
 
 
@@ -30,33 +32,33 @@ def enrol() -> Any:
         return redirect(url_for("login.login", next=next_url))
     user = sso.user
     if user.two_factor_enabled:
-        return redirect(next_url or url_for("web.home"))
+        return redirect(next_url or url_for("account.home"))
     errors: dict[str, str] = {}
     notice = None
     if request.method == "POST" and request.form.get("action") == "send-link":
         try:
             recovery().send_verification(user, client=client_info())
-            notice = f"We sent a link to {user.email}. Open it, then come back here and continue."
+            notice = _("We sent a link to %(email)s. Open it, then come back here and continue.", email=user.email)
         except RateLimited as exc:
-            errors["__all__"] = f"Too many emails sent. Try again in {max(1, exc.retry_after // 60)} minutes."
+            errors["__all__"] = _("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
     elif request.method == "POST":
         code = "".join(request.form.get("code", "").split())
         try:
             backup_codes = two_factor_service().confirm_totp(user, code, secret=None, client=client_info())
         except InvalidCode:
-            errors["code"] = "The code is not right. Enter the 6-digit code your app shows now"
+            errors["code"] = _("The code is not right. Enter the 6-digit code your app shows now")
         else:
             # the code just checked is the second factor of this sign-in
             session, cookie = session_service().start_browser(
                 user, client=client_info(), amr=AMR["totp"], ttl=components().settings.browser_session_ttl
             )
             page = render_template(
-                "backup_codes.html", title="Save your backup codes", codes=backup_codes, next_url=next_url or url_for("web.home")
+                "backup_codes.html", title=_("Save your backup codes"), codes=backup_codes, next_url=next_url or url_for("account.home")
             )
             return switch_browser_session(session, cookie, page)
     if not user.email_verified:
         return render_template(
-            "enrol_verify_email.html", title="Confirm your email address first", user=user, next_url=next_url, errors=errors,
+            "enrol_verify_email.html", title=_("Confirm your email address first"), user=user, next_url=next_url, errors=errors,
             notice=notice,
         )
     try:
@@ -65,11 +67,11 @@ def enrol() -> Any:
         return redirect(url_for("enrol.enrol", next=next_url))
     return render_template(
         "enrol_totp.html",
-        title="Set up an authenticator app",
+        title=_("Set up an authenticator app"),
         user=user,
         issuer=components().settings.totp_issuer,
         qr_code=setup.qr_code,
-        key_groups=_key_groups(setup.secret),
+        key_groups=key_groups(setup.secret),
         next_url=next_url,
         errors=errors,
     ), (400 if errors else 200)

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask import session as flask_session
+from flask_babel import gettext as _
 
 from idp.accounts.sessions import BrowserSession
 from idp.api.cookies import DEVICE_COOKIE, set_device_cookie
@@ -19,7 +20,7 @@ from idp.mfa.masking import mask_email, mask_phone
 from idp.oidc.claims import asks_for_mfa
 from idp.oidc.models import OAuthClient
 from idp.ratelimits import rate_limited
-from idp.web.agents import describe
+from idp.web.agents import describe_in_english
 from idp.web.sso import allow_form_target, current_browser_session, next_params, reset_browser_state, safe_next, set_sso_cookie
 from idp.wiring import browser_login_flow, login_challenges, session_service, two_factor_service
 
@@ -27,7 +28,10 @@ bp = Blueprint("login", __name__, url_prefix="/login")
 
 LOGIN_STATE = "login"  # Flask session: the pending second factor of this browser's sign-in
 PENDING = "authz"
-METHOD_WORDS = {"totp": "authenticator app", "sms": "text message", "email": "email", "backup_code": "backup code"}
+
+
+def too_many_attempts(exc: RateLimited) -> str:
+    return _("Too many attempts. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
 
 
 def _client_for(next_url: str | None) -> OAuthClient | None:
@@ -61,7 +65,7 @@ def switch_browser_session(session: BrowserSession, cookie: str, page: Any) -> R
 
 
 def _signed_in(session: BrowserSession, cookie: str, next_url: str | None, device_token: str | None = None) -> Response:
-    response = switch_browser_session(session, cookie, redirect(next_url or url_for("web.home")))
+    response = switch_browser_session(session, cookie, redirect(next_url or url_for("account.home")))
     if device_token:
         set_device_cookie(response, device_token)
     return response
@@ -78,9 +82,9 @@ def login() -> Any:
     if request.method == "POST":
         password = request.form.get("password", "")
         if not identifier.strip():
-            errors["identifier"] = "Enter your email address or username"
+            errors["identifier"] = _("Enter your email address or username")
         if not password:
-            errors["password"] = "Enter your password"
+            errors["password"] = _("Enter your password")
         if not errors:
             try:
                 outcome = browser_login_flow().with_password(
@@ -92,11 +96,11 @@ def login() -> Any:
                 )
             except (InvalidCredentials, AccountDisabled) as exc:
                 errors["password"] = (
-                    "This account is disabled" if isinstance(exc, AccountDisabled) else "The email, username or password is not right"
+                    _("This account is disabled") if isinstance(exc, AccountDisabled) else _("The email, username or password is not right")
                 )
                 status = 401
             except RateLimited as exc:
-                errors["__all__"] = f"Too many attempts. Try again in {max(1, exc.retry_after // 60)} minutes."
+                errors["__all__"] = too_many_attempts(exc)
                 status = 429
             else:
                 if outcome.challenge is not None:
@@ -112,7 +116,7 @@ def login() -> Any:
     _allow_return_to(next_url)
     page = render_template(
         "login.html",
-        title="Sign in",
+        title=_("Sign in"),
         client_name=client.name if client else None,
         identifier=identifier,
         next_url=next_url,
@@ -159,7 +163,7 @@ def second_factor() -> Any:
         code = "".join(request.form.get("code", "").split())
         trust = request.form.get("trust_device") == "1"
         if not code:
-            errors["code"] = "Enter the code" if method == "backup_code" else "Enter the 6-digit code"
+            errors["code"] = _("Enter the code") if method == "backup_code" else _("Enter the 6-digit code")
         else:
             challenges = login_challenges()
             try:
@@ -171,33 +175,32 @@ def second_factor() -> Any:
                 return _expired()
             except InvalidCode:
                 errors["code"] = (
-                    "That backup code is not right or was already used" if method == "backup_code"
-                    else "The code is not right. Check it and try again"
+                    _("That backup code is not right or was already used") if method == "backup_code"
+                    else _("The code is not right. Check it and try again")
                 )
                 status = 400
             except RateLimited as exc:
-                errors["__all__"] = f"Too many attempts. Try again in {max(1, exc.retry_after // 60)} minutes."
+                errors["__all__"] = too_many_attempts(exc)
                 status = 429
             else:
                 outcome = browser_login_flow().with_second_factor(
-                    passed, trust_device=trust, device_name=describe(request.headers.get("User-Agent")), client=client_info()
+                    passed, trust_device=trust, device_name=describe_in_english(request.headers.get("User-Agent")), client=client_info()
                 )
                 assert outcome.session is not None
                 return _signed_in(*outcome.session, state.get("next"), device_token=outcome.device_token)
     elif request.args.get("sent"):
-        notice = "We sent a new code."
+        notice = _("We sent a new code.")
     _allow_return_to(state.get("next"))
     page = render_template(
         "two_factor.html",
         title={
-            "totp": "Enter the code from your authenticator app",
-            "sms": "Enter the code we sent to your phone",
-            "email": "Enter the code we sent to your email",
-            "backup_code": "Enter one of your backup codes",
+            "totp": _("Enter the code from your authenticator app"),
+            "sms": _("Enter the code we sent to your phone"),
+            "email": _("Enter the code we sent to your email"),
+            "backup_code": _("Enter one of your backup codes"),
         }[method],
         method=method,
         methods=methods,
-        method_words=METHOD_WORDS,
         destinations=_destinations(state["user"]),
         errors=errors,
         notice=notice,
@@ -223,12 +226,11 @@ def send_code() -> Any:
         _allow_return_to(state.get("next"))
         page = render_template(
             "two_factor.html",
-            title="Please wait before asking for another code",
+            title=_("Please wait before asking for another code"),
             method=method,
             methods=state["methods"],
-            method_words=METHOD_WORDS,
-            destinations=_destinations(state["user"]),
-            errors={"__all__": f"Please wait {exc.retry_after} seconds before asking for another code."},
+                destinations=_destinations(state["user"]),
+            errors={"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)},
             notice=None,
         )
         return page, 429

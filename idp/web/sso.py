@@ -44,14 +44,20 @@ def clear_sso_cookie(response: Response) -> None:
     response.delete_cookie(sso_cookie_name(), path="/", httponly=True, secure=settings.secure_cookies, samesite="Lax")
 
 
+ACCOUNT_PATH = "/account"
+
+
 def safe_next(target: str | None) -> str | None:
-    """Only ever continue to this provider's own authorization endpoint: no open redirects."""
+    """Only ever continue to this provider's own authorization endpoint or account pages: no open
+    redirects."""
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or parts.path != AUTHORIZE_PATH or "\\" in target:
+    if parts.scheme or parts.netloc or "\\" in target or ".." in parts.path:
         return None
-    return target
+    if parts.path == AUTHORIZE_PATH or parts.path == ACCOUNT_PATH or parts.path.startswith(ACCOUNT_PATH + "/"):
+        return target
+    return None
 
 
 def next_params(target: str | None) -> dict[str, str]:

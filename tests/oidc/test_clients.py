@@ -78,3 +78,10 @@ def test_a_chosen_client_id_must_be_free(app):
     create(app, "--name", "Demo", "--client-id", "demo", "--redirect-uri", "https://d.example/cb")
     again = cli(app, "create", "--name", "Demo", "--client-id", "demo", "--redirect-uri", "https://d.example/cb")
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_generated_client_ids_are_letters_and_digits_so_a_command_line_never_reads_them_as_options():
+    from idp.oidc.clients import new_client_id
+
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000 and all(len(i) == 24 and i.isalnum() for i in ids)

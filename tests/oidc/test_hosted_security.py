@@ -63,7 +63,7 @@ def test_login_never_continues_to_another_site(app, api):
         browser = Browser(app)
         browser.open(f"/login?next={target}")
         response = browser.sign_in()
-        assert response.status_code == 200 and "Identity provider" in browser.html  # the provider's own home
+        assert response.status_code == 200 and "Your account" in browser.html  # the provider's own account page
         assert "Location" not in response.headers
 
 

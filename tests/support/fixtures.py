@@ -15,6 +15,7 @@ from tests.conftest import ROOMY_LIMITS, _clean
 from tests.support.browser import DESKTOP, PHONE, TIMEOUT_MS, launch_chromium
 from tests.support.live_server import LiveServer, live_server
 from tests.support.relying_party import rp_pages  # noqa: F401  (a relying party's pages on loopback, registered here)
+from tests.support.smtp import smtp_server, start_smtp  # noqa: F401  (the SMTP stand-in fixtures, registered here)
 from tests.support.twilio import twilio_server  # noqa: F401  (the Twilio stand-in fixture, registered here)
 
 

@@ -1,0 +1,147 @@
+"""The account pages: what a signed-in user manages alone, on the same services as the JSON API.
+
+Every page needs the browser session; sensitive changes also need a recent sign-in
+(REAUTH_WINDOW_SECONDS), which `/account/confirm-password` renews without a new second factor."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from idp.accounts.sessions import BrowserSession
+from idp.api.guard import client_info
+from idp.clock import utcnow
+from idp.errors import InvalidCredentials, RateLimited
+from idp.web.sso import current_browser_session, safe_next
+from idp.wiring import account_service, backup_codes, components, session_service, trusted_devices, two_factor_service
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def signed_in() -> BrowserSession:
+    """The browser session of a page guarded by `requires_sign_in`."""
+    return g.browser_session
+
+
+def requires_sign_in(view: F) -> F:
+    """Send a visitor without a browser session to sign in, and back here afterwards."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_browser_session() is None:
+            return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def recently_signed_in() -> bool:
+    age = (utcnow() - signed_in().auth_time).total_seconds()
+    return age <= components().settings.reauth_window
+
+
+def requires_recent_sign_in(view: F) -> F:
+    """A sensitive change: ask for the password again when the sign-in is older than the window.
+    Use after `requires_sign_in`. A POST that arrives too late is not carried out."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not recently_signed_in():
+            # a form posts to the page that shows it: come back to that page
+            back = request.full_path.rstrip("?") if request.method == "GET" else request.path
+            return redirect(url_for("account.confirm_password", next=back))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+SECTIONS = [
+    ("home", _l("Overview"), "account.home"),
+    ("two_factor", _l("Two-step verification"), "account.two_factor"),
+    ("devices", _l("Trusted devices"), "account.devices"),
+    ("sessions", _l("Where you're signed in"), "account.sessions"),
+    ("activity", _l("Security activity"), "account.activity"),
+    ("password", _l("Password"), "account.password"),
+    ("apps", _l("Connected apps"), "account.apps"),
+]
+
+
+@bp.app_context_processor
+def menu() -> dict[str, Any]:
+    def account_sections() -> list[tuple[str, str, str]]:
+        # the labels in this request's language, as plain (escaped) text
+        return [(key, str(label), endpoint) for key, label, endpoint in SECTIONS if endpoint in current_app.view_functions]
+
+    return {"account_sections": account_sections}
+
+
+@bp.get("")
+@requires_sign_in
+def home() -> str:
+    session = signed_in()
+    user = session.user
+    methods = two_factor_service().methods(user.id)
+    return render_template(
+        "account/home.html",
+        title=_("Your account"),
+        user=user,
+        methods=methods,
+        backup_codes_left=backup_codes().count(user.id) if user.two_factor_enabled else 0,
+        devices=len(trusted_devices().list(user.id)),
+        sessions=len(session_service().active(user.id)),
+        section="home",
+    )
+
+
+@bp.route("/confirm-password", methods=["GET", "POST"])
+@requires_sign_in
+def confirm_password() -> Any:
+    """Prove it is still you: the password again renews the sign-in time (the factors stay)."""
+    from idp.web.login import switch_browser_session
+
+    next_url = safe_next(request.values.get("next")) or url_for("account.home")
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        session = signed_in()
+        try:
+            account_service().authenticate(session.user.email, request.form.get("password", ""), client=client_info())
+        except InvalidCredentials:
+            errors["password"] = _("The password is not right")
+            status = 401
+        except RateLimited as exc:
+            errors["__all__"] = _("Too many attempts. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
+            status = 429
+        else:
+            renewed, cookie = session_service().start_browser(
+                session.user, client=client_info(), amr=session.amr, ttl=components().settings.browser_session_ttl
+            )
+            response = switch_browser_session(renewed, cookie, redirect(next_url))
+            flash(_("Thank you. You can go on."))  # after the switch, which starts a new Flask session
+            return response
+    return render_template(
+        "account/confirm_password.html", title=_("Enter your password to continue"), next_url=next_url, errors=errors,
+        section=None,
+    ), status
+
+
+@bp.post("/send-verification")
+@requires_sign_in
+def send_verification() -> Any:
+    from idp.wiring import recovery
+
+    try:
+        recovery().send_verification(signed_in().user, client=client_info())
+        flash(_("We sent a confirmation link to %(email)s. It works for one hour.", email=signed_in().user.email))
+    except RateLimited as exc:
+        flash(_("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60)))
+    return redirect(url_for("account.home"))
+
+
+from idp.web.account import password, security, two_factor  # noqa: E402,F401  (their routes join `bp`)

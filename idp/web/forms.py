@@ -1,0 +1,40 @@
+"""Reading a page's form with the JSON API's own request schemas, so both validate alike."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from idp.api.envelope import describe
+from idp.errors import ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def field_errors(messages: list[str]) -> dict[str, str]:
+    """`["phoneNumber: must be ...", ...]` (the API's error strings) as {field: message}, the
+    first message per field, starting with a capital letter as the pages show it."""
+    found: dict[str, str] = {}
+    for message in messages:
+        field, _, reason = message.partition(": ")
+        if not reason:
+            field, reason = "__all__", message
+        found.setdefault(field, reason[:1].upper() + reason[1:])
+    return found
+
+
+def read_form(model: type[M], *fields: str) -> tuple[M | None, dict[str, str]]:
+    """The named form fields validated by `model` (fields use the schema's aliases, e.g.
+    `phoneNumber`); returns the model or the errors by field."""
+    data = {name: request.form.get(name, "") for name in fields}
+    try:
+        return model.model_validate(data), {}
+    except ValidationError as exc:
+        return None, field_errors([describe(err) for err in exc.errors()])
+
+
+def domain_errors(exc: ValidationFailed) -> dict[str, str]:
+    """A service's ValidationFailed (e.g. the password policy) as {field: message}."""
+    return field_errors(list(exc.errors or [exc.message]))

@@ -1,0 +1,175 @@
+"""Text ready for translation: the committed catalogue template is complete, and a language with a
+catalogue is used for the pages (Accept-Language, or ui_locales of the authorization request).
+
+The French catalogue is built here, in a temporary folder (TRANSLATIONS_DIR), from a few messages:
+enough to see the pages take it, without committing a translation."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from babel.messages import Catalog
+from babel.messages.frontend import CommandLineInterface
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask
+from jinja2 import StrictUndefined
+
+from idp.config import DEFAULT_TRANSLATIONS_DIR, Settings
+from idp.i18n import available_languages, pick_language
+from idp.web.activity import describe_event
+from idp.web.registration import USERNAME_RULE, username_hint
+from tests.conftest import Api
+from tests.oidc.conftest import REDIRECT_URI, Browser, RelyingParty
+from tests.oidc.test_clients import create
+
+ROOT = Path(__file__).resolve().parents[2]
+POT = ROOT / "translations" / "messages.pot"
+
+FRENCH = {
+    "Sign in": "Se connecter",
+    "Password": "Mot de passe",
+    "Skip to main content": "Aller au contenu principal",
+    "to continue to <strong>%(name)s</strong>": "pour continuer vers <strong>%(name)s</strong>",
+    "Enter your password": "Saisissez votre mot de passe",
+    "There is a problem": "Il y a un problème",
+}
+
+
+def msgids(path: Path) -> set[str | tuple[str, ...]]:
+    with path.open("rb") as handle:
+        return {message.id for message in read_po(handle) if message.id}
+
+
+def test_the_committed_messages_pot_is_up_to_date(tmp_path, monkeypatch):
+    """`make messages` run again finds nothing the committed template lacks."""
+    line = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "pybabel extract" in line)
+    args = shlex.split(line.strip())
+    args[0] = "pybabel"
+    args[args.index("-o") + 1] = str(tmp_path / "messages.pot")
+    monkeypatch.chdir(ROOT)
+    CommandLineInterface().run([args[0], "--quiet", *args[1:]])
+
+    fresh = msgids(tmp_path / "messages.pot")
+    assert "Sign in" in fresh and "Signed in with your password" in fresh  # templates and views were both read
+    missing = fresh - msgids(POT)
+    assert not missing, f"translations/messages.pot is stale, run `make messages`: {sorted(map(str, missing))[:10]}"
+
+
+def test_the_template_holds_the_pages_text():
+    found = msgids(POT)
+    for words in ("Sign in", "There is a problem", "to continue to <strong>%(name)s</strong>", "Signed in with your password",
+                  ("%(count)s active session", "%(count)s active sessions")):
+        assert words in found
+
+
+def test_the_pages_username_rule_is_the_schemas():
+    """The registration page says the API's username rule in its own, translatable, words."""
+    assert username_hint() == USERNAME_RULE
+
+
+@pytest.fixture
+def french(tmp_path: Path) -> Path:
+    """A translations folder with a compiled French catalogue of FRENCH."""
+    catalog = Catalog(locale="fr")
+    for english, french in FRENCH.items():
+        catalog.add(english, french)
+    folder = tmp_path / "translations"
+    (folder / "fr" / "LC_MESSAGES").mkdir(parents=True)
+    with (folder / "fr" / "LC_MESSAGES" / "messages.mo").open("wb") as handle:
+        write_mo(handle, catalog)
+    return folder
+
+
+@pytest.fixture
+def app(make_app, french: Path) -> Flask:
+    app = make_app(TRANSLATIONS_DIR=str(french))
+    app.jinja_env.undefined = StrictUndefined
+    return app
+
+
+def lang(html: str) -> str:
+    match = re.search(r'<html lang="([^"]*)">', html)
+    assert match, html[:200]
+    return match.group(1)
+
+
+def title(html: str) -> str:
+    match = re.search(r"<title>(.*?)</title>", html, re.S)
+    assert match
+    return match.group(1)
+
+
+def test_the_translations_folder_is_a_setting(tmp_path):
+    assert Settings.load({}, tmp_path).translations_dir == DEFAULT_TRANSLATIONS_DIR == ROOT / "translations"
+    assert Settings.load({"TRANSLATIONS_DIR": "i18n/catalogues"}, tmp_path).translations_dir == ROOT / "i18n" / "catalogues"
+    assert Settings.load({"TRANSLATIONS_DIR": str(tmp_path)}, tmp_path).translations_dir == tmp_path
+
+
+def test_languages_are_those_with_a_compiled_catalogue(french, tmp_path):
+    assert available_languages(french) == ["en", "fr"]
+    assert available_languages(tmp_path / "nothing-here") == ["en"]
+    assert pick_language("de fr-CA en", ["en", "fr"]) == "fr" and pick_language("de", ["en", "fr"]) is None
+
+
+def test_the_browsers_language_is_used_when_a_catalogue_has_it(client):
+    french = client.get("/login", headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}).get_data(as_text=True)
+    assert lang(french) == "fr"
+    assert title(french).startswith("Se connecter ·")
+    assert "Mot de passe" in french and "Aller au contenu principal" in french
+    assert "Email address or username" in french  # not in the catalogue: the English text
+
+    english = client.get("/login").get_data(as_text=True)
+    assert lang(english) == "en" and title(english).startswith("Sign in ·") and "Mot de passe" not in english
+
+    german = client.get("/login", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert lang(german) == "en" and title(german).startswith("Sign in ·")
+
+
+def test_messages_from_the_views_are_translated_too(app):
+    browser = Browser(app)
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    browser.open("/login")
+    browser.submit("/login", identifier="alice", password="")
+    assert "Il y a un problème" in browser.html and "Saisissez votre mot de passe" in browser.html
+
+
+def test_ui_locales_of_the_authorization_request_picks_the_language(app, api: Api):
+    """/oauth/authorize sends the browser to /login with the request in `next`: its ui_locales
+    wins over the browser's Accept-Language; the client's name stays escaped in the French text."""
+    api.register("alice")
+    rp = RelyingParty(app, create(app, "--name", "Notes & <Co>", "--redirect-uri", REDIRECT_URI, "--scope", "openid"))
+    browser = Browser(app)
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+    browser.open(rp.authorization_url(ui_locales="de fr"))
+    assert browser.page.request.path == "/login" and "ui_locales" in browser.page.request.args["next"]
+    assert lang(browser.html) == "fr" and title(browser.html).startswith("Se connecter ·")
+    assert "pour continuer vers <strong>Notes &amp; &lt;Co&gt;</strong>" in browser.html
+
+    browser.open(rp.authorization_url())
+    assert lang(browser.html) == "en" and "to continue to <strong>Notes &amp; &lt;Co&gt;</strong>" in browser.html
+
+
+def test_the_second_factor_page_keeps_the_language_of_the_authorization_request(app, api: Api):
+    """The sign-in continues without `next` in the URL: the pending sign-in remembers it."""
+    api.enable_totp(api.verified_token("alice"))
+    rp = RelyingParty(app, create(app, "--name", "Notes", "--redirect-uri", REDIRECT_URI, "--scope", "openid"))
+    browser = Browser(app)
+    browser.open(rp.authorization_url(ui_locales="fr"))
+    browser.submit("/login", identifier="alice", password=Api.PASSWORD)  # the French page has no "Sign in" for sign_in()
+    assert browser.page.request.path == "/login/two-factor"
+    assert lang(browser.html) == "fr" and "Aller au contenu principal" in browser.html
+
+    english = Browser(app)
+    english.open(rp.authorization_url())
+    english.sign_in()
+    assert english.page.request.path == "/login/two-factor" and lang(english.html) == "en"
+
+
+def test_text_outside_a_request_is_english(app):
+    with app.app_context():
+        assert describe_event("login_success", {"method": "pwd"}).sentence == "Signed in with your password"
