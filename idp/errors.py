@@ -88,6 +88,12 @@ class InvalidCode(DomainError):
     message = "Invalid verification code"
 
 
+class SetupReplaced(InvalidCode):
+    """The key confirmed is not the pending one: the setup was started again elsewhere."""
+
+    message = "This secret does not match the one from setup"
+
+
 class InvalidTempToken(DomainError):
     status = 401
     code = "invalid_temp_token"

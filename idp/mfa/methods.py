@@ -14,7 +14,7 @@ from idp.accounts.models import User
 from idp.accounts.throttle import AccountThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import ClientInfo
-from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited
+from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited, SetupReplaced
 from idp.mfa import totp
 from idp.mfa.backup_codes import BackupCodes
 from idp.mfa.codes import CODE_TTL, OneTimeCodes
@@ -113,7 +113,7 @@ class TwoFactorService:
             raise Conflict("Start TOTP setup first")
         stored = self._box.decrypt(pending.secret)
         if secret is not None and secret.replace(" ", "").upper() != stored:
-            raise InvalidCode("This secret does not match the one from setup")
+            raise SetupReplaced()
         step = totp.verify(stored, code, now=self._clock(), last_step=0)
         if step is None:
             raise InvalidCode()

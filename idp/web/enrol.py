@@ -9,7 +9,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.api.guard import client_info
-from idp.errors import EmailNotVerified, InvalidCode, RateLimited
+from idp.errors import Conflict, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced
+from idp.mfa import totp
 from idp.mfa.challenge import AMR
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import components, recovery, session_service, two_factor_service
@@ -35,6 +36,7 @@ def enrol() -> Any:
         return redirect(next_url or url_for("account.home"))
     errors: dict[str, str] = {}
     notice = None
+    kept_secret: str | None = None
     if request.method == "POST" and request.form.get("action") == "send-link":
         try:
             recovery().send_verification(user, client=client_info())
@@ -43,10 +45,16 @@ def enrol() -> Any:
             errors["__all__"] = _("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
     elif request.method == "POST":
         code = "".join(request.form.get("code", "").split())
+        # the key on the page comes back, so a wrong code keeps the one just scanned (the service
+        # checks it is the pending one)
+        shown = "".join(request.form.get("secret", "").split()).upper() or None
         try:
-            backup_codes = two_factor_service().confirm_totp(user, code, secret=None, client=client_info())
+            backup_codes = two_factor_service().confirm_totp(user, code, secret=shown, client=client_info())
+        except (SetupReplaced, Conflict):  # started again elsewhere: a new key below
+            errors["code"] = _("This setup was started again in another window. Scan this new code instead")
         except InvalidCode:
             errors["code"] = _("The code is not right. Enter the 6-digit code your app shows now")
+            kept_secret = shown
         else:
             # the code just checked is the second factor of this sign-in
             session, cookie = session_service().start_browser(
@@ -61,17 +69,24 @@ def enrol() -> Any:
             "enrol_verify_email.html", title=_("Confirm your email address first"), user=user, next_url=next_url, errors=errors,
             notice=notice,
         )
-    try:
-        setup = two_factor_service().start_totp(user)
-    except EmailNotVerified:  # pragma: no cover - checked just above
-        return redirect(url_for("enrol.enrol", next=next_url))
+    issuer = components().settings.totp_issuer
+    if kept_secret:
+        secret = kept_secret
+        qr_code = totp.qr_data_url(totp.provisioning_uri(secret, account=user.email, issuer=issuer))
+    else:
+        try:
+            setup = two_factor_service().start_totp(user)
+        except EmailNotVerified:  # pragma: no cover - checked just above
+            return redirect(url_for("enrol.enrol", next=next_url))
+        secret, qr_code = setup.secret, setup.qr_code
     return render_template(
         "enrol_totp.html",
         title=_("Set up an authenticator app"),
         user=user,
-        issuer=components().settings.totp_issuer,
-        qr_code=setup.qr_code,
-        key_groups=key_groups(setup.secret),
+        issuer=issuer,
+        qr_code=qr_code,
+        secret=secret,
+        key_groups=key_groups(secret),
         next_url=next_url,
         errors=errors,
     ), (400 if errors else 200)

@@ -163,3 +163,16 @@ def test_prompt_none_with_a_policy_needing_mfa_reports_interaction_required(make
     plain.log_in(browser)
     result = rp.callback(browser.open(rp.authorization_url(prompt="none")))
     assert result["error"] == "interaction_required"
+
+
+def test_a_wrong_code_at_enrolment_keeps_the_key_just_scanned(make_rp, browser, api):
+    rp = make_rp("--require-mfa", "--first-party", name="Bank")
+    api.verified_token("alice")
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    key = "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html))
+    browser.submit("/login/enrol", code="000000")
+    assert browser.page.status_code == 400 and "The code is not right" in browser.html
+    assert "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html)) == key
+    browser.submit("/login/enrol", code=pyotp.TOTP(key).now())
+    assert "Save your backup codes" in browser.html

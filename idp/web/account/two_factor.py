@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response as Redirect
 from idp.api.envelope import describe
 from idp.api.guard import client_info
 from idp.api.schemas import EmailSetupRequest, SmsSetupRequest
-from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited
+from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited, SetupReplaced
 from idp.mfa import totp
 from idp.mfa.backup_codes import COUNT as BACKUP_CODE_COUNT
 from idp.mfa.codes import CODE_TTL
@@ -215,12 +215,11 @@ def two_factor_totp() -> Any:
             was_on = user.two_factor_enabled
             try:
                 codes = service.confirm_totp(user, code, secret=secret, client=client_info())
-            except InvalidCode as exc:
-                if exc.message == InvalidCode.message:
-                    errors["code"] = _("The code is not right. Enter the code the app shows now")
-                else:  # the setup was started again elsewhere (another tab): show the new one
-                    errors["__all__"] = _("You started this setup again in another window. Scan this new code instead.")
-                    secret = None
+            except SetupReplaced:  # started again elsewhere (another tab): show the new one
+                errors["__all__"] = _("You started this setup again in another window. Scan this new code instead.")
+                secret = None
+            except InvalidCode:
+                errors["code"] = _("The code is not right. Enter the code the app shows now")
             except Conflict:  # nothing pending: finished or replaced elsewhere
                 errors["__all__"] = _("This setup is no longer waiting. Scan this new code instead.")
                 secret = None
