@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from flask import Flask
+from jinja2 import StrictUndefined
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from idp import create_app
@@ -62,6 +63,7 @@ def live_server(env: Mapping[str, str], *, instance_path: str, inline_delivery: 
     rq_queue: Any = None
     try:
         app = create_app({**env, "ISSUER": url, "PORT": str(port)}, instance_path=instance_path, dotenv=False)
+        app.jinja_env.undefined = StrictUndefined
         components = app.extensions["idp"]
         rq_queue = getattr(components.delivery_queue, "queue", None)
         if inline_delivery:
