@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -38,8 +39,9 @@ def acr_for(amr: list[str], acr_values: str | None) -> str:
     return requested[0] if requested else ACR_MFA
 
 
-def user_claims(db: DbSession, user: User, scopes: list[str] | set[str]) -> dict[str, Any]:
-    """`sub` and the claims of each granted scope (at most one extra query, for `phone`)."""
+def user_claims(db: Callable[[], DbSession], user: User, scopes: list[str] | set[str]) -> dict[str, Any]:
+    """`sub` and the claims of each granted scope. `db` gives a session only when one is needed
+    (the one extra query, for `phone`): userinfo for other scopes opens none."""
     claims: dict[str, Any] = {"sub": user.id}
     if "profile" in scopes:
         claims["preferred_username"] = user.username
@@ -49,7 +51,7 @@ def user_claims(db: DbSession, user: User, scopes: list[str] | set[str]) -> dict
         claims["email"] = user.email
         claims["email_verified"] = bool(user.email_verified)
     if "phone" in scopes:
-        phone = db.scalar(
+        phone = db().scalar(
             select(TwoFactorMethod.phone_number).where(
                 TwoFactorMethod.user_id == user.id, TwoFactorMethod.type == "sms", TwoFactorMethod.verified_at.is_not(None)
             )

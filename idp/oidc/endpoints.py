@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import Any
@@ -230,9 +231,8 @@ def userinfo() -> Response:
     scopes = identity.claims.scope.split()
     if "openid" not in scopes:
         return _bearer_error(403, "insufficient_scope", "The token was not issued with the openid scope")
-    response = jsonify(user_claims(db.session(), identity.user, scopes))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    body = json.dumps(user_claims(db.session, identity.user, scopes), separators=(",", ":"))
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -69,7 +69,7 @@ def token_response(issued: IssuedTokens, *, refresh: bool, nonce: str | None = N
             session_id=grant.browser_session_id,
             nonce=nonce,
             access_token=issued.access_token,
-            claims=user_claims(db.session(), user, scopes),
+            claims=user_claims(db.session, user, scopes),
         )
     return token
 

@@ -49,7 +49,7 @@ class AccessTokens:
             sub={"essential": True},
         )
         # token -> (header, claims) of tokens whose signature checked out under one key snapshot
-        self._verified: tuple[KeySnapshot | None, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = (None, {})
+        self._verified: tuple[KeySnapshot | None, dict[tuple[str, str | None], AccessTokenClaims]] = (None, {})
 
     @property
     def keys(self) -> KeyRing:
@@ -96,9 +96,34 @@ class AccessTokens:
         return jwt.encode(header, claims, key, algorithms=ACCEPTED_ALGS)
 
     def verify(self, token: str, *, audience: str | None = None) -> AccessTokenClaims:
-        """Check signature (known keys, ES256/RS256 only), `typ`, `iss`, `aud` and `exp`."""
+        """Check signature (known keys, ES256/RS256 only), `typ`, `iss`, `aud` and `exp`.
+
+        Resource servers present the same token again and again (userinfo, introspection). What
+        depends only on the token's bytes and the keys (signature, `typ`, `iss`, `aud`) checks out
+        the same way every time, so it is checked once per token, audience and key snapshot (the
+        snapshot is renewed at least every minute, and on any change of keys); the expiry is
+        checked on every request, and the session by the callers."""
+        snapshot, seen = self._verified
+        current = self._keys.snapshot()
+        if snapshot is not current:
+            seen = {}
+            self._verified = (current, seen)
+        key = (token, audience)
+        claims = seen.get(key)
+        if claims is None:
+            claims = self._check(token, audience)
+            if self._keys.snapshot() is current:  # not verified with keys loaded meanwhile
+                if len(seen) >= VERIFIED_MAX:
+                    seen.clear()
+                seen[key] = claims
+        if claims.exp <= int(self._clock().timestamp()):
+            raise InvalidAccessToken("expired")
+        return claims
+
+    def _check(self, token: str, audience: str | None) -> AccessTokenClaims:
         try:
-            header, claims = self._signed(token)
+            decoded = self._decode(token)
+            header, claims = decoded.header, decoded.claims
             if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
                 raise InvalidAccessToken("not an access token")
             self._claims_check.validate(claims)
@@ -108,6 +133,8 @@ class AccessTokens:
         aud = claims.get("aud")
         if expected_aud != aud and not (isinstance(aud, list) and expected_aud in aud):
             raise InvalidAccessToken("wrong audience")
+        if not isinstance(claims.get("exp"), int):
+            raise InvalidAccessToken("exp must be a number")
         return AccessTokenClaims(
             sub=claims["sub"],
             sid=claims.get("sid"),
@@ -118,27 +145,6 @@ class AccessTokens:
             auth_time=claims.get("auth_time"),
             amr=claims.get("amr", []),
         )
-
-    def _signed(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Header and claims of a token whose signature checks out. Resource servers present the
-        same token again and again (userinfo, introspection): the same bytes under the same keys
-        verify the same way, so the signature is checked once per token and key snapshot (the
-        snapshot is renewed at least every minute, and on any change of keys). Every other check
-        (`typ`, expiry, issuer, audience; the session, by the callers) runs on every request."""
-        snapshot, seen = self._verified
-        current = self._keys.snapshot()
-        if snapshot is not current:
-            seen = {}
-            self._verified = (current, seen)
-        found = seen.get(token)
-        if found is not None:
-            return found
-        decoded = self._decode(token)
-        if self._keys.snapshot() is current:  # not verified with keys loaded meanwhile
-            if len(seen) >= VERIFIED_MAX:
-                seen.clear()
-            seen[token] = (decoded.header, decoded.claims)
-        return decoded.header, decoded.claims
 
     def _decode(self, token: str) -> jwt.Token:
         snapshot = self._keys.snapshot()

@@ -101,3 +101,23 @@ def test_access_token_is_an_rfc9068_jwt(api, app):
     assert {"sub", "client_id", "scope", "jti", "iat", "exp", "auth_time", "amr", "sid"} <= claims.keys()
     assert claims["exp"] - claims["iat"] == 15 * 60
     assert claims["amr"] == ["pwd"]
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(app):
+    """Repeat checks are remembered per token, but never past the token's expiry."""
+    from datetime import timedelta
+
+    from idp.clock import utcnow
+    from idp.security.tokens import AccessTokens, InvalidAccessToken
+
+    now = [utcnow()]
+    with app.app_context():
+        keys = app.extensions["idp"].keys
+        tokens = AccessTokens(keys, issuer="http://localhost:3001", ttl=60, alg="ES256", clock=lambda: now[0])
+        token = tokens.issue(subject="u1", client_id="c1", session_id="s1")
+        assert tokens.verify(token).sub == "u1" and tokens.verify(token).sub == "u1"
+        now[0] += timedelta(seconds=61)
+        with pytest.raises(InvalidAccessToken):
+            tokens.verify(token)
+        with pytest.raises(InvalidAccessToken):
+            tokens.verify(token, audience="someone-else")
