@@ -348,46 +348,38 @@ class SessionService:
 
     def revoke_all(self, user_id: str, *, reason: str, client: ClientInfo) -> int:
         """Revoke every live session of the user; their access tokens stop working at once."""
-        now = self._clock()
-        sessions = self._db.scalars(select(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))).all()
-        for session in sessions:
-            session.revoked_at = now
-            session.revoke_reason = reason
-        self._audit.record("session_revoked", user_id=user_id, client=client, details={"count": len(sessions), "reason": reason})
-        self._db.commit()
-        return len(sessions)
+        return self._revoke_matching(user_id, reason=reason, client=client)
 
     def revoke_all_except(self, user_id: str, keep_session_id: str, *, reason: str, client: ClientInfo) -> int:
         """Revoke every live session of the user but one browser session and the relying-party
         sessions opened from it ("sign out everywhere else"); returns how many ended (commits)."""
-        now = self._clock()
-        sessions = self._db.scalars(
-            select(Session).where(
-                Session.user_id == user_id,
-                Session.revoked_at.is_(None),
-                Session.id != keep_session_id,
-                or_(Session.browser_session_id.is_(None), Session.browser_session_id != keep_session_id),
-            )
-        ).all()
-        for session in sessions:
-            session.revoked_at = now
-            session.revoke_reason = reason
-        self._audit.record("session_revoked", user_id=user_id, client=client, details={"count": len(sessions), "reason": reason})
-        self._db.commit()
-        return len(sessions)
+        return self._revoke_matching(
+            user_id,
+            Session.id != keep_session_id,
+            or_(Session.browser_session_id.is_(None), Session.browser_session_id != keep_session_id),
+            reason=reason,
+            client=client,
+        )
 
     def revoke_for_client(self, user_id: str, client_id: str, *, reason: str, client: ClientInfo) -> int:
         """End every live session the user has with one client (commits)."""
-        sessions = self._db.scalars(
-            select(Session).where(Session.user_id == user_id, Session.client_id == client_id, Session.revoked_at.is_(None))
-        ).all()
+        return self._revoke_matching(
+            user_id, Session.client_id == client_id, reason=reason, client=client, event="token_revoked", details={"clientId": client_id}
+        )
+
+    def _revoke_matching(
+        self, user_id: str, *conditions: Any, reason: str, client: ClientInfo, event: str = "session_revoked",
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Revoke the user's live sessions that meet `conditions`, record one event, commit."""
         now = self._clock()
+        sessions = self._db.scalars(
+            select(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None), *conditions)
+        ).all()
         for session in sessions:
             session.revoked_at = now
             session.revoke_reason = reason
-        self._audit.record(
-            "token_revoked", user_id=user_id, client=client, details={"clientId": client_id, "sessions": len(sessions), "reason": reason}
-        )
+        self._audit.record(event, user_id=user_id, client=client, details={**(details or {}), "count": len(sessions), "reason": reason})
         self._db.commit()
         return len(sessions)
 
