@@ -261,3 +261,30 @@ def test_the_pages_off_the_journey_pass_axe_too(
         visitor.check("home")
         fresh.close()
         context.close()
+
+
+def test_sign_in_by_keyboard_alone_with_a_visible_focus(browser: Browser, journey_server: LiveServer) -> None:
+    """Tab to each field, type, Enter to submit; the focused field shows a focus ring."""
+    from tests.conftest import Api
+
+    Api(journey_server.app.test_client()).token("keyboard")
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto(journey_server.url + "/login")
+        identifier = page.get_by_label("Email address or username", exact=True)
+        for _ in range(10):  # autofocus puts it there; else Tab until it is
+            if identifier.evaluate("el => el === document.activeElement"):
+                break
+            page.keyboard.press("Tab")
+        ring = identifier.evaluate("el => getComputedStyle(el).outlineStyle + ' ' + getComputedStyle(el).outlineWidth")
+        assert not ring.startswith("none") and not ring.endswith(" 0px"), ring
+        page.keyboard.type("keyboard")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "field-password"
+        page.keyboard.type(Api.PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Your account")
+    finally:
+        context.close()
