@@ -71,10 +71,20 @@ LIVE_BEARER = (
 NOT_REVOKED = select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
 
 
-def claims_user(row: Any) -> User:
-    """A transient `User` (never added to a session) holding only the claim columns of `row`:
-    enough for `user_claims`, not for anything else."""
-    return User(id=row.id, username=row.username, email=row.email, email_verified=row.email_verified, updated_at=row.updated_at)
+@dataclass(frozen=True, slots=True)
+class ClaimColumns:
+    """The user columns claims are made of (`idp.oidc.claims.user_claims`), read with a hot-path
+    statement: a plain object, not an ORM instance (instrumenting one cost more than the query)."""
+
+    id: str
+    username: str
+    email: str
+    email_verified: bool
+    updated_at: datetime
+
+
+def claims_user(row: Any) -> ClaimColumns:
+    return ClaimColumns(row.id, row.username, row.email, bool(row.email_verified), row.updated_at)
 
 
 def session_not_revoked(engine: Engine, session_id: str) -> bool:
@@ -103,7 +113,7 @@ class IssuedTokens:
     expires_in: int
     refresh_expires_at: datetime
     grant: SessionGrant
-    user: User | None = None  # with `refresh(with_claims=True)`: the claim columns only (`claims_user`)
+    user: ClaimColumns | None = None  # with `refresh(with_claims=True)`: the claim columns (`claims_user`)
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,14 @@ class BrowserSession:
 @dataclass(frozen=True)
 class BearerIdentity:
     user: User
+    claims: AccessTokenClaims
+
+
+@dataclass(frozen=True)
+class ClaimsIdentity:
+    """A bearer token's claims and its user's claim columns (userinfo)."""
+
+    user: ClaimColumns
     claims: AccessTokenClaims
 
 
@@ -395,7 +413,7 @@ class SessionService:
 
     # -- bearer tokens ---------------------------------------------------------------------
 
-    def bearer_claims(self, token: str) -> BearerIdentity:
+    def bearer_claims(self, token: str) -> ClaimsIdentity:
         """Like `authenticate_bearer`, for userinfo: one read on the autocommit engine (no BEGIN or
         ROLLBACK around it), and the identity's user holds only the claim columns (`claims_user`)."""
         try:
@@ -408,7 +426,7 @@ class SessionService:
             row = connection.execute(LIVE_BEARER, {"session_id": claims.sid, "user_id": claims.sub, "now": self._clock()}).first()
         if row is None:
             raise Unauthorized()
-        return BearerIdentity(claims_user(row), claims)
+        return ClaimsIdentity(claims_user(row), claims)
 
     def authenticate_bearer(self, token: str) -> BearerIdentity:
         """A valid access token whose session is still live, for an active user (one query)."""

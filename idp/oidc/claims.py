@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from idp.accounts.models import User
 from idp.mfa.models import TwoFactorMethod
 
 SCOPE_CLAIMS = {
@@ -39,7 +39,22 @@ def acr_for(amr: list[str], acr_values: str | None) -> str:
     return requested[0] if requested else ACR_MFA
 
 
-def user_claims(db: Callable[[], DbSession], user: User, scopes: list[str] | set[str]) -> dict[str, Any]:
+class ClaimSource(Protocol):
+    """What claims are made of: a `User`, or the claim columns a hot path read."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def email_verified(self) -> bool: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+def user_claims(db: Callable[[], DbSession], user: ClaimSource, scopes: list[str] | set[str]) -> dict[str, Any]:
     """`sub` and the claims of each granted scope. `db` gives a session only when one is needed
     (the one extra query, for `phone`): userinfo for other scopes opens none."""
     claims: dict[str, Any] = {"sub": user.id}
