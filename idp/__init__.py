@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | None = None, dotenv: bool = True) -> Flask:
     """Build an app from the environment (and `.env` unless `dotenv` is False); `config` overrides both."""
     import idp.accounts.models  # noqa: F401  (register the tables with the metadata)
+    import idp.apikeys.models  # noqa: F401
     import idp.audit.models  # noqa: F401
     import idp.mfa.models  # noqa: F401
     import idp.oidc.models  # noqa: F401

@@ -285,6 +285,7 @@ class Settings:
     totp_issuer: str
     delivery: DeliverySettings
     translations_dir: Path = DEFAULT_TRANSLATIONS_DIR
+    api_key_rate_limit: int = 1000  # requests per hour of a key created without its own rateLimit
 
     @property
     def is_development(self) -> bool:
@@ -351,6 +352,7 @@ class Settings:
             totp_issuer=env.get("TOTP_ISSUER") or env.get("SERVICE_NAME") or "idp",
             # a relative path is taken from the project root, where translations/ is by default
             translations_dir=DEFAULT_TRANSLATIONS_DIR.parent / env["TRANSLATIONS_DIR"] if env.get("TRANSLATIONS_DIR") else DEFAULT_TRANSLATIONS_DIR,
+            api_key_rate_limit=max(1, parse_int("API_KEY_RATE_LIMIT", env.get("API_KEY_RATE_LIMIT"), 1000)),
         )
 
 

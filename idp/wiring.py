@@ -21,6 +21,7 @@ from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService
 from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService
 from idp.accounts.throttle import AccountThrottle, memory_fallback
+from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import utcnow
@@ -227,3 +228,16 @@ def recovery() -> Recovery:
 
 def consents() -> ConsentService:
     return ConsentService(db.session(), audit_log(), session_service(), utcnow)
+
+
+# -- integrations ----------------------------------------------------------------------------
+
+
+def api_key_service() -> ApiKeyService:
+    c = components()
+    namespace = f"{c.settings.rate_limit_key_prefix}:api_key"
+
+    def hourly(requests: int) -> AccountThrottle:
+        return AccountThrottle(c.limiter.limiter, f"{requests} per hour", namespace, c.throttle_fallback)
+
+    return ApiKeyService(db.session(), audit_log(), hourly, utcnow, default_rate_limit=c.settings.api_key_rate_limit)

@@ -14,7 +14,7 @@ bp = Blueprint("audit", __name__)
 
 
 @bp.get("/audit-logs")
-@require_bearer
+@require_bearer(scope="user:read")
 def audit_logs() -> Response:
     query = parse(PageQuery, dict(request.args))
     page = audit_log().for_user(identity().user.id, page=query.page, limit=query.limit)

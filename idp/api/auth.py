@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from idp.accounts.sessions import IssuedTokens
 from idp.api.cookies import DEVICE_COOKIE, REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
 from idp.api.envelope import json_body, ok, parse
-from idp.api.guard import bearer_token, client_info, identity, require_bearer, require_recent_auth
+from idp.api.guard import bearer_token, client_info, identity, require_bearer, require_recent_auth, token_identity
 from idp.api.schemas import (
     ChangePasswordRequest,
     LoginRequest,
@@ -113,7 +113,7 @@ def password_reset_confirm() -> Response:
 
 
 @bp.get("/me")
-@require_bearer
+@require_bearer(scope="user:read")
 def me() -> Response:
     return ok({"user": user_profile(identity().user)})
 
@@ -128,7 +128,7 @@ def revoke_sessions() -> Response:
 @bp.get("/sessions")
 @require_bearer
 def sessions() -> Response:
-    current = identity().claims.sid
+    current = token_identity().claims.sid
     return ok({"sessions": [session_view(s, current) for s in session_service().active(identity().user.id)]})
 
 

@@ -23,7 +23,7 @@ def send_verification() -> Response:
 
 
 @bp.get("/status")
-@require_bearer
+@require_bearer(scope="user:read")
 def status() -> Response:
     return ok({"emailVerified": identity().user.email_verified})
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from flask import g, request
 
 from idp.accounts.sessions import BearerIdentity
+from idp.apikeys.service import KEY_MARK as API_KEY_MARK
+from idp.apikeys.service import KeyIdentity
 from idp.audit.service import ClientInfo
-from idp.errors import ReauthenticationRequired, Unauthorized
-from idp.wiring import components, session_service
+from idp.errors import Forbidden, ReauthenticationRequired, Unauthorized
+from idp.wiring import api_key_service, components, session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,26 +32,59 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def require_bearer(view: F) -> F:
-    """Refuse the request with 401 unless it carries a live access token; sets `g.identity`."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        token = bearer_token()
-        if token is None:
-            raise Unauthorized("Authentication required")
-        g.identity = session_service().authenticate_bearer(token)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+def presented_api_key() -> str | None:
+    """An API key in `X-API-Key`, or one sent as a bearer token (`Authorization: Bearer pk_...`)."""
+    key = request.headers.get("X-API-Key", "").strip()
+    if key:
+        return key
+    token = bearer_token()
+    return token if token is not None and token.startswith(API_KEY_MARK) else None
 
 
-def identity() -> BearerIdentity:
+@overload
+def require_bearer(view: F, /) -> F: ...
+@overload
+def require_bearer(*, scope: str) -> Callable[[F], F]: ...
+def require_bearer(view: F | None = None, /, *, scope: str | None = None) -> F | Callable[[F], F]:
+    """Refuse the request with 401 unless it carries a live access token or API key; sets `g.identity`.
+
+    A user's access token works on every such endpoint. An API key works only where the endpoint
+    declares a `scope` the key has (`*` covers all); on an endpoint that declares none (key
+    management, sensitive changes) a key is refused with 403."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = presented_api_key()
+            if key is not None:
+                g.identity = api_key_service().authenticate(key, scope=scope)
+            else:
+                token = bearer_token()
+                if token is None:
+                    raise Unauthorized("Authentication required")
+                g.identity = session_service().authenticate_bearer(token)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(view) if view is not None else decorate
+
+
+def identity() -> BearerIdentity | KeyIdentity:
+    """Who the request is from: a user's access token, or an API key acting for its owner."""
     return g.identity
 
 
+def token_identity() -> BearerIdentity:
+    """The caller's access token identity, for what only a signed-in user may do (never a key)."""
+    found = g.identity
+    if not isinstance(found, BearerIdentity):
+        raise Forbidden("API keys cannot be used for this endpoint")
+    return found
+
+
 def _ensure_recent_auth() -> None:
-    auth_time = identity().claims.auth_time or 0
+    auth_time = token_identity().claims.auth_time or 0
     if time.time() - auth_time > components().settings.reauth_window:
         raise ReauthenticationRequired()
 

@@ -128,7 +128,7 @@ def resend() -> Response:
 
 
 @bp.get("/methods")
-@require_bearer
+@require_bearer(scope="2fa:read")
 def methods() -> Response:
     return ok({"methods": [method_view(m) for m in two_factor_service().methods(identity().user.id)]})
 
@@ -142,7 +142,7 @@ def delete_method(method_id: str) -> Response:
 
 
 @bp.get("/backup-codes/count")
-@require_bearer
+@require_bearer(scope="2fa:read")
 def backup_code_count() -> Response:
     return ok({"count": backup_codes().count(identity().user.id)})
 
@@ -156,20 +156,20 @@ def generate_backup_codes() -> Response:
 
 
 @bp.get("/devices")
-@require_bearer
+@require_bearer(scope="2fa:read")
 def devices() -> Response:
     return ok({"devices": [device_view(d) for d in trusted_devices().list(identity().user.id)]})
 
 
 @bp.delete("/devices/<device_id>")
-@require_bearer
+@require_bearer(scope="2fa:write")
 def delete_device(device_id: str) -> Response:
     two_factor_service().forget_devices(identity().user, client=client_info(), device_id=device_id)
     return ok(message="Trusted device removed")
 
 
 @bp.delete("/devices")
-@require_bearer
+@require_bearer(scope="2fa:write")
 def delete_all_devices() -> Response:
     count = two_factor_service().forget_devices(identity().user, client=client_info())
     response = ok({"removed": count}, message="All trusted devices removed")

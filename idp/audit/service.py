@@ -36,6 +36,9 @@ EVENTS = frozenset(
         "consent_granted",
         "token_issued",
         "token_revoked",
+        "api_key_created",
+        "api_key_rotated",
+        "api_key_revoked",
     }
 )
 

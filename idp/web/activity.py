@@ -288,6 +288,18 @@ def _token_revoked(d: _Details, success: bool, app: AppName) -> Line:
     return Line(_("Access for %(app)s was withdrawn", app=name))
 
 
+def _api_key(action: str) -> Wording:
+    def line(d: _Details, success: bool, app: AppName) -> Line:
+        name = d.text("name")
+        if action == "created":
+            return Line(_("Created the API key %(name)s", name=name) if name else _("Created an API key"), attention=True)
+        if action == "rotated":
+            return Line(_("Replaced the secret of an API key"))
+        return Line(_("Revoked an API key"))
+
+    return line
+
+
 WORDING: dict[str, Wording] = {
     "register": _register,
     "login_success": _login_success,
@@ -311,4 +323,7 @@ WORDING: dict[str, Wording] = {
     "consent_granted": _consent_granted,
     "token_issued": _token_issued,
     "token_revoked": _token_revoked,
+    "api_key_created": _api_key("created"),
+    "api_key_rotated": _api_key("rotated"),
+    "api_key_revoked": _api_key("revoked"),
 }

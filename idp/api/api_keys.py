@@ -1,0 +1,135 @@
+"""`/api-keys`: the caller's own API keys. Managed with a user's access token only, never with a key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, Response
+from pydantic import Field, field_validator
+
+from idp.api.envelope import ok, parse
+from idp.api.guard import client_info, require_bearer, token_identity
+from idp.api.schemas import Body
+from idp.apikeys.models import ApiKey
+from idp.clock import as_utc, iso
+from idp.wiring import api_key_service
+
+bp = Blueprint("api_keys", __name__, url_prefix="/api-keys")
+
+Scope = Literal["*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write"]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
+Scopes = Annotated[list[Scope], Field(min_length=1, max_length=6)]
+HourlyLimit = Annotated[int | None, Field(alias="rateLimit", strict=True, ge=1, le=1_000_000)]
+Expiry = Annotated[datetime | None, Field(alias="expiresAt")]
+
+
+class CreateApiKeyRequest(Body):
+    name: Name
+    scopes: Scopes
+    expires_at: Expiry = None
+    rate_limit: HourlyLimit = None
+
+
+class UpdateApiKeyRequest(Body):
+    name: Name | None = None
+    scopes: Scopes | None = None
+    expires_at: Expiry = None  # null: never expires
+    rate_limit: HourlyLimit = None  # null: the server's default
+
+    @field_validator("name", "scopes", mode="before")
+    @classmethod
+    def not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+def api_key_view(key: ApiKey) -> dict[str, Any]:
+    """A key as listed: never the key itself, only its first characters."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": list(key.scopes),
+        "rateLimit": key.rate_limit,
+        "expiresAt": iso(key.expires_at),
+        "lastUsedAt": iso(key.last_used_at),
+        "revokedAt": iso(key.revoked_at),
+        "createdAt": iso(key.created_at),
+        "updatedAt": iso(key.updated_at),
+    }
+
+
+def _shown_once(key: ApiKey, secret: str) -> dict[str, Any]:
+    return {"apiKey": {**api_key_view(key), "key": secret}, "key": secret}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+@bp.post("")
+@require_bearer
+def create() -> Response:
+    data = parse(CreateApiKeyRequest)
+    key, secret = api_key_service().create(
+        token_identity().user.id,
+        name=data.name.strip(),
+        scopes=list(data.scopes),
+        expires_at=_utc(data.expires_at),
+        rate_limit=data.rate_limit,
+        client=client_info(),
+    )
+    return ok(_shown_once(key, secret), status=201, message="API key created; it is shown only this once")
+
+
+@bp.get("")
+@require_bearer
+def list_keys() -> Response:
+    return ok({"apiKeys": [api_key_view(k) for k in api_key_service().list(token_identity().user.id)]})
+
+
+@bp.get("/<key_id>")
+@require_bearer
+def get(key_id: str) -> Response:
+    return ok({"apiKey": api_key_view(api_key_service().get(token_identity().user.id, key_id))})
+
+
+@bp.patch("/<key_id>")
+@require_bearer
+def update(key_id: str) -> Response:
+    data = parse(UpdateApiKeyRequest)
+    given = data.model_fields_set
+    changes: dict[str, object] = {}
+    if "name" in given and data.name is not None:
+        changes["name"] = data.name.strip()
+    if "scopes" in given and data.scopes is not None:
+        changes["scopes"] = list(data.scopes)
+    if "expires_at" in given:
+        changes["expires_at"] = _utc(data.expires_at)
+    if "rate_limit" in given:
+        changes["rate_limit"] = data.rate_limit
+    key = api_key_service().update(token_identity().user.id, key_id, changes=changes)
+    return ok({"apiKey": api_key_view(key)}, message="API key updated")
+
+
+@bp.delete("/<key_id>")
+@require_bearer
+def delete(key_id: str) -> Response:
+    api_key_service().delete(token_identity().user.id, key_id)
+    return ok(message="API key deleted")
+
+
+@bp.post("/<key_id>/rotate")
+@require_bearer
+def rotate(key_id: str) -> Response:
+    key, secret = api_key_service().rotate(token_identity().user.id, key_id, client=client_info())
+    return ok(_shown_once(key, secret), message="API key rotated; the old key no longer works")
+
+
+@bp.post("/<key_id>/revoke")
+@require_bearer
+def revoke(key_id: str) -> Response:
+    key = api_key_service().revoke(token_identity().user.id, key_id, client=client_info())
+    return ok({"apiKey": api_key_view(key)}, message="API key revoked")

@@ -1,0 +1,191 @@
+"""Creating, listing, changing and checking API keys; each user only ever reaches their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from idp.accounts.models import User
+from idp.accounts.throttle import AccountThrottle
+from idp.apikeys.models import ApiKey
+from idp.audit.service import AuditLog, ClientInfo
+from idp.clock import as_utc
+from idp.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from idp.security.digests import digest, random_token
+
+KEY_PREFIX = "pk_live_"
+KEY_MARK = "pk_"  # what tells a key from an access token in `Authorization: Bearer`
+SCOPES = ("*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write")
+VISIBLE = len(KEY_PREFIX) + 4  # what a listing shows of a key
+
+
+def new_key() -> str:
+    return KEY_PREFIX + random_token()
+
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    """A request authenticated by an API key: its owner, and what the key may do."""
+
+    user: User
+    key_id: str
+    scopes: tuple[str, ...]
+
+
+class ApiKeyService:
+    """API keys of one user at a time. Keys are shown once and stored as SHA-256 digests.
+
+    `throttle` builds the per-key hourly counter for a limit of N requests per hour."""
+
+    def __init__(
+        self,
+        db: DbSession,
+        audit: AuditLog,
+        throttle: Callable[[int], AccountThrottle],
+        clock: Callable[[], datetime],
+        *,
+        default_rate_limit: int,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self._throttle = throttle
+        self._clock = clock
+        self._default_rate_limit = default_rate_limit
+
+    # -- management --------------------------------------------------------------------------
+
+    def create(
+        self,
+        user_id: str,
+        *,
+        name: str,
+        scopes: list[str],
+        expires_at: datetime | None,
+        rate_limit: int | None,
+        client: ClientInfo,
+    ) -> tuple[ApiKey, str]:
+        """A new key; returns the row and the key itself (shown once). Commits."""
+        now = self._clock()
+        self._check_expiry(expires_at, now)
+        key = new_key()
+        row = ApiKey(
+            user_id=user_id,
+            name=name,
+            prefix=key[:VISIBLE],
+            key_hash=digest(key),
+            scopes=_unique(scopes),
+            rate_limit=rate_limit or self._default_rate_limit,
+            expires_at=expires_at,
+            created_at=now,
+            updated_at=now,
+        )
+        self._db.add(row)
+        self._db.flush()
+        self._audit.record("api_key_created", user_id=user_id, client=client, details={"apiKeyId": row.id, "name": name})
+        self._db.commit()
+        return row, key
+
+    def list(self, user_id: str) -> list[ApiKey]:
+        return list(self._db.scalars(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())))
+
+    def get(self, user_id: str, key_id: str) -> ApiKey:
+        """The user's own key; anyone else's is as absent as one that does not exist."""
+        row = self._db.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id))
+        if row is None:
+            raise NotFound("API key not found")
+        return row
+
+    def update(
+        self,
+        user_id: str,
+        key_id: str,
+        *,
+        changes: dict[str, object],
+    ) -> ApiKey:
+        """Change name, scopes, expiry or hourly limit (only the fields given). Commits."""
+        row = self.get(user_id, key_id)
+        now = self._clock()
+        if "name" in changes:
+            row.name = str(changes["name"])
+        if "scopes" in changes:
+            row.scopes = _unique(changes["scopes"])  # type: ignore[arg-type]
+        if "expires_at" in changes:
+            expires_at = changes["expires_at"]
+            assert expires_at is None or isinstance(expires_at, datetime)
+            self._check_expiry(expires_at, now)
+            row.expires_at = expires_at
+        if "rate_limit" in changes:
+            limit = changes["rate_limit"]
+            row.rate_limit = limit if isinstance(limit, int) else self._default_rate_limit
+        row.updated_at = now
+        self._db.commit()
+        return row
+
+    def delete(self, user_id: str, key_id: str) -> None:
+        row = self.get(user_id, key_id)
+        self._db.delete(row)
+        self._db.commit()
+
+    def rotate(self, user_id: str, key_id: str, *, client: ClientInfo) -> tuple[ApiKey, str]:
+        """A new secret for a live key; the old one stops working at once. Commits."""
+        row = self.get(user_id, key_id)
+        now = self._clock()
+        if row.revoked_at is not None:
+            raise Conflict("A revoked API key cannot be rotated")
+        key = new_key()
+        row.prefix = key[:VISIBLE]
+        row.key_hash = digest(key)
+        row.updated_at = now
+        self._audit.record("api_key_rotated", user_id=user_id, client=client, details={"apiKeyId": row.id})
+        self._db.commit()
+        return row, key
+
+    def revoke(self, user_id: str, key_id: str, *, client: ClientInfo) -> ApiKey:
+        row = self.get(user_id, key_id)
+        if row.revoked_at is None:
+            row.revoked_at = row.updated_at = self._clock()
+            self._audit.record("api_key_revoked", user_id=user_id, client=client, details={"apiKeyId": row.id})
+            self._db.commit()
+        return row
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def authenticate(self, key: str, *, scope: str | None) -> KeyIdentity:
+        """The owner behind a live key, if the key covers `scope` (None: no key may call it) and is
+        under its hourly limit. 401 for an unknown, expired or revoked key, 403 outside its
+        scopes, 429 over its limit. Records the key's last use."""
+        now = self._clock()
+        row = self._db.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None), User.is_active.is_(True))
+        ).one_or_none()
+        if row is None or not key.startswith(KEY_PREFIX):
+            raise Unauthorized()
+        api_key, user = row.ApiKey, row.User
+        if api_key.expires_at is not None and as_utc(api_key.expires_at) <= now:
+            raise Unauthorized()
+        throttle = self._throttle(api_key.rate_limit)
+        if throttle.blocked(api_key.id):
+            raise RateLimited("API key rate limit exceeded", retry_after=throttle.retry_after(api_key.id))
+        throttle.record(api_key.id)
+        if scope is None:
+            raise Forbidden("API keys cannot be used for this endpoint")
+        if "*" not in api_key.scopes and scope not in api_key.scopes:
+            raise Forbidden(f"This API key lacks the {scope} scope")
+        api_key.last_used_at = now
+        self._db.commit()
+        return KeyIdentity(user, api_key.id, tuple(api_key.scopes))
+
+    @staticmethod
+    def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+        if expires_at is not None and as_utc(expires_at) <= now:
+            raise ValidationFailed(errors=["expiresAt: must be in the future"])
+
+
+def _unique(scopes: list[str]) -> list[str]:
+    return list(dict.fromkeys(scopes))
