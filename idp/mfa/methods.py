@@ -102,6 +102,10 @@ class TwoFactorService:
         secret = totp.new_secret()
         self._new_pending(user, "totp", secret=self._box.encrypt(secret))
         self._db.commit()
+        return self.totp_setup_of(user, secret)
+
+    def totp_setup_of(self, user: User, secret: str) -> TotpSetup:
+        """The URI and QR code of a key (the pending one shown again after a wrong code)."""
         uri = totp.provisioning_uri(secret, account=user.email, issuer=self._issuer_name)
         return TotpSetup(secret, uri, totp.qr_data_url(uri))
 

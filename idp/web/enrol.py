@@ -10,7 +10,6 @@ from flask_babel import gettext as _
 
 from idp.api.guard import client_info
 from idp.errors import Conflict, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced
-from idp.mfa import totp
 from idp.mfa.challenge import AMR
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import components, recovery, session_service, two_factor_service
@@ -70,15 +69,11 @@ def enrol() -> Any:
             notice=notice,
         )
     issuer = components().settings.totp_issuer
-    if kept_secret:
-        secret = kept_secret
-        qr_code = totp.qr_data_url(totp.provisioning_uri(secret, account=user.email, issuer=issuer))
-    else:
-        try:
-            setup = two_factor_service().start_totp(user)
-        except EmailNotVerified:  # pragma: no cover - checked just above
-            return redirect(url_for("enrol.enrol", next=next_url))
-        secret, qr_code = setup.secret, setup.qr_code
+    try:
+        setup = two_factor_service().totp_setup_of(user, kept_secret) if kept_secret else two_factor_service().start_totp(user)
+    except EmailNotVerified:  # pragma: no cover - checked just above
+        return redirect(url_for("enrol.enrol", next=next_url))
+    secret, qr_code = setup.secret, setup.qr_code
     return render_template(
         "enrol_totp.html",
         title=_("Set up an authenticator app"),

@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.support.loopback import serving
 
 
 @dataclass
@@ -71,11 +73,6 @@ def _handler(pages: RelyingPartyPages) -> type[BaseHTTPRequestHandler]:
 def rp_pages() -> Iterator[RelyingPartyPages]:
     """The relying party's pages at http://localhost:PORT (`.callback`, `.signed_out`, `.urls`)."""
     pages = RelyingPartyPages()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(pages))
-    pages.origin = f"http://localhost:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield pages
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(_handler(pages)) as port:
+        pages.origin = f"http://localhost:{port}"
+        yield pages

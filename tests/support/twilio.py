@@ -10,11 +10,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+
+from tests.support.loopback import serving
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 
@@ -97,11 +99,6 @@ def _twilio_handler(stand_in: TwilioStandIn) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def twilio_server() -> Iterator[TwilioStandIn]:
     stand_in = TwilioStandIn()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _twilio_handler(stand_in))
-    stand_in.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield stand_in
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(_twilio_handler(stand_in)) as port:
+        stand_in.url = f"http://127.0.0.1:{port}"
+        yield stand_in

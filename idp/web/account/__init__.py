@@ -9,7 +9,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -76,7 +76,7 @@ SECTIONS = [
 def menu() -> dict[str, Any]:
     def account_sections() -> list[tuple[str, str, str]]:
         # the labels in this request's language, as plain (escaped) text
-        return [(key, str(label), endpoint) for key, label, endpoint in SECTIONS if endpoint in current_app.view_functions]
+        return [(key, str(label), endpoint) for key, label, endpoint in SECTIONS]
 
     return {"account_sections": account_sections}
 

@@ -49,11 +49,6 @@ def _known_device(user_agent: str | None) -> str | None:
     return describe(user_agent) if any(recognise(user_agent)) else None
 
 
-def _url_if_built(endpoint: str) -> str | None:
-    """A link to a page other engineers own, only where it exists in this build."""
-    return url_for(endpoint) if endpoint in current_app.view_functions else None
-
-
 # -- trusted devices ----------------------------------------------------------------------------
 
 
@@ -84,7 +79,7 @@ def devices() -> str:
         describe=describe,
         iso=iso,
         two_factor_on=user.two_factor_enabled,
-        two_factor_url=_url_if_built("account.two_factor"),
+        two_factor_url=url_for("account.two_factor"),
         section="devices",
     )
 
@@ -250,7 +245,7 @@ def activity() -> str:
         entries=entries,
         page=page,
         iso=iso,
-        password_url=_url_if_built("account.password"),
+        password_url=url_for("account.password"),
         section="activity",
     )
 

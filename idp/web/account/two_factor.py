@@ -26,7 +26,6 @@ from idp.api.envelope import describe
 from idp.api.guard import client_info
 from idp.api.schemas import EmailSetupRequest, SmsSetupRequest
 from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited, SetupReplaced
-from idp.mfa import totp
 from idp.mfa.backup_codes import COUNT as BACKUP_CODE_COUNT
 from idp.mfa.codes import CODE_TTL
 from idp.mfa.masking import mask_email, mask_phone
@@ -234,7 +233,7 @@ def two_factor_totp() -> Any:
             return _confirm_email_first()
         secret, qr_code = setup.secret, setup.qr_code
     else:
-        qr_code = totp.qr_data_url(totp.provisioning_uri(secret, account=user.email, issuer=issuer))
+        qr_code = service.totp_setup_of(user, secret).qr_code
     replacing = any(m.type == "totp" for m in service.methods(user.id))
     return _page(
         "account/two_factor_totp.html",
