@@ -24,6 +24,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     import idp.mfa.models  # noqa: F401
     import idp.oidc.models  # noqa: F401
     import idp.security.models  # noqa: F401
+    import idp.webhooks.models  # noqa: F401
     from idp import cli, web
     from idp.api import api_blueprints
     from idp.config import Settings, environment_with_dotenv

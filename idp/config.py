@@ -177,6 +177,82 @@ class DeliverySettings:
     retry_intervals: tuple[int, ...] = (10, 30, 60, 120, 300)
 
 
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Webhook delivery: attempts per event, the pause before each retry (doubling from
+    `retry_base` seconds), the per-attempt timeout, and whether private targets are allowed."""
+
+    max_attempts: int = 5
+    retry_base: int = 60
+    timeout: float = 5.0
+    disable_after: int = 10  # consecutive failed deliveries
+    allow_private_targets: bool = False
+    require_https: bool = False  # on by default in production
+    max_per_user: int = 20
+
+    @property
+    def retry_intervals(self) -> list[int]:
+        """Exponential backoff: base, 2·base, 4·base, ... between the attempts."""
+        return [self.retry_base * 2**n for n in range(self.max_attempts - 1)]
+
+
+def webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSettings:
+    defaults = WebhookSettings()
+    settings = WebhookSettings(
+        max_attempts=parse_int("WEBHOOK_MAX_ATTEMPTS", env.get("WEBHOOK_MAX_ATTEMPTS"), defaults.max_attempts),
+        retry_base=parse_int("WEBHOOK_RETRY_BASE_SECONDS", env.get("WEBHOOK_RETRY_BASE_SECONDS"), defaults.retry_base),
+        timeout=float(parse_int("WEBHOOK_TIMEOUT_SECONDS", env.get("WEBHOOK_TIMEOUT_SECONDS"), int(defaults.timeout))),
+        disable_after=parse_int("WEBHOOK_DISABLE_AFTER", env.get("WEBHOOK_DISABLE_AFTER"), defaults.disable_after),
+        allow_private_targets=parse_bool(
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS", env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS"), defaults.allow_private_targets
+        ),
+        require_https=parse_bool("WEBHOOK_REQUIRE_HTTPS", env.get("WEBHOOK_REQUIRE_HTTPS"), production),
+        max_per_user=parse_int("WEBHOOK_MAX_PER_USER", env.get("WEBHOOK_MAX_PER_USER"), defaults.max_per_user),
+    )
+    if settings.max_attempts < 1 or settings.retry_base < 0 or settings.timeout <= 0 or settings.disable_after < 1:
+        raise ConfigError(
+            "WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1, WEBHOOK_RETRY_BASE_SECONDS "
+            "not negative, WEBHOOK_TIMEOUT_SECONDS above 0"
+        )
+    return settings
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Metrics at /metrics and the log output (docs/operations.md)."""
+
+    metrics_enabled: bool = True
+    metrics_token: str | None = field(default=None, repr=False)  # when set, /metrics wants `Authorization: Bearer <it>`
+    # Where gunicorn's processes keep their counts (prometheus_client multiprocess mode); set by gunicorn.conf.py
+    multiprocess_dir: str | None = None
+    log_format: str = "text"  # "json" (one object per line) | "text"
+    log_level: str = "INFO"
+    access_log: bool = True  # one line per request
+
+
+def observability_settings(env: Mapping[str, str], production: bool) -> ObservabilitySettings:
+    log_format = (env.get("LOG_FORMAT") or ("json" if production else "text")).strip().lower()
+    if log_format not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be json or text, not {log_format!r}")
+    log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    token = env.get("METRICS_TOKEN") or None
+    if token and production and len(token) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"METRICS_TOKEN is too weak: use at least {MIN_SECRET_LENGTH} random characters")
+    return ObservabilitySettings(
+        metrics_enabled=parse_bool("METRICS_ENABLED", env.get("METRICS_ENABLED"), True),
+        metrics_token=token,
+        multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        log_format=log_format,
+        log_level=log_level,
+        access_log=parse_bool("ACCESS_LOG", env.get("ACCESS_LOG"), True),
+    )
+
+
 def delivery_settings(env: Mapping[str, str], environment: str, instance_path: Path) -> DeliverySettings:
     """EMAIL_HOST → SMTP, TWILIO_ACCOUNT_SID → Twilio; otherwise the console outbox in development
     and test, and nothing in production unless EMAIL_BACKEND / SMS_BACKEND=console says so."""
@@ -286,6 +362,8 @@ class Settings:
     delivery: DeliverySettings
     translations_dir: Path = DEFAULT_TRANSLATIONS_DIR
     api_key_rate_limit: int = 1000  # requests per hour of a key created without its own rateLimit
+    webhooks: WebhookSettings = WebhookSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @property
     def is_development(self) -> bool:
@@ -353,6 +431,8 @@ class Settings:
             # a relative path is taken from the project root, where translations/ is by default
             translations_dir=DEFAULT_TRANSLATIONS_DIR.parent / env["TRANSLATIONS_DIR"] if env.get("TRANSLATIONS_DIR") else DEFAULT_TRANSLATIONS_DIR,
             api_key_rate_limit=max(1, parse_int("API_KEY_RATE_LIMIT", env.get("API_KEY_RATE_LIMIT"), 1000)),
+            webhooks=webhook_settings(env, production),
+            observability=observability_settings(env, production),
         )
 
 

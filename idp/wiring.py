@@ -5,6 +5,7 @@ Services never read `current_app`; these factories do, and hand them what they n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from flask_limiter import Limiter
 from jinja2 import Environment
 from limits.strategies import RateLimiter
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.login import LoginFlow
 from idp.accounts.models import User
@@ -23,11 +25,13 @@ from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService
 from idp.accounts.throttle import AccountThrottle, memory_fallback
 from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
-from idp.audit.service import AuditLog, ClientInfo
+from idp.audit.service import AuditLog, AuditObserver, ClientInfo
 from idp.clock import utcnow
 from idp.config import Settings
 from idp.delivery import Delivery, DeliveryQueue, MessageRenderer, Senders
+from idp.delivery.after_commit import send_after_commit
 from idp.delivery.build import build_queue, build_senders
+from idp.delivery.messages import WebhookJob
 from idp.extensions import db
 from idp.mfa.backup_codes import BackupCodes
 from idp.mfa.challenge import LoginChallenges
@@ -41,6 +45,9 @@ from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
 from idp.security.tokens import AccessTokens
+from idp.webhooks.courier import WebhookCourier
+from idp.webhooks.models import WebhookDelivery
+from idp.webhooks.service import Dispatch, WebhookEvents, WebhookService
 
 
 @dataclass
@@ -65,6 +72,9 @@ class Components:
     # always in autocommit mode, so one UPDATE is one round trip, without BEGIN and COMMIT and
     # without switching a pooled connection's isolation level back and forth (two more trips).
     autocommit: Engine
+    # Told of every audit event as it is recorded (metrics, logs); per-request observers such as
+    # the webhook dispatcher are added by `audit_log()`.
+    audit_observers: tuple[AuditObserver, ...] = ()
 
 
 def build_components(settings: Settings, limiter: Limiter, started_at: float, *, templates: Environment) -> Components:
@@ -75,7 +85,9 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
     keys = KeyRing(lambda: db.session(), box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
     tokens = AccessTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, alg=settings.access_token_alg, clock=utcnow)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
-    senders = build_senders(settings.delivery)
+    # the courier runs after a commit (inline) or in the worker: with a database session of its own
+    courier = WebhookCourier(lambda: DbSession(db.engine, expire_on_commit=False), box, settings.webhooks, utcnow)
+    senders = dataclasses.replace(build_senders(settings.delivery), webhooks=courier)
     return Components(
         settings,
         PasswordHashing(settings.argon2),
@@ -90,7 +102,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         started_at,
         renderer=MessageRenderer(templates),
         senders=senders,
-        delivery_queue=build_queue(settings.delivery, senders, client),
+        delivery_queue=build_queue(settings.delivery, senders, client, webhook_retry_intervals=settings.webhooks.retry_intervals),
         autocommit=create_engine(settings.database.url, isolation_level="AUTOCOMMIT", **settings.database.engine_options),
     )
 
@@ -106,7 +118,9 @@ def delivery() -> Delivery:
 
 
 def audit_log() -> AuditLog:
-    return AuditLog(db.session(), utcnow)
+    """The audit log of this request's session; the events it records also fire webhooks."""
+    session = db.session()
+    return AuditLog(session, utcnow, observers=(*components().audit_observers, WebhookEvents(session, webhook_dispatch(), utcnow)))
 
 
 def session_service() -> SessionService:
@@ -241,3 +255,18 @@ def api_key_service() -> ApiKeyService:
         return AccountThrottle(c.limiter.limiter, f"{requests} per hour", namespace, c.throttle_fallback)
 
     return ApiKeyService(db.session(), audit_log(), hourly, utcnow, default_rate_limit=c.settings.api_key_rate_limit)
+
+
+def webhook_dispatch() -> Dispatch:
+    """Sends a new webhook delivery once this request's transaction commits."""
+    session, queue = db.session(), components().delivery_queue
+
+    def dispatch(delivery: WebhookDelivery) -> None:
+        send_after_commit(session, queue, WebhookJob(delivery.id), f"webhook {delivery.event}")
+
+    return dispatch
+
+
+def webhook_service() -> WebhookService:
+    c = components()
+    return WebhookService(db.session(), c.box, audit_log(), webhook_dispatch(), c.settings.webhooks, utcnow)

@@ -9,7 +9,7 @@ from idp.config import Settings
 
 def api_blueprints(settings: Settings) -> tuple[Blueprint, list[Blueprint]]:
     """The API blueprint (under the general rate limit) and the parts exempt from limits."""
-    from idp.api import api_keys, audit, auth, email, health, two_factor
+    from idp.api import api_keys, audit, auth, email, health, two_factor, webhooks
 
     api = Blueprint("api", __name__, url_prefix=settings.api_base_path)
     api.register_blueprint(health.bp)
@@ -18,5 +18,6 @@ def api_blueprints(settings: Settings) -> tuple[Blueprint, list[Blueprint]]:
     api.register_blueprint(two_factor.bp)
     api.register_blueprint(email.bp)
     api.register_blueprint(api_keys.bp)
+    api.register_blueprint(webhooks.bp)
     # load balancers probe health often; it must never answer 429
     return api, [health.bp]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
@@ -39,6 +39,9 @@ EVENTS = frozenset(
         "api_key_created",
         "api_key_rotated",
         "api_key_revoked",
+        "webhook_created",
+        "webhook_deleted",
+        "webhook_disabled",
     }
 )
 
@@ -63,12 +66,20 @@ class Page:
         return (self.total + self.limit - 1) // self.limit
 
 
+class AuditObserver(Protocol):
+    """Told of every event as it is recorded, inside the caller's unit of work (before its commit):
+    webhooks queue their deliveries there, metrics count outcomes."""
+
+    def observe(self, event: AuditEvent) -> None: ...
+
+
 class AuditLog:
     """Adds events to the caller's unit of work; the caller commits."""
 
-    def __init__(self, session: DbSession, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: DbSession, clock: Callable[[], datetime], observers: Sequence[AuditObserver] = ()) -> None:
         self._session = session
         self._clock = clock
+        self._observers = observers
 
     def record(
         self,
@@ -81,17 +92,18 @@ class AuditLog:
     ) -> None:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
-        self._session.add(
-            AuditEvent(
-                user_id=user_id,
-                event=event,
-                success=success,
-                ip_address=client.ip_address,
-                user_agent=(client.user_agent or "")[:512] or None,
-                details=details or {},
-                created_at=self._clock(),
-            )
+        row = AuditEvent(
+            user_id=user_id,
+            event=event,
+            success=success,
+            ip_address=client.ip_address,
+            user_agent=(client.user_agent or "")[:512] or None,
+            details=details or {},
+            created_at=self._clock(),
         )
+        self._session.add(row)
+        for observer in self._observers:
+            observer.observe(row)
 
     def for_user(self, user_id: str, *, page: int, limit: int) -> Page:
         """The user's own events, newest first."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 from rq import Queue
 
@@ -30,8 +32,10 @@ def build_senders(settings: DeliverySettings) -> Senders:
     return Senders(email=email, sms=sms)
 
 
-def build_queue(settings: DeliverySettings, senders: Senders, connection: redis.Redis | None) -> DeliveryQueue:
+def build_queue(
+    settings: DeliverySettings, senders: Senders, connection: redis.Redis | None, *, webhook_retry_intervals: Sequence[int] = ()
+) -> DeliveryQueue:
     """RQ on Redis when there is one, else inline in this process."""
     if connection is None:
         return InlineDeliveryQueue(senders)
-    return RqDeliveryQueue(Queue(settings.queue_name, connection=connection), settings.retry_intervals)
+    return RqDeliveryQueue(Queue(settings.queue_name, connection=connection), settings.retry_intervals, webhook_retry_intervals)

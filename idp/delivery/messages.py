@@ -24,7 +24,14 @@ class OutgoingSms:
     body: str
 
 
-Message = OutgoingEmail | OutgoingSms
+@dataclass(frozen=True)
+class WebhookJob:
+    """One webhook delivery, by id: its body, target and secret stay in the database."""
+
+    delivery_id: str
+
+
+Message = OutgoingEmail | OutgoingSms | WebhookJob
 
 
 class EmailSender(Protocol):
@@ -39,9 +46,17 @@ class SmsSender(Protocol):
     def send_sms(self, message: OutgoingSms) -> None: ...
 
 
+class WebhookCourier(Protocol):
+    """Makes the next attempt of a webhook delivery and records it; `last_chance`: none follows.
+    Returns whether another attempt should be scheduled."""
+
+    def attempt_delivery(self, delivery_id: str, *, last_chance: bool) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Senders:
     """The senders configured for this process; None means the channel is unavailable."""
 
     email: EmailSender | None
     sms: SmsSender | None
+    webhooks: WebhookCourier | None = None

@@ -9,7 +9,7 @@ from typing import Protocol
 from rq import Callback, Queue, Retry
 
 from idp.delivery import tasks
-from idp.delivery.messages import Message, OutgoingEmail, Senders
+from idp.delivery.messages import Message, OutgoingEmail, OutgoingSms, Senders
 
 log = logging.getLogger("idp.delivery")
 
@@ -23,24 +23,29 @@ class DeliveryQueue(Protocol):
 
 
 class RqDeliveryQueue:
-    """Enqueues one RQ job per message; failed attempts are retried after `retry_intervals` seconds."""
+    """Enqueues one RQ job per message; failed attempts are retried after `retry_intervals` seconds
+    (`webhook_retry_intervals` for webhooks, whose every attempt is recorded)."""
 
-    def __init__(self, queue: Queue, retry_intervals: Sequence[int]) -> None:
+    def __init__(self, queue: Queue, retry_intervals: Sequence[int], webhook_retry_intervals: Sequence[int] = ()) -> None:
         self.queue = queue
         self._retry_intervals = list(retry_intervals)
+        self._webhook_retry_intervals = list(webhook_retry_intervals)
 
     def submit(self, message: Message, label: str) -> None:
         func: Callable[..., None]
         args: tuple[str, ...]
+        intervals = self._retry_intervals
         if isinstance(message, OutgoingEmail):
             func, args = tasks.deliver_email, (message.to, message.subject, message.text, message.html)
-        else:
+        elif isinstance(message, OutgoingSms):
             func, args = tasks.deliver_sms, (message.to, message.body)
+        else:
+            func, args, intervals = tasks.deliver_webhook, (message.delivery_id,), self._webhook_retry_intervals
         job = self.queue.enqueue_call(
             func,
             args=args,
             description=label,  # RQ logs the description; the default one would quote the arguments
-            retry=Retry(max=len(self._retry_intervals), interval=self._retry_intervals),
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             on_failure=Callback(tasks.report_failure),
             timeout=JOB_TIMEOUT,
             result_ttl=0,  # a sent message leaves nothing behind in Redis
@@ -57,6 +62,6 @@ class InlineDeliveryQueue:
 
     def submit(self, message: Message, label: str) -> None:
         try:
-            tasks.perform(message, self._senders)
+            tasks.perform(message, self._senders, last_chance=True)
         except Exception as exc:
             log.error("delivery of %s failed (inline, not retried): %s", label, tasks.failure_reason(exc))

@@ -13,15 +13,24 @@ from typing import Any
 
 from flask import current_app
 
-from idp.delivery.messages import Message, OutgoingEmail, OutgoingSms, Senders
+from idp.delivery.messages import Message, OutgoingEmail, OutgoingSms, Senders, WebhookJob
 from idp.errors import DeliveryUnavailable
 
 log = logging.getLogger("idp.delivery")
 
 
-def perform(message: Message, senders: Senders) -> None:
+class WebhookAttemptFailed(Exception):
+    """This attempt of a webhook delivery failed (and was recorded); RQ schedules the next one."""
+
+
+def perform(message: Message, senders: Senders, *, last_chance: bool = False) -> None:
     """Send one message with the configured sender (the job body, queued or inline)."""
-    if isinstance(message, OutgoingEmail):
+    if isinstance(message, WebhookJob):
+        if senders.webhooks is None:
+            raise DeliveryUnavailable("Webhook delivery is not configured")
+        if senders.webhooks.attempt_delivery(message.delivery_id, last_chance=last_chance):
+            raise WebhookAttemptFailed("will retry")
+    elif isinstance(message, OutgoingEmail):
         if senders.email is None:
             raise DeliveryUnavailable("Email delivery is not configured")
         senders.email.send_email(message)
@@ -37,6 +46,11 @@ def deliver_email(to: str, subject: str, text: str, html: str) -> None:
 
 def deliver_sms(to: str, body: str) -> None:
     perform(OutgoingSms(to=to, body=body), _senders())
+
+
+def deliver_webhook(delivery_id: str) -> None:
+    """One attempt; raises while attempts remain so that RQ retries after its backoff."""
+    perform(WebhookJob(delivery_id), _senders())
 
 
 def _senders() -> Senders:

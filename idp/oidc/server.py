@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from idp.accounts.models import Session
 from idp.accounts.sessions import session_not_revoked
-from idp.audit.service import AuditLog, ClientInfo
+from idp.audit.service import ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
 from idp.oidc.clients import ClientCache, ClientRegistry
@@ -32,7 +32,7 @@ from idp.oidc.id_tokens import ID_TOKEN_ALG
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
-from idp.wiring import components
+from idp.wiring import audit_log, components
 
 
 class RegisteredClient(ClientMixin):
@@ -174,7 +174,7 @@ class Revocation(RevocationEndpoint):
         if token.session is not None and token.session.revoked_at is None:
             token.session.revoked_at = utcnow()
             token.session.revoke_reason = "revoked_by_client"
-            AuditLog(db.session(), utcnow).record(
+            audit_log().record(
                 "token_revoked",
                 user_id=token.session.user_id,
                 client=ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent")),

@@ -1,0 +1,189 @@
+"""A user's webhooks (each user reaches only their own) and the deliveries that events create."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+
+from idp.audit.models import AuditEvent
+from idp.audit.service import AuditLog, ClientInfo
+from idp.clock import iso
+from idp.config import WebhookSettings
+from idp.errors import Conflict, NotFound, ValidationFailed
+from idp.models import new_id
+from idp.security.secretbox import SecretBox
+from idp.webhooks.events import FROM_AUDIT, event_data
+from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from idp.webhooks.signing import new_secret
+from idp.webhooks.targets import Resolver, TargetRefused, check_target, resolve
+
+# Called with a new delivery (added to the session); sends it once the transaction commits.
+Dispatch = Callable[[WebhookDelivery], None]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    delivery: WebhookDelivery
+    attempts: list[WebhookAttempt]
+
+
+def delivery_for(webhook: Webhook, event: str, data: dict[str, Any], now: datetime) -> WebhookDelivery:
+    """A delivery of `event` to `webhook`, its body fixed now: every attempt sends (and signs) these bytes."""
+    delivery_id = new_id()
+    body = json.dumps({"id": delivery_id, "event": event, "data": data, "timestamp": iso(now)}, separators=(",", ":"))
+    return WebhookDelivery(id=delivery_id, webhook_id=webhook.id, event=event, body=body, created_at=now)
+
+
+class WebhookService:
+    """Webhooks of one user at a time; a webhook of someone else is as absent as one that does not exist."""
+
+    def __init__(
+        self,
+        db: DbSession,
+        box: SecretBox,
+        audit: AuditLog,
+        dispatch: Dispatch,
+        settings: WebhookSettings,
+        clock: Callable[[], datetime],
+        resolver: Resolver = resolve,
+    ) -> None:
+        self._db = db
+        self._box = box
+        self._audit = audit
+        self._dispatch = dispatch
+        self._settings = settings
+        self._clock = clock
+        self._resolver = resolver
+
+    def create(self, user_id: str, *, url: str, events: list[str], client: ClientInfo) -> tuple[Webhook, str]:
+        """A new webhook; returns it and its signing secret (shown once). Commits."""
+        self._check_url(url)
+        count = self._db.scalar(select(func.count()).select_from(Webhook).where(Webhook.user_id == user_id)) or 0
+        if count >= self._settings.max_per_user:
+            raise Conflict(f"At most {self._settings.max_per_user} webhooks per user")
+        now = self._clock()
+        secret = new_secret()
+        webhook = Webhook(
+            user_id=user_id,
+            url=url,
+            events=list(dict.fromkeys(events)),
+            secret=self._box.encrypt(secret),
+            is_active=True,
+            consecutive_failures=0,
+            created_at=now,
+            updated_at=now,
+        )
+        self._db.add(webhook)
+        self._db.flush()
+        self._audit.record("webhook_created", user_id=user_id, client=client, details={"webhookId": webhook.id})
+        self._db.commit()
+        return webhook, secret
+
+    def list(self, user_id: str) -> list[Webhook]:
+        return list(self._db.scalars(select(Webhook).where(Webhook.user_id == user_id).order_by(Webhook.created_at.desc())))
+
+    def get(self, user_id: str, webhook_id: str) -> Webhook:
+        webhook = self._db.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.user_id == user_id))
+        if webhook is None:
+            raise NotFound("Webhook not found")
+        return webhook
+
+    def update(self, user_id: str, webhook_id: str, *, changes: dict[str, Any]) -> Webhook:
+        """Change url, events or isActive (only the fields given); turning a webhook back on
+        forgets its failures. Commits."""
+        webhook = self.get(user_id, webhook_id)
+        if "url" in changes:
+            self._check_url(changes["url"])
+            webhook.url = changes["url"]
+        if "events" in changes:
+            webhook.events = list(dict.fromkeys(changes["events"]))
+        if "is_active" in changes:
+            active = bool(changes["is_active"])
+            if active and not webhook.is_active:
+                webhook.consecutive_failures = 0
+                webhook.disabled_at = None
+            webhook.is_active = active
+        webhook.updated_at = self._clock()
+        self._db.commit()
+        return webhook
+
+    def delete(self, user_id: str, webhook_id: str, *, client: ClientInfo) -> None:
+        webhook = self.get(user_id, webhook_id)
+        self._db.delete(webhook)
+        self._audit.record("webhook_deleted", user_id=user_id, client=client, details={"webhookId": webhook_id})
+        self._db.commit()
+
+    def send_test(self, user_id: str, webhook_id: str) -> WebhookDelivery:
+        """Queue a `webhook.test` event to this webhook, whichever events it subscribes to. Commits."""
+        webhook = self.get(user_id, webhook_id)
+        if not webhook.is_active:
+            raise Conflict("This webhook is disabled; turn it on first")
+        now = self._clock()
+        delivery = delivery_for(webhook, "webhook.test", {"webhookId": webhook.id, "message": "This is a test event"}, now)
+        self._db.add(delivery)
+        self._dispatch(delivery)
+        self._db.commit()
+        return delivery
+
+    def deliveries(self, user_id: str, webhook_id: str, *, limit: int = 20) -> builtins.list[DeliveryRecord]:
+        """The webhook's latest deliveries, newest first, each with its attempts in order."""
+        webhook = self.get(user_id, webhook_id)
+        deliveries = list(
+            self._db.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == webhook.id)
+                .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+                .limit(limit)
+            )
+        )
+        attempts: dict[str, builtins.list[WebhookAttempt]] = {d.id: [] for d in deliveries}
+        if deliveries:
+            for attempt in self._db.scalars(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(attempts)).order_by(WebhookAttempt.attempt)
+            ):
+                attempts[attempt.delivery_id].append(attempt)
+        return [DeliveryRecord(d, attempts[d.id]) for d in deliveries]
+
+    def _check_url(self, url: str) -> None:
+        try:
+            check_target(
+                url,
+                allow_private=self._settings.allow_private_targets,
+                require_https=self._settings.require_https,
+                resolver=self._resolver,
+            )
+        except TargetRefused as refused:
+            raise ValidationFailed(errors=[f"url: {refused}"]) from None
+
+
+class WebhookEvents:
+    """An audit observer: a recorded event that maps to a webhook event becomes one delivery per
+    active webhook of that user subscribed to it, sent after the transaction commits (and never
+    if it rolls back)."""
+
+    def __init__(self, db: DbSession, dispatch: Dispatch, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._dispatch = dispatch
+        self._clock = clock
+
+    def observe(self, event: AuditEvent) -> None:
+        name = FROM_AUDIT.get(event.event)
+        if name is None or event.user_id is None:
+            return
+        with self._db.no_autoflush:
+            webhooks = self._db.scalars(
+                select(Webhook).where(Webhook.user_id == event.user_id, Webhook.is_active.is_(True))
+            ).all()
+        now = self._clock()
+        for webhook in webhooks:
+            if name in webhook.events:
+                delivery = delivery_for(webhook, name, event_data(event), now)
+                self._db.add(delivery)
+                self._dispatch(delivery)

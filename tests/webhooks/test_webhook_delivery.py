@@ -1,0 +1,264 @@
+"""Webhook delivery to a real receiver on loopback: events fired where they happen, both signatures,
+retries with exponential backoff by the RQ worker, every attempt recorded, disabling after
+repeated failures, and the target checked again at delivery time."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pyotp
+import pytest
+from flask import Flask
+from rq import Queue
+from rq.scheduler import RQScheduler
+from sqlalchemy import select
+
+from idp.audit.models import AuditEvent
+from idp.delivery.queue import RqDeliveryQueue
+from idp.extensions import db
+from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from tests.conftest import Api, BurstWorker
+from tests.webhooks.conftest import Receiver, create_webhook
+
+ALL_EVENTS = ["2fa.enabled", "2fa.disabled", "2fa.verified", "2fa.failed", "user.login", "user.logout"]
+
+
+def rq_queue(app: Flask) -> Queue | None:
+    queue = app.extensions["idp"].delivery_queue
+    return queue.queue if isinstance(queue, RqDeliveryQueue) else None
+
+
+def run_jobs(app: Flask) -> None:
+    """Work the queue until it is empty (inline delivery has already happened)."""
+    queue = rq_queue(app)
+    if queue is not None:
+        with app.app_context():
+            BurstWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def attempts_of(app: Flask, delivery_id: str) -> list[tuple[int, int | None, bool]]:
+    with app.app_context():
+        rows = db.session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.attempt))
+        return [(a.attempt, a.status_code, a.success) for a in rows]
+
+
+def delivery(app: Flask, delivery_id: str) -> WebhookDelivery:
+    with app.app_context():
+        found = db.session.get(WebhookDelivery, delivery_id)
+        assert found is not None
+        return found
+
+
+def send_test(api: Api, token: str, webhook_id: str) -> str:
+    response = api.client.post(f"/api/webhooks/{webhook_id}/test", headers=api.bearer(token))
+    assert response.status_code == 200, response.json
+    return str(response.json["data"]["deliveryId"])
+
+
+def test_events_are_fired_where_they_happen_and_signed_both_ways(api, app, receiver):
+    token = api.verified_token("alice")
+    create_webhook(api, token, receiver, ALL_EVENTS)
+    secret, backup_codes = api.enable_totp(token)  # 2fa.enabled
+    wrong = api.client.post("/api/2fa/verify", json={"tempToken": api.challenge()["tempToken"], "code": "000000"})
+    assert wrong.status_code == 400  # 2fa.failed
+    temp = api.challenge()["tempToken"]
+    signed_in = api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": pyotp.TOTP(secret).now()})
+    assert signed_in.status_code == 200, signed_in.json  # 2fa.verified, user.login
+    fresh = signed_in.json["data"]["accessToken"]
+    me = api.client.get("/api/auth/me", headers=api.bearer(fresh)).json["data"]["user"]
+    method_id = api.client.get("/api/2fa/methods", headers=api.bearer(fresh)).json["data"]["methods"][0]["id"]
+    assert api.client.post("/api/auth/logout", headers=api.bearer(fresh)).status_code == 200  # user.logout
+    again = api.client.post("/api/2fa/verify-backup-code", json={"tempToken": api.challenge()["tempToken"], "code": backup_codes[0]})
+    assert again.status_code == 200, again.json  # 2fa.verified (backup code), user.login
+    removed = api.client.delete(f"/api/2fa/methods/{method_id}", headers=api.bearer(again.json["data"]["accessToken"]))
+    assert removed.status_code == 200, removed.json  # 2fa.disabled
+    run_jobs(app)
+
+    events = receiver.events()
+    assert events == [
+        "2fa.enabled", "2fa.failed", "2fa.verified", "user.login", "user.logout", "2fa.verified", "user.login", "2fa.disabled"
+    ], events
+    user_id = me["id"]
+    for item in receiver.received:
+        assert item.legacy_valid and item.standard_valid, item.headers
+        payload = item.payload
+        assert set(payload) == {"id", "event", "data", "timestamp"}
+        assert item.headers["X-Webhook-Event"] == payload["event"]
+        assert item.headers["X-Webhook-Id"] == item.headers["Webhook-Id"] == payload["id"]
+        assert abs(int(item.headers["X-Webhook-Timestamp"]) - time.time()) < 60
+        assert datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00")).tzinfo == UTC
+        assert payload["data"]["userId"] == user_id
+        assert secret not in item.body.decode() and "000000" not in item.body.decode()
+    by_event = {r.event: r.payload["data"] for r in reversed(receiver.received)}  # the first of each
+    assert by_event["2fa.enabled"]["method"] == "totp" and by_event["2fa.verified"]["method"] == "totp"
+    assert receiver.received[5].payload["data"]["method"] == "backup_code"
+    assert by_event["2fa.failed"]["method"] == "code" and by_event["2fa.failed"]["attemptsLeft"] == 4
+    assert by_event["user.logout"]["sessionId"]
+    assert len({r.payload["id"] for r in receiver.received}) == len(receiver.received)
+
+
+def test_only_subscribed_events_of_the_owner_are_sent(api, app, receiver):
+    alice = api.verified_token("alice")
+    create_webhook(api, alice, receiver, ["2fa.enabled"])
+    assert api.login("alice").status_code == 200  # user.login: not subscribed
+    bob = api.verified_token("bob")
+    api.enable_totp(bob)  # bob's event: not alice's webhook
+    api.enable_totp(alice)
+    run_jobs(app)
+    assert receiver.events() == ["2fa.enabled"]
+
+
+def test_a_sign_in_on_the_hosted_pages_fires_the_same_event(api, app, receiver):
+    token = api.token("alice")
+    create_webhook(api, token, receiver, ["user.login"])
+    browser = app.test_client()
+    page = browser.get("/login")
+    import re
+
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert csrf
+    response = browser.post("/login", data={"csrf_token": csrf.group(1), "identifier": "alice", "password": Api.PASSWORD})
+    assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
+    run_jobs(app)
+    assert receiver.events() == ["user.login"]
+
+
+def test_a_test_event_reaches_a_webhook_whatever_it_subscribes_to(api, app, receiver):
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver, ["2fa.enabled"])
+    delivery_id = send_test(api, token, webhook["id"])
+    run_jobs(app)
+    assert receiver.events() == ["webhook.test"] and receiver.received[0].payload["id"] == delivery_id
+    assert receiver.received[0].payload["data"]["webhookId"] == webhook["id"]
+    assert receiver.received[0].legacy_valid and receiver.received[0].standard_valid
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # RQ on Redis
+def test_two_failures_then_success_are_all_recorded(api, app, receiver):
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver, ["user.login"])
+    receiver.script = [500, 503]
+    delivery_id = send_test(api, token, webhook["id"])
+    run_jobs(app)
+    assert attempts_of(app, delivery_id) == [(1, 500, False), (2, 503, False), (3, 200, True)]
+    assert delivery(app, delivery_id).status == "delivered" and delivery(app, delivery_id).attempts == 3
+    assert len({r.payload["id"] for r in receiver.received}) == 1  # the same message each time
+    assert all(r.legacy_valid and r.standard_valid for r in receiver.received)
+    listed = api.client.get(f"/api/webhooks/{webhook['id']}/deliveries", headers=api.bearer(token)).json["data"]["deliveries"]
+    assert listed[0]["id"] == delivery_id and listed[0]["status"] == "delivered"
+    assert [(a["attempt"], a["statusCode"], a["success"]) for a in listed[0]["attempts"]] == [(1, 500, False), (2, 503, False), (3, 200, True)]
+    assert listed[0]["attempts"][0]["error"] == "HTTP 500"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # RQ on Redis
+def test_a_delivery_stops_after_five_attempts(api, app, receiver):
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    receiver.script = [500] * 10
+    delivery_id = send_test(api, token, webhook["id"])
+    run_jobs(app)
+    assert attempts_of(app, delivery_id) == [(n, 500, False) for n in range(1, 6)]
+    assert delivery(app, delivery_id).status == "failed" and len(receiver.received) == 5
+    shown = api.client.get(f"/api/webhooks/{webhook['id']}", headers=api.bearer(token)).json["data"]["webhook"]
+    assert shown["consecutiveFailures"] == 1 and shown["isActive"] is True
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # RQ on Redis
+def test_retries_wait_with_exponential_backoff(api, make_app, receiver):
+    """RQ holds each retry in its scheduled registry, 1 s, then 2 s after the failure (base 1 s),
+    and the scheduler moves it back to the queue when it is due."""
+    app = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_RETRY_BASE_SECONDS="1")
+    api = Api(app.test_client())
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    receiver.script = [500, 500]
+    delivery_id = send_test(api, token, webhook["id"])
+    queue = rq_queue(app)
+    assert queue is not None
+    scheduler = RQScheduler([queue], connection=queue.connection)
+    scheduler.prepare_registries([queue.name])
+    waits = []
+    for _ in range(2):
+        failed_at = time.time()
+        run_jobs(app)
+        registry = queue.scheduled_job_registry
+        (job_id,) = registry.get_job_ids()
+        due = registry.get_scheduled_time(job_id).timestamp()
+        waits.append(due - failed_at)
+        deadline = time.time() + 5
+        while registry.get_job_ids() and time.time() < deadline:  # RQ counts in whole seconds
+            time.sleep(0.1)
+            scheduler.enqueue_scheduled_jobs()
+    run_jobs(app)
+    # RQ keeps whole seconds (rounded down): 1 s is seen as (0, 1], 2 s as (1, 2], plus the run's own time
+    assert 0 < waits[0] <= 1.5 and 1 < waits[1] <= 2.5, waits
+    assert attempts_of(app, delivery_id) == [(1, 500, False), (2, 500, False), (3, 200, True)]
+
+
+@pytest.mark.parametrize("backend", ["embedded"])  # no Redis
+def test_without_redis_a_delivery_is_attempted_once_inline(api, app, receiver):
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    receiver.script = [500]
+    delivery_id = send_test(api, token, webhook["id"])  # delivered during the request, after its commit
+    assert attempts_of(app, delivery_id) == [(1, 500, False)] and delivery(app, delivery_id).status == "failed"
+
+
+def test_a_webhook_is_disabled_after_ten_failed_deliveries_in_a_row(make_app, receiver):
+    app = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_RETRY_BASE_SECONDS="0", WEBHOOK_MAX_ATTEMPTS="1")
+    api = Api(app.test_client())
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    receiver.script = [500] * 9 + [200] + [500] * 10
+    for _ in range(10):  # nine failures, then a success: the count starts again
+        send_test(api, token, webhook["id"])
+        run_jobs(app)
+    path = f"/api/webhooks/{webhook['id']}"
+    assert api.client.get(path, headers=api.bearer(token)).json["data"]["webhook"]["consecutiveFailures"] == 0
+    for _ in range(10):
+        send_test(api, token, webhook["id"])
+        run_jobs(app)
+    shown = api.client.get(path, headers=api.bearer(token)).json["data"]["webhook"]
+    assert shown["isActive"] is False and shown["disabledAt"] and shown["consecutiveFailures"] == 10
+    with app.app_context():
+        assert db.session.scalars(select(AuditEvent).where(AuditEvent.event == "webhook_disabled")).one().details["webhookId"] == webhook["id"]
+    refused = api.client.post(f"{path}/test", headers=api.bearer(token))
+    assert refused.status_code == 409
+    assert api.login("alice").status_code == 200 and len(receiver.received) == 20  # a disabled webhook gets nothing
+    turned_on = api.client.patch(path, headers=api.bearer(token), json={"isActive": True}).json["data"]["webhook"]
+    assert turned_on["isActive"] and turned_on["consecutiveFailures"] == 0 and turned_on["disabledAt"] is None
+
+
+def test_the_target_is_checked_again_when_delivering(make_app, receiver, backend):
+    """A webhook saved while private targets were allowed is not delivered once they are not."""
+    allowed = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_MAX_ATTEMPTS="1")
+    api = Api(allowed.test_client())
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    strict = make_app(WEBHOOK_MAX_ATTEMPTS="1", DELIVERY_QUEUE=_queue_name(allowed))
+    strict_api = Api(strict.test_client())
+    response = strict_api.client.post(f"/api/webhooks/{webhook['id']}/test", headers=strict_api.bearer(token))
+    assert response.status_code == 200
+    run_jobs(strict)
+    assert receiver.received == []
+    with strict.app_context():
+        attempt = db.session.scalars(select(WebhookAttempt)).one()
+        assert attempt.status_code is None and attempt.error == "target refused: points to a private, loopback or reserved address"
+
+
+def _queue_name(app: Flask) -> str:
+    queue = rq_queue(app)
+    return queue.name if queue is not None else "unused"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # inline delivery leaves nothing pending
+def test_a_disabled_webhook_gets_no_pending_delivery(api, app, receiver):
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    delivery_id = send_test(api, token, webhook["id"])
+    assert api.client.patch(f"/api/webhooks/{webhook['id']}", headers=api.bearer(token), json={"isActive": False}).status_code == 200
+    run_jobs(app)
+    assert receiver.received == [] and delivery(app, delivery_id).status == "cancelled"
+    with app.app_context():
+        assert db.session.scalars(select(Webhook)).one().consecutive_failures == 0
