@@ -29,3 +29,38 @@ errorlog = "-"
 if "ARGON2_CONCURRENCY" not in os.environ:
     raw_env = [f"ARGON2_CONCURRENCY={multiprocessing.cpu_count()}"]
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# /metrics adds up the counts of every worker process: prometheus_client keeps each process's values
+# in files under PROMETHEUS_MULTIPROC_DIR, which must be in the environment before a worker starts
+# (prometheus_client reads it when first imported). A dedicated directory; its *.db files are
+# removed when gunicorn starts, so counts start from zero with the server.
+_metrics_on = os.environ.get("METRICS_ENABLED", "true").strip().lower() not in ("0", "false", "no", "off")
+_metrics_dir_made = None  # made here, so removed on exit
+if _metrics_on and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    _metrics_dir_made = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
+
+
+def on_starting(server):
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:
+        import glob
+
+        os.makedirs(metrics_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(metrics_dir, "*.db")):
+            os.remove(stale)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_dir_made:
+        import shutil
+
+        shutil.rmtree(_metrics_dir_made, ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Mapping
@@ -33,8 +32,10 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.extensions import csrf, db, migrate
     from idp.http import register_http_policies
     from idp.i18n import install_babel
+    from idp.observability.install import install_observability
+    from idp.observability.logs import configure_logging
     from idp.oidc import endpoints as oauth_endpoints
-    from idp.oidc.discovery import StaticDocument, provider_metadata
+    from idp.oidc.discovery import DISCOVERY_PATH, JWKS_PATH, StaticDocument, provider_metadata
     from idp.oidc.jwks import WellKnownDocuments
     from idp.oidc.server import build_authorization_server
     from idp.ratelimits import install_limiter
@@ -49,6 +50,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
         static_folder=str(ROOT / "static"),
     )
     settings = Settings.load(env, Path(app.instance_path))
+    configure_logging(settings.observability, service=settings.service_name)
 
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -99,6 +101,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens, app.extensions["idp"].clients)
     metadata = StaticDocument(provider_metadata(settings.issuer))
     app.wsgi_app = WellKnownDocuments(app.wsgi_app, app, app.extensions["idp"].keys, metadata)  # type: ignore[method-assign]
+    components = app.extensions["idp"]
+    install_observability(app, settings, components.metrics, components.redis, fixed_routes=(JWKS_PATH, DISCOVERY_PATH))
     cli.register(app)
-    logging.basicConfig(level=logging.INFO)
     return app

@@ -27,17 +27,20 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from idp.accounts.models import User
+from idp.api.users import user_as_admin_sees
 from idp.audit.service import ClientInfo
-from idp.clock import iso, utcnow
+from idp.clock import iso
 from idp.errors import DomainError, NotFound
 from idp.extensions import db
 from idp.mfa.methods import reencrypt_totp_secrets
-from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, ClientRegistry, ClientSpec
+from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, ClientSpec, describe_client
 from idp.oidc.models import OAuthClient
 from idp.security.keys import SUPPORTED_ALGS
 from idp.security.models import SigningKey
 from idp.security.password_policy import password_problems
-from idp.wiring import account_service, components
+from idp.webhooks.service import reencrypt_webhook_secrets
+from idp.wiring import account_service, client_registry, components, user_administration
 
 keys = AppGroup("keys", help="Signing keys published in the JWKS.")
 secrets_group = AppGroup("secrets", help="Secrets encrypted at rest.")
@@ -83,13 +86,14 @@ def keys_list(as_json: bool) -> None:
 
 @secrets_group.command("reencrypt")
 def secrets_reencrypt() -> None:
-    """Re-encrypt every secret (signing keys, TOTP secrets) under the first ENCRYPTION_KEYS entry.
+    """Re-encrypt every secret (signing keys, TOTP secrets, webhook secrets) under the first ENCRYPTION_KEYS entry.
 
     Rotation: put the new key first with the old one after it, restart every process, run this,
     then drop the old key."""
     keys_count = components().keys.reencrypt(db.session())
     totp_count = reencrypt_totp_secrets(db.session(), components().box)
-    click.echo(f"re-encrypted {keys_count} signing keys and {totp_count} TOTP secrets")
+    webhook_count = reencrypt_webhook_secrets(db.session(), components().box)
+    click.echo(f"re-encrypted {keys_count} signing keys, {totp_count} TOTP secrets and {webhook_count} webhook secrets")
 
 
 @click.command("worker")
@@ -119,32 +123,12 @@ def worker(burst: bool) -> None:
 clients = AppGroup("clients", help="Relying parties (OAuth 2.0 / OpenID Connect clients).")
 
 
-def _client_view(client: OAuthClient) -> dict[str, Any]:
-    return {
-        "clientId": client.client_id,
-        "name": client.name,
-        "public": client.is_public,
-        "tokenEndpointAuthMethod": client.token_endpoint_auth_method,
-        "redirectUris": client.redirect_uris,
-        "postLogoutRedirectUris": client.post_logout_redirect_uris,
-        "grantTypes": client.grant_types,
-        "scopes": client.scopes,
-        "firstParty": client.first_party,
-        "requireMfa": client.require_mfa,
-        "createdAt": iso(client.created_at),
-    }
-
-
 def _emit(payload: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(payload, indent=2))
         return
     for item in payload if isinstance(payload, list) else [payload]:
         click.echo("\n".join(f"{key}: {value}" for key, value in item.items()) + "\n")
-
-
-def _registry() -> ClientRegistry:
-    return ClientRegistry(db.session(), utcnow, components().clients)
 
 
 def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:
@@ -189,15 +173,15 @@ def clients_create(
         require_mfa=require_mfa,
         auth_method=auth_method,
     )
-    client, secret = _registry().create(spec, client_id=client_id)
-    _emit({**_client_view(client), "clientSecret": secret}, as_json)
+    client, secret = client_registry().create(spec, client_id=client_id)
+    _emit({**describe_client(client), "clientSecret": secret}, as_json)
 
 
 @clients.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def clients_list(as_json: bool) -> None:
     """Every registered client."""
-    _emit([_client_view(c) for c in _registry().all()], as_json)
+    _emit([describe_client(c) for c in client_registry().all()], as_json)
 
 
 @clients.command("show")
@@ -205,14 +189,14 @@ def clients_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @_domain_errors
 def clients_show(client_id: str, as_json: bool) -> None:
-    _emit(_client_view(_registry().get(client_id)), as_json)
+    _emit(describe_client(client_registry().get(client_id)), as_json)
 
 
 @clients.command("delete")
 @click.argument("client_id")
 @_domain_errors
 def clients_delete(client_id: str) -> None:
-    _registry().delete(client_id)
+    client_registry().delete(client_id)
     click.echo(f"deleted {client_id}")
 
 
@@ -222,7 +206,7 @@ def clients_delete(client_id: str) -> None:
 @_domain_errors
 def clients_rotate_secret(client_id: str, as_json: bool) -> None:
     """Replace the secret (the old one stops working at once); the new one is shown once."""
-    _emit({"clientId": client_id, "clientSecret": _registry().rotate_secret(client_id)}, as_json)
+    _emit({"clientId": client_id, "clientSecret": client_registry().rotate_secret(client_id)}, as_json)
 
 
 demo = AppGroup("demo", help="A demo relying party and user to try the provider with (development only).")
@@ -283,7 +267,7 @@ def demo_seed() -> None:
             "client for http://localhost:5000 and a user whose password is written to disk. Register real clients "
             "with `flask --app wsgi clients create`."
         )
-    registry = _registry()
+    registry = client_registry()
     try:
         client = registry.get(DEMO_CLIENT_ID)
     except NotFound:
@@ -316,7 +300,78 @@ def demo_seed() -> None:
     click.echo(f"the password is kept in {password_file}")
 
 
+users = AppGroup("users", help="User accounts: create (administrators too), disable, enable, reset 2FA, end sessions.")
+CLI_CLIENT = ClientInfo(user_agent="flask users")
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--username", required=True)
+@click.password_option(help="Prompted (twice) when not given; IDP_NEW_PASSWORD is read too.", envvar="IDP_NEW_PASSWORD")
+@click.option("--admin", is_flag=True, help="Make the user an administrator (admin API, admin-scoped API keys).")
+@click.option("--email-verified", is_flag=True, help="Mark the email address as verified (you vouch for it).")
+@click.option("--json", "as_json", is_flag=True)
+@_domain_errors
+def users_create(email: str, username: str, password: str, admin: bool, email_verified: bool, as_json: bool) -> None:
+    """Create an account (the password policy applies)."""
+    user = account_service().register(email=email, username=username, password=password, client=CLI_CLIENT)
+    if email_verified:
+        user.email_verified = True
+    if admin:
+        user = user_administration().set_admin(user.id, True, by=None, client=CLI_CLIENT)  # commits
+    db.session.commit()
+    _emit(user_as_admin_sees(user), as_json)
+
+
+def _user_command(name: str, help_text: str) -> Callable[[Callable[[User], User | int]], Callable[..., None]]:
+    """A `flask users <name> EMAIL_OR_USERNAME` command around one administration step."""
+
+    def decorate(step: Callable[[User], User | int]) -> Callable[..., None]:
+        @users.command(name, help=help_text)
+        @click.argument("who")
+        @click.option("--json", "as_json", is_flag=True)
+        @_domain_errors
+        def command(who: str, as_json: bool) -> None:
+            result = step(user_administration().find(who))
+            _emit(user_as_admin_sees(result) if isinstance(result, User) else {"revoked": result}, as_json)
+
+        return command
+
+    return decorate
+
+
+@_user_command("disable", "Stop the user signing in; their sessions, tokens and API keys stop working at once.")
+def users_disable(user: User) -> User:
+    return user_administration().disable(user.id, by=None, client=CLI_CLIENT)
+
+
+@_user_command("enable", "Let a disabled user sign in again.")
+def users_enable(user: User) -> User:
+    return user_administration().enable(user.id, by=None, client=CLI_CLIENT)
+
+
+@_user_command("reset-2fa", "Remove every second factor, backup code and trusted device, and end the user's sessions.")
+def users_reset_two_factor(user: User) -> User:
+    return user_administration().reset_two_factor(user.id, by=None, client=CLI_CLIENT)
+
+
+@_user_command("revoke-sessions", "End every session of the user.")
+def users_revoke_sessions(user: User) -> int:
+    return user_administration().revoke_sessions(user.id, client=CLI_CLIENT)
+
+
+@_user_command("grant-admin", "Make the user an administrator.")
+def users_grant_admin(user: User) -> User:
+    return user_administration().set_admin(user.id, True, by=None, client=CLI_CLIENT)
+
+
+@_user_command("revoke-admin", "Take administrator rights away.")
+def users_revoke_admin(user: User) -> User:
+    return user_administration().set_admin(user.id, False, by=None, client=CLI_CLIENT)
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(users)
     app.cli.add_command(keys)
     app.cli.add_command(secrets_group)
     app.cli.add_command(worker)

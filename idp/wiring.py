@@ -17,6 +17,7 @@ from limits.strategies import RateLimiter
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session as DbSession
 
+from idp.accounts.admin import UserAdministration
 from idp.accounts.login import LoginFlow
 from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
@@ -38,7 +39,9 @@ from idp.mfa.challenge import LoginChallenges
 from idp.mfa.codes import OneTimeCodes
 from idp.mfa.devices import TrustedDevices
 from idp.mfa.methods import TwoFactorService
-from idp.oidc.clients import ClientCache
+from idp.observability.audit import AuditLogLines, OutcomeMetrics
+from idp.observability.metrics import AppMetrics
+from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.consent import ConsentService
 from idp.oidc.id_tokens import IdTokens
 from idp.security.keys import KeyRing
@@ -75,6 +78,7 @@ class Components:
     # Told of every audit event as it is recorded (metrics, logs); per-request observers such as
     # the webhook dispatcher are added by `audit_log()`.
     audit_observers: tuple[AuditObserver, ...] = ()
+    metrics: AppMetrics = dataclasses.field(default_factory=AppMetrics)
 
 
 def build_components(settings: Settings, limiter: Limiter, started_at: float, *, templates: Environment) -> Components:
@@ -88,6 +92,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
     # the courier runs after a commit (inline) or in the worker: with a database session of its own
     courier = WebhookCourier(lambda: DbSession(db.engine, expire_on_commit=False), box, settings.webhooks, utcnow)
     senders = dataclasses.replace(build_senders(settings.delivery), webhooks=courier)
+    metrics = AppMetrics()
     return Components(
         settings,
         PasswordHashing(settings.argon2),
@@ -104,11 +109,18 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         senders=senders,
         delivery_queue=build_queue(settings.delivery, senders, client, webhook_retry_intervals=settings.webhooks.retry_intervals),
         autocommit=create_engine(settings.database.url, isolation_level="AUTOCOMMIT", **settings.database.engine_options),
+        audit_observers=(OutcomeMetrics(metrics), AuditLogLines()),
+        metrics=metrics,
     )
 
 
 def components() -> Components:
     return current_app.extensions["idp"]
+
+
+def metrics() -> AppMetrics:
+    """This app's metrics, for the few outcomes that have no audit event (tokens of the API and of refresh grants)."""
+    return components().metrics
 
 
 def delivery() -> Delivery:
@@ -270,3 +282,14 @@ def webhook_dispatch() -> Dispatch:
 def webhook_service() -> WebhookService:
     c = components()
     return WebhookService(db.session(), c.box, audit_log(), webhook_dispatch(), c.settings.webhooks, utcnow)
+
+
+# -- administration --------------------------------------------------------------------------
+
+
+def user_administration() -> UserAdministration:
+    return UserAdministration(db.session(), session_service(), two_factor_service(), audit_log(), utcnow)
+
+
+def client_registry() -> ClientRegistry:
+    return ClientRegistry(db.session(), audit_log(), utcnow, components().clients)

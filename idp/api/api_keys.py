@@ -6,22 +6,25 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response
-from pydantic import Field, field_validator
+from pydantic import Field
 
+from idp.api.documented import documented
 from idp.api.envelope import ok, parse
 from idp.api.guard import client_info, require_bearer, token_identity
-from idp.api.schemas import Body
+from idp.api.responses import Wire
+from idp.api.schemas import WHOLE_FLOATS_AS_INTS, Body, Timestamp, left_out
 from idp.apikeys.models import ApiKey
 from idp.clock import as_utc, iso
 from idp.wiring import api_key_service
 
 bp = Blueprint("api_keys", __name__, url_prefix="/api-keys")
 
-Scope = Literal["*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write"]
+Scope = Literal["*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write", "admin"]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
-Scopes = Annotated[list[Scope], Field(min_length=1, max_length=6)]
-HourlyLimit = Annotated[int | None, Field(alias="rateLimit", strict=True, ge=1, le=1_000_000)]
-Expiry = Annotated[datetime | None, Field(alias="expiresAt")]
+Scopes = Annotated[list[Scope], Field(min_length=1, max_length=7)]
+HourlyLimit = Annotated[Annotated[int, Field(strict=True, ge=1, le=1_000_000), WHOLE_FLOATS_AS_INTS] | None, Field(alias="rateLimit")]
+Expiry = Annotated[Timestamp | None, Field(alias="expiresAt", description="In the future; null: never expires")]
+ADMIN_SCOPE_REFUSED = {403: "The admin scope, asked for by a non-administrator"}
 
 
 class CreateApiKeyRequest(Body):
@@ -32,17 +35,40 @@ class CreateApiKeyRequest(Body):
 
 
 class UpdateApiKeyRequest(Body):
-    name: Name | None = None
-    scopes: Scopes | None = None
+    name: Name = left_out()
+    scopes: Scopes = left_out()
     expires_at: Expiry = None  # null: never expires
     rate_limit: HourlyLimit = None  # null: the server's default
 
-    @field_validator("name", "scopes", mode="before")
-    @classmethod
-    def not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+
+class ApiKeyView(Wire):
+    id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it by")
+    scopes: list[Scope]
+    rateLimit: int = Field(description="Requests per hour")
+    expiresAt: datetime | None
+    lastUsedAt: datetime | None
+    revokedAt: datetime | None
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class ApiKeyWithSecret(ApiKeyView):
+    key: str = Field(description="The key itself, shown only this once")
+
+
+class ApiKeyShown(Wire):
+    apiKey: ApiKeyWithSecret
+    key: str
+
+
+class OneApiKey(Wire):
+    apiKey: ApiKeyView
+
+
+class ApiKeyList(Wire):
+    apiKeys: list[ApiKeyView]
 
 
 def api_key_view(key: ApiKey) -> dict[str, Any]:
@@ -70,6 +96,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 @bp.post("")
+@documented(request=CreateApiKeyRequest, responses={201: ApiKeyShown}, errors=ADMIN_SCOPE_REFUSED)
 @require_bearer
 def create() -> Response:
     data = parse(CreateApiKeyRequest)
@@ -85,18 +112,21 @@ def create() -> Response:
 
 
 @bp.get("")
+@documented(responses={200: ApiKeyList})
 @require_bearer
 def list_keys() -> Response:
     return ok({"apiKeys": [api_key_view(k) for k in api_key_service().list(token_identity().user.id)]})
 
 
 @bp.get("/<key_id>")
+@documented(responses={200: OneApiKey})
 @require_bearer
 def get(key_id: str) -> Response:
     return ok({"apiKey": api_key_view(api_key_service().get(token_identity().user.id, key_id))})
 
 
 @bp.patch("/<key_id>")
+@documented(request=UpdateApiKeyRequest, responses={200: OneApiKey}, errors=ADMIN_SCOPE_REFUSED)
 @require_bearer
 def update(key_id: str) -> Response:
     data = parse(UpdateApiKeyRequest)
@@ -115,6 +145,7 @@ def update(key_id: str) -> Response:
 
 
 @bp.delete("/<key_id>")
+@documented(responses={200: None})
 @require_bearer
 def delete(key_id: str) -> Response:
     api_key_service().delete(token_identity().user.id, key_id)
@@ -122,6 +153,7 @@ def delete(key_id: str) -> Response:
 
 
 @bp.post("/<key_id>/rotate")
+@documented(responses={200: ApiKeyShown}, errors={409: "The key is revoked"})
 @require_bearer
 def rotate(key_id: str) -> Response:
     key, secret = api_key_service().rotate(token_identity().user.id, key_id, client=client_info())
@@ -129,6 +161,7 @@ def rotate(key_id: str) -> Response:
 
 
 @bp.post("/<key_id>/revoke")
+@documented(responses={200: OneApiKey})
 @require_bearer
 def revoke(key_id: str) -> Response:
     key = api_key_service().revoke(token_identity().user.id, key_id, client=client_info())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from idp.api.documented import documented
 from idp.api.envelope import ok, parse
 from idp.api.guard import identity, require_bearer
+from idp.api.responses import AuditPage
 from idp.api.schemas import PageQuery
 from idp.api.users import audit_view
 from idp.wiring import audit_log
@@ -14,6 +16,7 @@ bp = Blueprint("audit", __name__)
 
 
 @bp.get("/audit-logs")
+@documented(query=PageQuery, responses={200: AuditPage})
 @require_bearer(scope="user:read")
 def audit_logs() -> Response:
     query = parse(PageQuery, dict(request.args))

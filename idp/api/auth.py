@@ -8,8 +8,10 @@ from flask import Blueprint, Response, request
 
 from idp.accounts.sessions import IssuedTokens
 from idp.api.cookies import DEVICE_COOKIE, REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
+from idp.api.documented import documented
 from idp.api.envelope import json_body, ok, parse
 from idp.api.guard import bearer_token, client_info, identity, require_bearer, require_recent_auth, token_identity
+from idp.api.responses import AccessToken, Me, Registered, SessionList, SessionsRevoked, SignedIn, TwoFactorRequired
 from idp.api.schemas import (
     ChangePasswordRequest,
     LoginRequest,
@@ -22,13 +24,16 @@ from idp.api.users import session_view, user_profile, user_registered, user_summ
 from idp.errors import DomainError, InvalidRefreshToken
 from idp.ratelimits import rate_limited
 from idp.security.tokens import InvalidAccessToken
-from idp.wiring import account_service, components, login_flow, recovery, session_service
+from idp.wiring import account_service, components, login_flow, metrics, recovery, session_service
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
-def signed_in(body: dict[str, Any], tokens: IssuedTokens, *, status: int = 200, message: str | None = None) -> Response:
-    """A success answer carrying the access token, with the refresh cookie set."""
+def signed_in(
+    body: dict[str, Any], tokens: IssuedTokens, *, status: int = 200, message: str | None = None, grant: str = "api_login"
+) -> Response:
+    """A success answer carrying the access token, with the refresh cookie set (counted under `grant`)."""
+    metrics().tokens_issued(grant)
     body["accessToken"] = tokens.access_token
     response = ok(body, status=status, message=message)
     set_refresh_cookie(response, tokens)
@@ -36,6 +41,7 @@ def signed_in(body: dict[str, Any], tokens: IssuedTokens, *, status: int = 200, 
 
 
 @bp.post("/register")
+@documented(request=RegisterRequest, responses={201: Registered}, errors={409: "The email or username is taken"})
 @rate_limited("register")
 def register() -> Response:
     data = parse(RegisterRequest)
@@ -46,6 +52,12 @@ def register() -> Response:
 
 
 @bp.post("/login")
+@documented(
+    request=LoginRequest,
+    responses={200: SignedIn | TwoFactorRequired},
+    errors={401: "Invalid credentials (or a disabled account, after a correct password)"},
+    cookies={DEVICE_COOKIE: "A trusted-device token, when `deviceToken` is not in the body"},
+)
 @rate_limited("login", failures_only=True)
 def login() -> Response:
     data = parse(LoginRequest)
@@ -66,16 +78,25 @@ def login() -> Response:
 
 
 @bp.post("/refresh")
+@documented(
+    request=RefreshRequest,
+    responses={200: AccessToken},
+    errors={401: "No refresh token, or an unknown, expired or revoked one (a reused one ends its session)"},
+    cookies={REFRESH_COOKIE: "The refresh token (else `refreshToken` in the body)"},
+)
 def refresh() -> Response:
     token = request.cookies.get(REFRESH_COOKIE) or parse(RefreshRequest).refresh_token
     if not token:
         raise InvalidRefreshToken("Refresh token required")
     tokens = session_service().refresh(token, client=client_info())
-    return signed_in({}, tokens)
+    return signed_in({}, tokens, grant="api_refresh")
 
 
 @bp.post("/logout")
+@documented(responses={200: None}, optional_bearer=True, cookies={REFRESH_COOKIE: "The refresh token of the session to end"})
 def logout() -> Response:
+    """End the session of the refresh token (the cookie, else `refreshToken` in the body) and the
+    bearer token's; always 200."""
     token = request.cookies.get(REFRESH_COOKIE) or _refresh_token_in_body()
     bearer_sid = None
     if access := bearer_token():
@@ -99,6 +120,7 @@ def _refresh_token_in_body() -> str | None:
 
 
 @bp.post("/password-reset/request")
+@documented(request=PasswordResetRequest, responses={200: None})
 def password_reset_request() -> Response:
     data = parse(PasswordResetRequest)
     recovery().request_reset(data.email, client=client_info())
@@ -106,6 +128,7 @@ def password_reset_request() -> Response:
 
 
 @bp.post("/password-reset/confirm")
+@documented(request=PasswordResetConfirm, responses={200: None}, errors={400: "An invalid or expired token, or a refused password"})
 def password_reset_confirm() -> Response:
     data = parse(PasswordResetConfirm)
     recovery().reset_password(data.token, data.new_password, client=client_info())
@@ -113,12 +136,14 @@ def password_reset_confirm() -> Response:
 
 
 @bp.get("/me")
+@documented(responses={200: Me})
 @require_bearer(scope="user:read")
 def me() -> Response:
     return ok({"user": user_profile(identity().user)})
 
 
 @bp.post("/revoke-sessions")
+@documented(responses={200: SessionsRevoked})
 @require_bearer
 def revoke_sessions() -> Response:
     count = session_service().revoke_all(identity().user.id, reason="revoked_by_user", client=client_info())
@@ -126,6 +151,7 @@ def revoke_sessions() -> Response:
 
 
 @bp.get("/sessions")
+@documented(responses={200: SessionList})
 @require_bearer
 def sessions() -> Response:
     current = token_identity().claims.sid
@@ -133,6 +159,7 @@ def sessions() -> Response:
 
 
 @bp.delete("/sessions/<session_id>")
+@documented(responses={200: None})
 @require_bearer
 def delete_session(session_id: str) -> Response:
     session_service().revoke_one(identity().user.id, session_id, client=client_info())
@@ -140,6 +167,11 @@ def delete_session(session_id: str) -> Response:
 
 
 @bp.post("/change-password")
+@documented(
+    request=ChangePasswordRequest,
+    responses={200: AccessToken},
+    errors={400: "The current password is wrong, or the new one is refused", 403: "The sign-in is older than REAUTH_WINDOW_SECONDS (`reauthentication_required`)"},
+)
 @require_bearer
 @require_recent_auth
 def change_password() -> Response:

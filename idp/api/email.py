@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from idp.api.documented import documented
 from idp.api.envelope import ok, parse
 from idp.api.guard import client_info, identity, require_bearer
+from idp.api.responses import EmailStatus
 from idp.api.schemas import EmailVerifyRequest
 from idp.wiring import recovery
 
@@ -13,6 +15,7 @@ bp = Blueprint("email", __name__, url_prefix="/email")
 
 
 @bp.post("/send-verification")
+@documented(responses={200: EmailStatus | None}, errors={503: "Email delivery is not configured on this server"})
 @require_bearer
 def send_verification() -> Response:
     user = identity().user
@@ -23,12 +26,14 @@ def send_verification() -> Response:
 
 
 @bp.get("/status")
+@documented(responses={200: EmailStatus})
 @require_bearer(scope="user:read")
 def status() -> Response:
     return ok({"emailVerified": identity().user.email_verified})
 
 
 @bp.post("/verify")
+@documented(request=EmailVerifyRequest, responses={200: EmailStatus}, errors={400: "An invalid, used or expired token"})
 def verify() -> Response:
     data = parse(EmailVerifyRequest)
     recovery().verify_email(data.token, client=client_info())

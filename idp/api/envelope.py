@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import NotFound
 
 from idp.errors import MalformedJson, ValidationFailed
 
@@ -43,13 +45,44 @@ def json_body() -> dict[str, Any]:
         raise MalformedJson()
     if not isinstance(payload, dict):
         raise ValidationFailed(errors=["body: must be a JSON object"])
+    return without_nul(payload)
+
+
+def without_nul(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload, refused (400) when a string in it holds U+0000: no text column stores one
+    (PostgreSQL refuses it), so such a value can only be a mistake or a probe."""
+    found = list(_nul_fields(payload))
+    if found:
+        raise ValidationFailed(errors=[f"{field}: must not contain the NUL character" for field in found])
     return payload
+
+
+def _nul_fields(value: Any, at: str = "") -> Iterator[str]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield at or "body"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            place = f"{at}.{key}" if at else str(key)
+            if "\x00" in key:
+                yield place
+            else:
+                yield from _nul_fields(item, place)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_fields(item, f"{at}.{index}" if at else str(index))
+
+
+def refuse_nul_in_path(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A path parameter holding U+0000 names nothing there can be: the route is not found (404)."""
+    if values and any(isinstance(value, str) and "\x00" in value for value in values.values()):
+        raise NotFound()
 
 
 def parse(model: type[M], payload: dict[str, Any] | None = None) -> M:
     """Validate a body against a schema; errors read `<field>: <reason>`."""
     try:
-        return model.model_validate(json_body() if payload is None else payload)
+        return model.model_validate(json_body() if payload is None else without_nul(payload))
     except ValidationError as exc:
         raise ValidationFailed(errors=[describe(err) for err in exc.errors()]) from None
 

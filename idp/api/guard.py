@@ -5,18 +5,27 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from flask import g, request
 
 from idp.accounts.sessions import BearerIdentity
+from idp.apikeys.service import ADMIN_SCOPE, KeyIdentity
 from idp.apikeys.service import KEY_MARK as API_KEY_MARK
-from idp.apikeys.service import KeyIdentity
 from idp.audit.service import ClientInfo
 from idp.errors import Forbidden, ReauthenticationRequired, Unauthorized
 from idp.wiring import api_key_service, components, session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
+BEARER_MARK = "_idp_bearer"
+
+
+@dataclass(frozen=True)
+class BearerRequirement:
+    """What `require_bearer` asks of a request, kept on the view for the OpenAPI document."""
+
+    scope: str | None  # the API-key scope that admits a key too; None: access tokens only
 
 
 def client_info() -> ClientInfo:
@@ -65,9 +74,23 @@ def require_bearer(view: F | None = None, /, *, scope: str | None = None) -> F |
                 g.identity = session_service().authenticate_bearer(token)
             return view(*args, **kwargs)
 
+        setattr(wrapper, BEARER_MARK, BearerRequirement(scope))
         return wrapper  # type: ignore[return-value]
 
     return decorate(view) if view is not None else decorate
+
+
+def require_admin(view: F) -> F:
+    """Administrators only: an admin's access token, or an API key with the `admin` scope whose
+    owner is (still) an administrator. Anyone else gets 403, without learning more."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not identity().user.is_admin:
+            raise Forbidden("Administrator access required")
+        return view(*args, **kwargs)
+
+    return require_bearer(scope=ADMIN_SCOPE)(wrapper)  # type: ignore[return-value]
 
 
 def identity() -> BearerIdentity | KeyIdentity:

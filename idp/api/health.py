@@ -4,17 +4,67 @@ from __future__ import annotations
 
 import resource
 import time
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify
+from pydantic import Field
 from sqlalchemy import text
 
 import idp
+from idp.api.documented import documented
+from idp.api.responses import Wire, omitted
 from idp.clock import iso, utcnow
 from idp.extensions import db
 from idp.wiring import components
 
 bp = Blueprint("health", __name__, url_prefix="/health")
+
+
+class Check(Wire):
+    status: Literal["up", "down"]
+    responseTime: float = omitted("Milliseconds")
+    error: str = omitted("The kind of failure, when down")
+    mode: Literal["embedded"] = omitted("No Redis configured: in-memory rate limits, inline delivery")
+    note: str = omitted()
+
+
+class MemoryCheck(Wire):
+    status: Literal["up"]
+    maxRssMiB: float = Field(description="Peak resident memory of this process")
+
+
+class Checks(Wire):
+    database: Check
+    redis: Check
+    memory: MemoryCheck
+
+
+class HealthReport(Wire):
+    """Unhealthy (503) when the database is down; degraded (200) when Redis is."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: datetime
+    service: str
+    version: str
+    uptime: float = Field(description="Seconds since the process started")
+    checks: Checks
+
+
+class Alive(Wire):
+    status: Literal["alive"]
+    timestamp: datetime
+
+
+class Ready(Wire):
+    status: Literal["ready"]
+    timestamp: datetime
+
+
+class NotReady(Wire):
+    status: Literal["not_ready"]
+    error: str
+    timestamp: datetime
 
 
 def _timed(check: Any) -> dict[str, Any]:
@@ -49,6 +99,7 @@ def _memory() -> dict[str, Any]:
 
 
 @bp.get("")
+@documented(responses={200: HealthReport, 503: HealthReport}, enveloped=False)
 def health() -> tuple[Response, int]:
     checks = {"database": _database(), "redis": _redis(), "memory": _memory()}
     if checks["database"]["status"] == "down":
@@ -69,11 +120,13 @@ def health() -> tuple[Response, int]:
 
 
 @bp.get("/live")
+@documented(responses={200: Alive}, enveloped=False)
 def live() -> Response:
     return jsonify(status="alive", timestamp=iso(utcnow()))
 
 
 @bp.get("/ready")
+@documented(responses={200: Ready, 503: NotReady}, enveloped=False)
 def ready() -> tuple[Response, int]:
     failures = [name for name, check in (("database", _database), ("redis", _redis)) if check()["status"] == "down"]
     if failures:

@@ -2,11 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
+
+from idp.security import password_policy
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+Email = Annotated[
+    EmailStr,
+    Field(max_length=254, description="An address mail can reach: special-use domains (.test, .local, localhost, ...) are refused"),
+]
+
+
+def _whole_float_as_int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A strict int refuses "5" and true, and 5.0 too, which JSON Schema counts as an integer: after a
+# strict int's constraints, `Annotated[int, Field(strict=True, ge=1), WHOLE_FLOATS_AS_INTS]`.
+WHOLE_FLOATS_AS_INTS = BeforeValidator(_whole_float_as_int)
+# Parsed as any Password; the policy (length, character classes, breach list) is the service's,
+# with a "validation_failed" answer of its own words. The document shows the policy's bounds.
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="At least one lower-case and one upper-case letter, a digit and a symbol; not a common breached password",
+        json_schema_extra={"minLength": password_policy.MIN_LENGTH, "maxLength": password_policy.MAX_LENGTH},
+    ),
+]
+
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only RFC 3339 date-times with a zone (as JavaScript's toJSON writes them), never a number
+    read as a Unix time or a date without its zone."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("must be a date-time like 2026-12-31T23:59:59Z")
+    return value
+
+
+# A point in time in a body or a query string
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_text)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def left_out() -> Any:
+    """The default of a field that may be left out but never sent as null: its type refuses null
+    (with a plain "input should be ..." error), and the document shows no default."""
+    return Field(default=None, json_schema_extra=_no_default)
 
 
 class Body(BaseModel):
@@ -14,13 +69,13 @@ class Body(BaseModel):
 
 
 class RegisterRequest(Body):
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Email
     username: Annotated[
         str,
         StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,30}$"),
         Field(description="3 to 30 letters, digits, underscores or hyphens"),
     ]
-    password: Password
+    password: NewPassword
 
 
 class LoginRequest(Body):
@@ -35,7 +90,7 @@ class RefreshRequest(Body):
 
 class ChangePasswordRequest(Body):
     current_password: Annotated[str, Field(alias="currentPassword", min_length=1, max_length=1024)]
-    new_password: Annotated[str, Field(alias="newPassword", min_length=1, max_length=1024)]
+    new_password: Annotated[NewPassword, Field(alias="newPassword")]
 
 
 class PageQuery(Body):
@@ -58,11 +113,12 @@ class CodeRequest(Body):
 
 
 class SmsSetupRequest(Body):
-    phone_number: Annotated[str, Field(alias="phoneNumber", pattern=r"^\+[1-9]\d{6,14}$", description="E.164, e.g. +14155550123")]
+    # [0-9], not \d: the validator's \d takes any Unicode digit (the document's, ASCII only)
+    phone_number: Annotated[str, Field(alias="phoneNumber", pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +14155550123")]
 
 
 class EmailSetupRequest(Body):
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Email
 
 
 class VerifyLoginRequest(Body):
@@ -92,4 +148,4 @@ class PasswordResetRequest(Body):
 
 class PasswordResetConfirm(Body):
     token: Token
-    new_password: Annotated[str, Field(alias="newPassword", min_length=1, max_length=1024)]
+    new_password: Annotated[NewPassword, Field(alias="newPassword")]

@@ -8,8 +8,20 @@ from flask import Blueprint, Response
 
 from idp.api.auth import signed_in
 from idp.api.cookies import clear_device_cookie, set_device_cookie
+from idp.api.documented import documented
 from idp.api.envelope import ok, parse
 from idp.api.guard import client_info, identity, require_bearer, require_recent_auth, require_recent_auth_once_protected
+from idp.api.responses import (
+    BackupCodeCount,
+    BackupCodes,
+    DeviceList,
+    DevicesRemoved,
+    MethodEnabled,
+    MethodList,
+    MethodRemoved,
+    TotpSetup,
+    TwoFactorSignedIn,
+)
 from idp.api.schemas import (
     CodeRequest,
     EmailSetupRequest,
@@ -25,12 +37,19 @@ from idp.ratelimits import rate_limited
 from idp.wiring import backup_codes, login_challenges, login_flow, trusted_devices, two_factor_service
 
 bp = Blueprint("two_factor", __name__, url_prefix="/2fa")
+SETUP_REFUSED = "The email address is not verified yet (`email_not_verified`), or 2FA is on and the sign-in is not recent"
+DELIVERY_MISSING = "SMS or email delivery is not configured on this server"
+WRONG_LOGIN_CODE = {
+    400: "A wrong code (`invalid_code`)",
+    401: "An invalid or expired tempToken, or one killed by five wrong codes (`invalid_temp_token`)",
+}
 
 
 # -- setup -------------------------------------------------------------------------------
 
 
 @bp.post("/totp/setup")
+@documented(responses={200: TotpSetup}, errors={403: SETUP_REFUSED})
 @require_bearer
 @require_recent_auth_once_protected
 def totp_setup() -> Response:
@@ -39,6 +58,11 @@ def totp_setup() -> Response:
 
 
 @bp.post("/totp/verify-setup")
+@documented(
+    request=VerifySetupRequest,
+    responses={200: BackupCodes},
+    errors={400: "A wrong code, or a secret that is not the pending one", 403: SETUP_REFUSED, 409: "No TOTP setup was started"},
+)
 @require_bearer
 @require_recent_auth_once_protected
 def totp_verify_setup() -> Response:
@@ -48,6 +72,7 @@ def totp_verify_setup() -> Response:
 
 
 @bp.post("/sms/setup")
+@documented(request=SmsSetupRequest, responses={200: None}, errors={403: SETUP_REFUSED, 503: DELIVERY_MISSING})
 @require_bearer
 @require_recent_auth_once_protected
 def sms_setup() -> Response:
@@ -57,6 +82,7 @@ def sms_setup() -> Response:
 
 
 @bp.post("/email/setup")
+@documented(request=EmailSetupRequest, responses={200: None}, errors={403: SETUP_REFUSED, 503: DELIVERY_MISSING})
 @require_bearer
 @require_recent_auth_once_protected
 def email_setup() -> Response:
@@ -72,6 +98,7 @@ def _verify_code_method(kind: str) -> Response:
 
 
 @bp.post("/sms/verify-setup")
+@documented(request=CodeRequest, responses={200: MethodEnabled}, errors={400: "A wrong code", 403: SETUP_REFUSED, 409: "No SMS setup was started"})
 @require_bearer
 @require_recent_auth_once_protected
 def sms_verify_setup() -> Response:
@@ -79,6 +106,7 @@ def sms_verify_setup() -> Response:
 
 
 @bp.post("/email/verify-setup")
+@documented(request=CodeRequest, responses={200: MethodEnabled}, errors={400: "A wrong code", 403: SETUP_REFUSED, 409: "No email setup was started"})
 @require_bearer
 @require_recent_auth_once_protected
 def email_verify_setup() -> Response:
@@ -102,6 +130,7 @@ def _sign_in(passed: SecondFactorPassed, *, trust_device: bool = False, device_n
 
 
 @bp.post("/verify")
+@documented(request=VerifyLoginRequest, responses={200: TwoFactorSignedIn}, errors=WRONG_LOGIN_CODE)
 @rate_limited("two_factor")
 def verify() -> Response:
     data = parse(VerifyLoginRequest)
@@ -110,6 +139,7 @@ def verify() -> Response:
 
 
 @bp.post("/verify-backup-code")
+@documented(request=VerifyBackupCodeRequest, responses={200: TwoFactorSignedIn}, errors=WRONG_LOGIN_CODE)
 @rate_limited("two_factor")
 def verify_backup_code() -> Response:
     data = parse(VerifyBackupCodeRequest)
@@ -117,6 +147,11 @@ def verify_backup_code() -> Response:
 
 
 @bp.post("/resend")
+@documented(
+    request=ResendRequest,
+    responses={200: None},
+    errors={400: "The method is not enabled for this account", 401: "An invalid or expired tempToken", 503: DELIVERY_MISSING},
+)
 @rate_limited("two_factor")
 def resend() -> Response:
     data = parse(ResendRequest)
@@ -128,12 +163,14 @@ def resend() -> Response:
 
 
 @bp.get("/methods")
+@documented(responses={200: MethodList})
 @require_bearer(scope="2fa:read")
 def methods() -> Response:
     return ok({"methods": [method_view(m) for m in two_factor_service().methods(identity().user.id)]})
 
 
 @bp.delete("/methods/<method_id>")
+@documented(responses={200: MethodRemoved}, errors={403: "The sign-in is not recent"})
 @require_bearer
 @require_recent_auth
 def delete_method(method_id: str) -> Response:
@@ -142,12 +179,14 @@ def delete_method(method_id: str) -> Response:
 
 
 @bp.get("/backup-codes/count")
+@documented(responses={200: BackupCodeCount})
 @require_bearer(scope="2fa:read")
 def backup_code_count() -> Response:
     return ok({"count": backup_codes().count(identity().user.id)})
 
 
 @bp.post("/backup-codes/generate")
+@documented(responses={200: BackupCodes}, errors={403: "The sign-in is not recent", 409: "Two-factor authentication is off"})
 @require_bearer
 @require_recent_auth
 def generate_backup_codes() -> Response:
@@ -156,12 +195,14 @@ def generate_backup_codes() -> Response:
 
 
 @bp.get("/devices")
+@documented(responses={200: DeviceList})
 @require_bearer(scope="2fa:read")
 def devices() -> Response:
     return ok({"devices": [device_view(d) for d in trusted_devices().list(identity().user.id)]})
 
 
 @bp.delete("/devices/<device_id>")
+@documented(responses={200: None})
 @require_bearer(scope="2fa:write")
 def delete_device(device_id: str) -> Response:
     two_factor_service().forget_devices(identity().user, client=client_info(), device_id=device_id)
@@ -169,6 +210,7 @@ def delete_device(device_id: str) -> Response:
 
 
 @bp.delete("/devices")
+@documented(responses={200: DevicesRemoved})
 @require_bearer(scope="2fa:write")
 def delete_all_devices() -> Response:
     count = two_factor_service().forget_devices(identity().user, client=client_info())

@@ -27,6 +27,11 @@ def user_profile(user: User) -> dict[str, Any]:
     }
 
 
+def user_as_admin_sees(user: User) -> dict[str, Any]:
+    """A user in the admin API and the `flask users` commands."""
+    return {**user_profile(user), "isAdmin": user.is_admin}
+
+
 def session_view(session: Session, current_id: str | None) -> dict[str, Any]:
     return {
         "id": session.id,

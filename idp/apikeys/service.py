@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +19,8 @@ from idp.security.digests import digest, random_token
 
 KEY_PREFIX = "pk_live_"
 KEY_MARK = "pk_"  # what tells a key from an access token in `Authorization: Bearer`
-SCOPES = ("*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write")
+SCOPES = ("*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write", "admin")
+ADMIN_SCOPE = "admin"  # never implied by "*": a key acts as an administrator only when it says so
 VISIBLE = len(KEY_PREFIX) + 4  # what a listing shows of a key
 
 
@@ -71,6 +72,7 @@ class ApiKeyService:
         """A new key; returns the row and the key itself (shown once). Commits."""
         now = self._clock()
         self._check_expiry(expires_at, now)
+        self._check_scopes(user_id, scopes)
         key = new_key()
         row = ApiKey(
             user_id=user_id,
@@ -112,6 +114,7 @@ class ApiKeyService:
         if "name" in changes:
             row.name = str(changes["name"])
         if "scopes" in changes:
+            self._check_scopes(user_id, changes["scopes"])  # type: ignore[arg-type]
             row.scopes = _unique(changes["scopes"])  # type: ignore[arg-type]
         if "expires_at" in changes:
             expires_at = changes["expires_at"]
@@ -175,16 +178,26 @@ class ApiKeyService:
         throttle.record(api_key.id)
         if scope is None:
             raise Forbidden("API keys cannot be used for this endpoint")
-        if "*" not in api_key.scopes and scope not in api_key.scopes:
+        if not covers(api_key.scopes, scope):
             raise Forbidden(f"This API key lacks the {scope} scope")
         api_key.last_used_at = now
         self._db.commit()
         return KeyIdentity(user, api_key.id, tuple(api_key.scopes))
 
+    def _check_scopes(self, user_id: str, scopes: Sequence[str]) -> None:
+        if ADMIN_SCOPE in scopes:
+            owner = self._db.get(User, user_id)  # in the session already: the caller was authenticated
+            if owner is None or not owner.is_admin:
+                raise Forbidden("Only administrators can create keys with the admin scope")
+
     @staticmethod
     def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
         if expires_at is not None and as_utc(expires_at) <= now:
             raise ValidationFailed(errors=["expiresAt: must be in the future"])
+
+
+def covers(scopes: Sequence[str], scope: str) -> bool:
+    return scope in scopes or ("*" in scopes and scope != ADMIN_SCOPE)
 
 
 def _unique(scopes: list[str]) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.audit.models import AuditEvent
@@ -42,6 +42,13 @@ EVENTS = frozenset(
         "webhook_created",
         "webhook_deleted",
         "webhook_disabled",
+        "user_disabled",
+        "user_enabled",
+        "role_changed",
+        "client_created",
+        "client_updated",
+        "client_deleted",
+        "client_secret_rotated",
     }
 )
 
@@ -54,9 +61,12 @@ class ClientInfo:
     user_agent: str | None = None
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Page:
-    items: list[AuditEvent]
+class Page(Generic[T]):
+    items: list[T]
     page: int
     limit: int
     total: int
@@ -105,14 +115,47 @@ class AuditLog:
         for observer in self._observers:
             observer.observe(row)
 
-    def for_user(self, user_id: str, *, page: int, limit: int) -> Page:
+    def for_user(self, user_id: str, *, page: int, limit: int) -> Page[AuditEvent]:
         """The user's own events, newest first."""
-        total = self._session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.user_id == user_id)) or 0
+        return self.search(AuditSearch(user_id=user_id), page=page, limit=limit)
+
+    def search(self, criteria: AuditSearch, *, page: int, limit: int) -> Page[AuditEvent]:
+        """Events across users (administrators), newest first."""
+        conditions = criteria.conditions()
+        total = self._session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
         items = self._session.scalars(
             select(AuditEvent)
-            .where(AuditEvent.user_id == user_id)
+            .where(*conditions)
             .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
             .offset((page - 1) * limit)
             .limit(limit)
         ).all()
         return Page(list(items), page, limit, total)
+
+
+@dataclass(frozen=True)
+class AuditSearch:
+    """What to look for; None matches anything."""
+
+    user_id: str | None = None
+    event: str | None = None
+    success: bool | None = None
+    ip_address: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.user_id is not None:
+            found.append(AuditEvent.user_id == self.user_id)
+        if self.event is not None:
+            found.append(AuditEvent.event == self.event)
+        if self.success is not None:
+            found.append(AuditEvent.success.is_(self.success))
+        if self.ip_address is not None:
+            found.append(AuditEvent.ip_address == self.ip_address)
+        if self.since is not None:
+            found.append(AuditEvent.created_at >= self.since)
+        if self.until is not None:
+            found.append(AuditEvent.created_at < self.until)
+        return found

@@ -1,7 +1,8 @@
 """The console outbox: development's email and SMS sender.
 
-Every message is logged in full and appended as one JSON line to a file under the instance
-folder (instance/outbox.jsonl), which the development-only page /dev/outbox lists.
+Every message is appended as one JSON line to a file under the instance folder
+(instance/outbox.jsonl), which the development-only page /dev/outbox lists. The log says only who
+it went to and where it is kept: bodies hold codes and links, and no log line holds a secret.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ class ConsoleOutbox:
         self._lock = threading.Lock()
 
     def send_email(self, message: OutgoingEmail) -> None:
-        log.info("outbox: email to %s\nSubject: %s\n\n%s", message.to, message.subject, message.text)
+        log.info("outbox: email to %s (%s), kept in %s", message.to, message.subject, self.path)
         self._keep({"kind": "email", **asdict(message)})
 
     def send_sms(self, message: OutgoingSms) -> None:
-        log.info("outbox: sms to %s: %s", message.to, message.body)
+        log.info("outbox: sms to %s, kept in %s", message.to, self.path)
         self._keep({"kind": "sms", **asdict(message)})
 
     def messages(self, limit: int = 100) -> list[dict[str, Any]]:

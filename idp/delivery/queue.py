@@ -10,6 +10,7 @@ from rq import Callback, Queue, Retry
 
 from idp.delivery import tasks
 from idp.delivery.messages import Message, OutgoingEmail, OutgoingSms, Senders
+from idp.observability import delivery_jobs
 
 log = logging.getLogger("idp.delivery")
 
@@ -47,11 +48,13 @@ class RqDeliveryQueue:
             description=label,  # RQ logs the description; the default one would quote the arguments
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             on_failure=Callback(tasks.report_failure),
+            on_success=Callback(delivery_jobs.job_done),  # counted in Redis for /metrics
             timeout=JOB_TIMEOUT,
             result_ttl=0,  # a sent message leaves nothing behind in Redis
             failure_ttl=FAILED_TTL,
         )
         log.info("delivery: queued %s as job %s", label, job.id)
+        delivery_jobs.count(self.queue.connection, self.queue.name, func.__name__, "queued")
 
 
 class InlineDeliveryQueue:

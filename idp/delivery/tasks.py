@@ -15,6 +15,7 @@ from flask import current_app
 
 from idp.delivery.messages import Message, OutgoingEmail, OutgoingSms, Senders, WebhookJob
 from idp.errors import DeliveryUnavailable
+from idp.observability import delivery_jobs
 
 log = logging.getLogger("idp.delivery")
 
@@ -63,6 +64,7 @@ def report_failure(job: Any, connection: Any, exc_type: type[BaseException], exc
 
     Never logs the job's arguments: they hold the message body, codes and links.
     """
+    delivery_jobs.job_failed(job, connection)
     if job.retries_left:
         log.warning("delivery job %s (%s) failed, will retry (%d left): %s", job.id, job.description, job.retries_left, failure_reason(exc))
     else:

@@ -228,6 +228,23 @@ class TwoFactorService:
         self._db.commit()
         return still_on
 
+    def reset(self, user: User, *, by: str | None, client: ClientInfo) -> None:
+        """An administrator's reset: every method (set up or pending), backup code and trusted
+        device is gone and 2FA is off; the user sets a factor up again. Commits."""
+        self._db.execute(delete(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id))
+        self._backup.delete_all(user.id)
+        self._devices.remove_all(user.id)
+        user.two_factor_enabled = False
+        user.updated_at = self._clock()
+        self._alerts.notify(
+            "2fa_disabled",
+            user,
+            client=client,
+            sentence="An administrator reset your two-factor authentication; set it up again to protect your account.",
+            details={"reason": "admin_reset", "by": by, "twoFactorEnabled": False},
+        )
+        self._db.commit()
+
     def forget_devices(self, user: User, *, client: ClientInfo, device_id: str | None = None) -> int:
         """Stop trusting one device (NotFound if it is not the user's) or all of them."""
         if device_id is None:

@@ -1,18 +1,21 @@
-"""Registering and managing relying parties, for the CLI now and the admin API later."""
+"""Registering and managing relying parties, for the CLI and the admin API."""
 
 from __future__ import annotations
 
 import secrets
 import string
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from idp.audit.service import AuditLog, ClientInfo
+from idp.clock import iso
 from idp.errors import Conflict, NotFound, ValidationFailed
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest, random_token, same
@@ -35,6 +38,37 @@ class ClientSpec:
     auth_method: str = "client_secret_basic"
 
 
+def spec_of(client: OAuthClient) -> ClientSpec:
+    return ClientSpec(
+        name=client.name,
+        redirect_uris=tuple(client.redirect_uris),
+        post_logout_redirect_uris=tuple(client.post_logout_redirect_uris),
+        grant_types=tuple(client.grant_types),
+        scopes=tuple(client.scopes),
+        public=client.is_public,
+        first_party=client.first_party,
+        require_mfa=client.require_mfa,
+        auth_method=client.token_endpoint_auth_method,
+    )
+
+
+def describe_client(client: OAuthClient) -> dict[str, Any]:
+    """A client as the CLI prints it and the admin API returns it (never its secret)."""
+    return {
+        "clientId": client.client_id,
+        "name": client.name,
+        "public": client.is_public,
+        "tokenEndpointAuthMethod": client.token_endpoint_auth_method,
+        "redirectUris": client.redirect_uris,
+        "postLogoutRedirectUris": client.post_logout_redirect_uris,
+        "grantTypes": client.grant_types,
+        "scopes": client.scopes,
+        "firstParty": client.first_party,
+        "requireMfa": client.require_mfa,
+        "createdAt": iso(client.created_at),
+    }
+
+
 def _check_uri(uri: str, field: str) -> str | None:
     parts = urlsplit(uri)
     if parts.fragment:
@@ -46,6 +80,7 @@ def _check_uri(uri: str, field: str) -> str | None:
     return f"{field}: {uri} must be https (http only on localhost) or a reverse-domain app scheme"
 
 
+NO_CLIENT = ClientInfo()  # a change from the command line: no address, no user agent
 CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -84,10 +119,16 @@ class ClientCache:
 
 
 class ClientRegistry:
-    def __init__(self, db: DbSession, clock: Callable[[], datetime], cache: ClientCache | None = None) -> None:
+    """Every change is audited; `by` names the administrator (None: the command line)."""
+
+    def __init__(self, db: DbSession, audit: AuditLog, clock: Callable[[], datetime], cache: ClientCache | None = None) -> None:
         self._db = db
+        self._audit = audit
         self._clock = clock
         self._cache = cache
+
+    def _record(self, event: str, client_id: str, by: str | None, client: ClientInfo, **details: Any) -> None:
+        self._audit.record(event, user_id=by, client=client, details={"clientId": client_id, **details})
 
     def _validate(self, spec: ClientSpec) -> list[str]:
         problems = [f"grant_types: {g} is not supported" for g in spec.grant_types if g not in GRANT_TYPES]
@@ -104,7 +145,9 @@ class ClientRegistry:
             problems.append("name: is required")
         return problems
 
-    def create(self, spec: ClientSpec, *, client_id: str | None = None) -> tuple[OAuthClient, str | None]:
+    def create(
+        self, spec: ClientSpec, *, client_id: str | None = None, by: str | None = None, client: ClientInfo = NO_CLIENT
+    ) -> tuple[OAuthClient, str | None]:
         """Register a client; returns it and its secret (shown once; None for a public client)."""
         problems = self._validate(spec)
         if problems:
@@ -113,7 +156,7 @@ class ClientRegistry:
         if self._db.get(OAuthClient, client_id):
             raise Conflict(f"client {client_id} exists")
         secret = None if spec.public else random_token()
-        client = OAuthClient(
+        row = OAuthClient(
             client_id=client_id,
             client_secret_hash=digest(secret) if secret else None,
             name=spec.name.strip(),
@@ -126,9 +169,33 @@ class ClientRegistry:
             require_mfa=spec.require_mfa,
             created_at=self._clock(),
         )
-        self._db.add(client)
+        self._db.add(row)
+        self._record("client_created", client_id, by, client)
         self._db.commit()
-        return client, secret
+        return row, secret
+
+    def update(
+        self, client_id: str, changes: Mapping[str, Any], *, by: str | None = None, client: ClientInfo = NO_CLIENT
+    ) -> OAuthClient:
+        """Change a client's settings (any ClientSpec field but `public`), checked as a whole. Commits."""
+        row = self.get(client_id)
+        spec = replace(spec_of(row), **changes)
+        problems = self._validate(spec)
+        if problems:
+            raise ValidationFailed(errors=problems)
+        row.name = spec.name.strip()
+        row.redirect_uris = list(spec.redirect_uris)
+        row.post_logout_redirect_uris = list(spec.post_logout_redirect_uris)
+        row.grant_types = list(spec.grant_types)
+        row.scopes = list(spec.scopes)
+        row.first_party = spec.first_party
+        row.require_mfa = spec.require_mfa
+        if not row.is_public:
+            row.token_endpoint_auth_method = spec.auth_method
+        self._record("client_updated", client_id, by, client, fields=sorted(changes))
+        self._db.commit()
+        self._forget(client_id)
+        return row
 
     def get(self, client_id: str) -> OAuthClient:
         client = self._db.get(OAuthClient, client_id)
@@ -139,8 +206,9 @@ class ClientRegistry:
     def all(self) -> list[OAuthClient]:
         return list(self._db.scalars(select(OAuthClient).order_by(OAuthClient.created_at)))
 
-    def delete(self, client_id: str) -> None:
+    def delete(self, client_id: str, *, by: str | None = None, client: ClientInfo = NO_CLIENT) -> None:
         self._db.delete(self.get(client_id))
+        self._record("client_deleted", client_id, by, client)
         self._db.commit()
         self._forget(client_id)
 
@@ -148,12 +216,13 @@ class ClientRegistry:
         if self._cache is not None:
             self._cache.forget(client_id)
 
-    def rotate_secret(self, client_id: str) -> str:
-        client = self.get(client_id)
-        if client.is_public:
+    def rotate_secret(self, client_id: str, *, by: str | None = None, client: ClientInfo = NO_CLIENT) -> str:
+        row = self.get(client_id)
+        if row.is_public:
             raise Conflict("a public client has no secret")
         secret = random_token()
-        client.client_secret_hash = digest(secret)
+        row.client_secret_hash = digest(secret)
+        self._record("client_secret_rotated", client_id, by, client)
         self._db.commit()
         self._forget(client_id)
         return secret

@@ -25,7 +25,7 @@ from idp.models import affected
 from idp.oidc.claims import acr_for, user_claims
 from idp.oidc.models import AuthorizationCode
 from idp.security.digests import digest
-from idp.wiring import audit_log, components, session_service
+from idp.wiring import audit_log, components, metrics, session_service
 
 CODE_TTL = timedelta(minutes=5)  # RFC 6749 §4.1.2: at most 10 minutes
 CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -220,8 +220,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             )
         except InvalidRefreshToken:
             raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.") from None
+        metrics().tokens_issued("refresh_token")
         return 200, token_response(issued, refresh=True), self.TOKEN_RESPONSE_HEADER
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        answer = super().create_token_response()
+        metrics().tokens_issued("client_credentials")  # no session, no audit event: counted here
+        return answer

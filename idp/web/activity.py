@@ -51,6 +51,7 @@ SESSION_ENDED = {
 }
 SUSPICIOUS_REASONS = {"refresh_token_reuse", "authorization_code_reuse"}
 OTHERS_REVOKED = "signed_out_elsewhere"  # the reason of "Sign out everywhere else"
+ADMIN_REASONS = {"revoked_by_admin", "user_disabled", "2fa_reset"}
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ def _session_revoked(d: _Details, success: bool, app: AppName) -> Line:
                     count,
                 )
             )
+        if reason in ADMIN_REASONS:
+            return Line(ngettext("An administrator ended %(num)d session", "An administrator ended %(num)d sessions", count), attention=True)
         return Line(ngettext("Ended %(num)d session", "Ended %(num)d sessions", count))
     return Line(str(SESSION_ENDED.get(reason, _("A session was ended"))), attention=reason in SUSPICIOUS_REASONS)
 
@@ -200,6 +203,8 @@ def _2fa_enabled(d: _Details, success: bool, app: AppName) -> Line:
 
 
 def _2fa_disabled(d: _Details, success: bool, app: AppName) -> Line:
+    if d.text("reason") == "admin_reset":
+        return Line(_("An administrator reset your two-step verification; it is now off"), attention=True)
     if d.flag("twoFactorEnabled") is False:
         return Line(_("Removed %(factor)s from two-step verification; two-step verification is now off", factor=_factor(d)), attention=True)
     return Line(_("Removed %(factor)s from two-step verification", factor=_factor(d)))
@@ -300,6 +305,21 @@ def _api_key(action: str) -> Wording:
     return line
 
 
+def _says(sentence: Any, *, attention: bool = False) -> Wording:
+    """An event told in one fixed sentence."""
+
+    def line(d: _Details, success: bool, app: AppName) -> Line:
+        return Line(str(sentence), attention=attention)
+
+    return line
+
+
+def _role_changed(d: _Details, success: bool, app: AppName) -> Line:
+    if d.flag("isAdmin"):
+        return Line(_("Your account became an administrator"), attention=True)
+    return Line(_("Your account is no longer an administrator"))
+
+
 WORDING: dict[str, Wording] = {
     "register": _register,
     "login_success": _login_success,
@@ -326,4 +346,14 @@ WORDING: dict[str, Wording] = {
     "api_key_created": _api_key("created"),
     "api_key_rotated": _api_key("rotated"),
     "api_key_revoked": _api_key("revoked"),
+    "webhook_created": _says(_l("Added a webhook"), attention=True),
+    "webhook_deleted": _says(_l("Deleted a webhook")),
+    "webhook_disabled": _says(_l("A webhook was turned off after its deliveries failed again and again"), attention=True),
+    "user_disabled": _says(_l("An administrator disabled your account"), attention=True),
+    "user_enabled": _says(_l("An administrator enabled your account again"), attention=True),
+    "role_changed": _role_changed,
+    "client_created": _says(_l("Registered an app (as an administrator)")),
+    "client_updated": _says(_l("Changed an app's registration (as an administrator)")),
+    "client_deleted": _says(_l("Deleted an app's registration (as an administrator)")),
+    "client_secret_rotated": _says(_l("Replaced an app's secret (as an administrator)")),
 }

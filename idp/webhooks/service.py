@@ -187,3 +187,12 @@ class WebhookEvents:
                 delivery = delivery_for(webhook, name, event_data(event), now)
                 self._db.add(delivery)
                 self._dispatch(delivery)
+
+
+def reencrypt_webhook_secrets(db: DbSession, box: SecretBox) -> int:
+    """Re-encrypt every webhook secret under the newest ENCRYPTION_KEYS entry (key rotation)."""
+    webhooks = db.scalars(select(Webhook)).all()
+    for webhook in webhooks:
+        webhook.secret = box.rotate(webhook.secret)
+    db.commit()
+    return len(webhooks)

@@ -186,7 +186,7 @@ def test_a_user_never_sees_or_changes_another_users_keys(api):
         ({"scopes": ["*"]}, "name"),
         ({"name": "x"}, "scopes"),
         ({"name": "x", "scopes": []}, "scopes"),
-        ({"name": "x", "scopes": ["admin"]}, "scopes.0"),
+        ({"name": "x", "scopes": ["superuser"]}, "scopes.0"),
         ({"name": "x", "scopes": "*"}, "scopes"),
         ({"name": "x", "scopes": ["*"], "rateLimit": 0}, "rateLimit"),
         ({"name": "x", "scopes": ["*"], "rateLimit": "10"}, "rateLimit"),

@@ -10,6 +10,7 @@ import time_machine
 from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import select
 
 from idp.clock import utcnow
 from idp.extensions import db
@@ -95,17 +96,25 @@ def test_keys_ensure_is_idempotent(app):
 def test_reencrypt_moves_keys_and_totp_secrets_to_a_new_encryption_key(make_app, app, api, fresh_keys):
     import pyotp
 
-    secret, _ = api.enable_totp(api.verified_token())
+    from idp.webhooks.models import Webhook
+
+    token = api.verified_token()
+    secret, _ = api.enable_totp(token)
+    hook = api.client.post(
+        "/api/webhooks", headers=api.bearer(token), json={"url": "https://93.184.215.14/hook", "events": ["user.login"]}
+    )
+    webhook_secret = hook.json["data"]["secret"]
     with app.app_context():
         old_key = components().settings.encryption_keys[0]
     new_key = Fernet.generate_key().decode()
     both = make_app(ENCRYPTION_KEYS=f"{new_key},{old_key}")
     result = both.test_cli_runner().invoke(args=["secrets", "reencrypt"])
-    assert result.exit_code == 0 and "signing keys and 1 TOTP secrets" in result.output
+    assert result.exit_code == 0 and "signing keys, 1 TOTP secrets and 1 webhook secrets" in result.output
     only_new = make_app(ENCRYPTION_KEYS=new_key)
     assert jwks(only_new.test_client())["keys"]
     with only_new.app_context():
         assert components().keys.signing_key("ES256")  # decrypts with the new key alone
+        assert components().box.decrypt(db.session.scalars(select(Webhook)).one().secret) == webhook_secret
     from tests.conftest import Api
 
     fresh = Api(only_new.test_client())

@@ -19,7 +19,7 @@ from idp.delivery.queue import RqDeliveryQueue
 from idp.extensions import db
 from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from tests.conftest import Api, BurstWorker
-from tests.webhooks.conftest import Receiver, create_webhook
+from tests.webhooks.conftest import create_webhook
 
 ALL_EVENTS = ["2fa.enabled", "2fa.disabled", "2fa.verified", "2fa.failed", "user.login", "user.logout"]
 

@@ -1,0 +1,167 @@
+"""The admin API and CLI for users: only administrators, search, disable (at once), enable,
+2FA reset, session revocation, audit search across users, admin-scoped API keys."""
+
+from __future__ import annotations
+
+import json
+
+import pyotp
+
+from tests.admin.conftest import cli
+
+ADMIN_ROUTES = [
+    ("get", "/users"),
+    ("get", "/users/x"),
+    ("post", "/users/x/disable"),
+    ("post", "/users/x/enable"),
+    ("post", "/users/x/reset-2fa"),
+    ("post", "/users/x/revoke-sessions"),
+    ("get", "/audit-logs"),
+    ("get", "/clients"),
+    ("post", "/clients"),
+    ("get", "/clients/x"),
+    ("patch", "/clients/x"),
+    ("delete", "/clients/x"),
+    ("post", "/clients/x/rotate-secret"),
+]
+
+
+def test_only_administrators_reach_the_admin_api(api, app):
+    token = api.token("alice")
+    for method, path in ADMIN_ROUTES:
+        anonymous = getattr(api.client, method)(f"/api/admin{path}", json={})
+        assert anonymous.status_code == 401, (method, path)
+        refused = getattr(api.client, method)(f"/api/admin{path}", headers=api.bearer(token), json={})
+        assert refused.status_code == 403 and refused.json["message"] == "Administrator access required", (method, path)
+
+
+def test_search_finds_users_by_email_or_username(admin):
+    for name in ("alice", "alfred", "bob"):
+        admin.api.token(name)
+    found = admin.get("/users", q="AL").json["data"]
+    assert sorted(u["username"] for u in found["users"]) == ["alfred", "alice"]
+    assert found["pagination"] == {"page": 1, "limit": 20, "total": 2, "totalPages": 1}
+    assert [u["username"] for u in admin.get("/users", q="bob@example").json["data"]["users"]] == ["bob"]
+    assert admin.get("/users", q="%").json["data"]["users"] == []  # a literal percent sign, not a wildcard
+    page = admin.get("/users", limit=2, page=2).json["data"]
+    assert page["pagination"]["total"] == 4 and len(page["users"]) == 2
+    shown = admin.get(f"/users/{admin.user_id('alice')}").json["data"]["user"]
+    assert shown["email"] == "alice@example.com" and shown["isAdmin"] is False and shown["isActive"] is True
+    assert "passwordHash" not in shown and "password_hash" not in str(shown)
+    assert admin.get("/users/no-such-user").status_code == 404
+    for bad in ({"limit": 0}, {"page": "x"}, {"active": "maybe"}, {"colour": "red"}):
+        assert admin.get("/users", **bad).status_code == 400, bad
+
+
+def test_disabling_a_user_refuses_their_tokens_and_keys_at_once(admin):
+    api = admin.api
+    register = api.register("alice")
+    token = register.json["data"]["accessToken"]
+    refresh = api.client.get_cookie("refreshToken", path="/api/auth").value
+    key = api.client.post("/api/api-keys", headers=api.bearer(token), json={"name": "k", "scopes": ["*"]}).json["data"]["key"]
+    user_id = admin.user_id("alice")
+    disabled = admin.post(f"/users/{user_id}/disable")
+    assert disabled.status_code == 200 and disabled.json["data"]["user"]["isActive"] is False
+    assert api.client.get("/api/auth/me", headers=api.bearer(token)).status_code == 401
+    assert api.client.get("/api/auth/me", headers={"X-API-Key": key}).status_code == 401
+    api.client.delete_cookie("refreshToken", path="/api/auth")
+    assert api.client.post("/api/auth/refresh", json={"refreshToken": refresh}).status_code == 401
+    login = api.login("alice")
+    assert login.status_code == 401
+    assert admin.get("/users", active="false").json["data"]["users"][0]["username"] == "alice"
+    enabled = admin.post(f"/users/{user_id}/enable")
+    assert enabled.json["data"]["user"]["isActive"] is True
+    assert api.login("alice").status_code == 200
+    actions = [e["action"] for e in admin.get("/audit-logs", userId=user_id).json["data"]["logs"]]
+    assert {"user_disabled", "user_enabled", "session_revoked"} <= set(actions)
+
+
+def test_an_administrator_cannot_disable_themselves(admin):
+    response = admin.post(f"/users/{admin.user_id('root')}/disable")
+    assert response.status_code == 409
+    assert admin.get("/users").status_code == 200
+
+
+def test_a_2fa_reset_removes_every_factor_and_ends_the_sessions(admin):
+    api = admin.api
+    token = api.verified_token("alice")
+    secret, _ = api.enable_totp(token)
+    assert api.login("alice").json["data"]["requiresTwoFactor"] is True
+    response = admin.post(f"/users/{admin.user_id('alice')}/reset-2fa")
+    assert response.status_code == 200 and response.json["data"]["user"]["twoFactorEnabled"] is False
+    assert api.client.get("/api/auth/me", headers=api.bearer(token)).status_code == 401
+    login = api.login("alice")
+    assert login.status_code == 200 and "accessToken" in login.json["data"], login.json  # no second step any more
+    fresh = login.json["data"]["accessToken"]
+    assert api.client.get("/api/2fa/methods", headers=api.bearer(fresh)).json["data"]["methods"] == []
+    assert api.client.get("/api/2fa/backup-codes/count", headers=api.bearer(fresh)).json["data"]["count"] == 0
+    assert "administrator reset" in api.outbox.last("alice@example.com")["text"]
+    event = admin.get("/audit-logs", userId=admin.user_id("alice"), action="2fa_disabled").json["data"]["logs"][0]
+    assert event["details"]["reason"] == "admin_reset" and event["details"]["by"] == admin.user_id("root")
+    assert pyotp.TOTP(secret).now()  # the old secret is simply no longer asked for
+
+
+def test_revoke_sessions_ends_every_session(admin):
+    api = admin.api
+    first, second = api.token("alice"), api.login("alice").json["data"]["accessToken"]
+    response = admin.post(f"/users/{admin.user_id('alice')}/revoke-sessions")
+    assert response.status_code == 200 and response.json["data"]["revoked"] == 2
+    for token in (first, second):
+        assert api.client.get("/api/auth/me", headers=api.bearer(token)).status_code == 401
+
+
+def test_audit_search_across_users(admin):
+    api = admin.api
+    api.token("alice")
+    api.token("bob")
+    assert api.login("bob", password="Wrong-Password-1!").status_code == 401
+    everyone = admin.get("/audit-logs").json["data"]
+    assert {e["userId"] for e in everyone["logs"] if e["action"] == "register"} == {
+        admin.user_id(n) for n in ("root", "alice", "bob")
+    }
+    failed = admin.get("/audit-logs", action="login_failed", success="false").json["data"]["logs"]
+    assert [e["userId"] for e in failed] == [admin.user_id("bob")]
+    assert admin.get("/audit-logs", since="2999-01-01T00:00:00Z").json["data"]["logs"] == []
+    assert admin.get("/audit-logs", action="no_such_action").status_code == 400
+    assert admin.get("/audit-logs", since="yesterday").status_code == 400
+
+
+def test_admin_scoped_api_keys(admin):
+    api = admin.api
+    alice = api.token("alice")
+    refused = api.client.post("/api/api-keys", headers=api.bearer(alice), json={"name": "k", "scopes": ["admin"]})
+    assert refused.status_code == 403
+
+    def key(*scopes: str) -> dict[str, str]:
+        response = api.client.post("/api/api-keys", headers=admin.headers, json={"name": "k", "scopes": list(scopes)})
+        assert response.status_code == 201, response.json
+        return {"X-API-Key": response.json["data"]["key"]}
+
+    admin_key, star_key = key("admin"), key("*")
+    assert api.client.get("/api/admin/users", headers=admin_key).status_code == 200
+    assert api.client.get("/api/admin/users", headers=star_key).status_code == 403  # "*" never implies admin
+    assert api.client.get("/api/auth/me", headers=admin_key).status_code == 403  # and admin implies nothing else
+    assert cli(admin.app, "users", "revoke-admin", "root").exit_code == 0
+    assert api.client.get("/api/admin/users", headers=admin_key).status_code == 403  # the owner is no longer an admin
+    assert api.client.get("/api/admin/users", headers=admin.headers).status_code == 403
+
+
+def test_cli_creates_an_administrator_and_manages_users(app, api):
+    result = cli(app, "users", "create", "--email", "Ops@Example.com", "--username", "ops", "--admin", "--email-verified", "--json",
+                 input="Correct-Horse-9!\nCorrect-Horse-9!\n")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout[result.stdout.index("{"):])
+    assert created["email"] == "ops@example.com" and created["isAdmin"] is True and created["emailVerified"] is True
+    token = api.login("ops").json["data"]["accessToken"]
+    assert api.client.get("/api/admin/users", headers=api.bearer(token)).status_code == 200
+    weak = cli(app, "users", "create", "--email", "w@example.com", "--username", "weak", "--password", "short")
+    assert weak.exit_code == 1 and "password:" in weak.output and "Traceback" not in weak.output
+    api.token("alice")
+    assert json.loads(cli(app, "users", "disable", "alice", "--json").stdout)["isActive"] is False
+    assert api.login("alice").status_code == 401
+    assert json.loads(cli(app, "users", "enable", "alice@example.com", "--json").stdout)["isActive"] is True
+    assert api.login("alice").status_code == 200
+    assert json.loads(cli(app, "users", "revoke-sessions", "alice", "--json").stdout)["revoked"] == 1  # the sign-in since enabling
+    assert json.loads(cli(app, "users", "reset-2fa", "alice", "--json").stdout)["twoFactorEnabled"] is False
+    missing = cli(app, "users", "disable", "nobody")
+    assert missing.exit_code == 1 and "No user nobody" in missing.output

@@ -1,0 +1,56 @@
+"""Odd input that fuzzing the OpenAPI document turned up: a 4xx in the envelope, never a 500 and
+never a value the document calls invalid let through."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/auth/login", {"emailOrUsername": "alice\x00", "password": "x"}, "emailOrUsername"),
+        ("/api/auth/password-reset/request", {"email": "alice\x00@example.com"}, "email"),
+        ("/api/auth/register", {"email": "a@example.com", "username": "alice", "password": "Correct-Horse-9!\x00"}, "password"),
+    ],
+)
+def test_a_nul_character_in_a_body_is_a_validation_failure(api, path, body, field):
+    """PostgreSQL stores no U+0000: such text is refused up front, not sent to the database."""
+    response = api.client.post(path, json=body)
+    assert response.status_code == 400, response.json
+    assert response.json["code"] == "validation_failed"
+    assert response.json["errors"] == [f"{field}: must not contain the NUL character"]
+
+
+def test_a_nul_character_deep_in_a_body_is_named_by_its_place(api):
+    body = {"name": "ok", "scopes": ["*", "user:read\x00"]}
+    response = api.client.post("/api/api-keys", headers=api.bearer(api.token("alice")), json=body)
+    assert response.status_code == 400
+    assert response.json["errors"] == ["scopes.1: must not contain the NUL character"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("delete", "/api/auth/sessions/%00"), ("get", "/api/api-keys/a%00b"), ("delete", "/api/2fa/devices/%00")]
+)
+def test_a_nul_character_in_a_path_is_not_found(api, method, path):
+    response = getattr(api.client, method)(path, headers=api.bearer(api.token("alice")))
+    assert response.status_code == 404
+    assert response.json == {"success": False, "message": "Route not found", "code": "not_found"}
+
+
+def test_a_whole_number_written_with_a_fraction_is_that_number(api):
+    """JSON Schema counts 5.0 as an integer; "5", true and 5.5 are still refused."""
+    headers = api.bearer(api.token("alice"))
+    created = api.client.post("/api/api-keys", headers=headers, json={"name": "k", "scopes": ["*"], "rateLimit": 5.0})
+    assert created.status_code == 201 and created.json["data"]["apiKey"]["rateLimit"] == 5
+    for odd in ("5", True, 5.5):
+        refused = api.client.post("/api/api-keys", headers=headers, json={"name": "k", "scopes": ["*"], "rateLimit": odd})
+        assert refused.status_code == 400 and refused.json["errors"][0].startswith("rateLimit:"), odd
+
+
+def test_a_phone_number_takes_ascii_digits_only(api):
+    """The document's [0-9]: a Unicode digit such as U+0663 (Arabic-Indic three) is not E.164."""
+    token = api.verified_token("alice")
+    response = api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+1415555012\u0663"})
+    assert response.status_code == 400
+    assert response.json["errors"][0].startswith("phoneNumber:")
