@@ -35,8 +35,10 @@ class UserAdministration:
         """Users whose email or username contains `text` (any case), newest first."""
         conditions = []
         if text:
-            pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            conditions.append(or_(func.lower(User.email).like(pattern, escape="\\"), func.lower(User.username).like(pattern, escape="\\")))
+            needle = text.lower()
+            conditions.append(
+                or_(func.lower(User.email).contains(needle, autoescape=True), func.lower(User.username).contains(needle, autoescape=True))
+            )
         if active is not None:
             conditions.append(User.is_active.is_(active))
         total = self._db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0

@@ -413,15 +413,20 @@ class SessionService:
 
     # -- bearer tokens ---------------------------------------------------------------------
 
-    def bearer_claims(self, token: str) -> ClaimsIdentity:
-        """Like `authenticate_bearer`, for userinfo: one read on the autocommit engine (no BEGIN or
-        ROLLBACK around it), and the identity's user holds only the claim columns (`claims_user`)."""
+    def _session_token(self, token: str) -> AccessTokenClaims:
+        """The claims of a valid access token that names a session (its liveness is the caller's check)."""
         try:
             claims = self._tokens.verify(token)
         except InvalidAccessToken:
             raise Unauthorized() from None
         if not claims.sid:
             raise Unauthorized()
+        return claims
+
+    def bearer_claims(self, token: str) -> ClaimsIdentity:
+        """Like `authenticate_bearer`, for userinfo: one read on the autocommit engine (no BEGIN or
+        ROLLBACK around it), and the identity's user holds only the claim columns (`claims_user`)."""
+        claims = self._session_token(token)
         with self._autocommit.connect() as connection:
             row = connection.execute(LIVE_BEARER, {"session_id": claims.sid, "user_id": claims.sub, "now": self._clock()}).first()
         if row is None:
@@ -430,12 +435,7 @@ class SessionService:
 
     def authenticate_bearer(self, token: str) -> BearerIdentity:
         """A valid access token whose session is still live, for an active user (one query)."""
-        try:
-            claims = self._tokens.verify(token)
-        except InvalidAccessToken:
-            raise Unauthorized() from None
-        if not claims.sid:
-            raise Unauthorized()
+        claims = self._session_token(token)
         user = self._db.scalar(
             select(User)
             .join(Session, Session.user_id == User.id)

@@ -15,8 +15,8 @@ from idp.api.envelope import ok, parse
 from idp.api.guard import client_info, identity, require_admin
 from idp.api.responses import AuditEntry, Pagination, SessionsRevoked, UserProfile, Wire
 from idp.api.schemas import Body, PageQuery, Timestamp, left_out
-from idp.api.users import audit_view, user_as_admin_sees
-from idp.audit.service import EVENTS, AuditSearch, Page
+from idp.api.users import audit_view, pagination_view, user_as_admin_sees
+from idp.audit.service import EVENTS, AuditSearch
 from idp.clock import as_utc
 from idp.oidc.clients import ClientSpec, describe_client
 from idp.wiring import audit_log, client_registry, user_administration
@@ -137,10 +137,6 @@ SELF_DISABLE = {409: "An administrator cannot disable their own account"}
 PUBLIC_CLIENT = {409: "A public client has no secret"}
 
 
-def pagination(page: Page[Any]) -> dict[str, int]:
-    return {"page": page.page, "limit": page.limit, "total": page.total, "totalPages": page.pages}
-
-
 def _flag(value: str | None) -> bool | None:
     return None if value is None else value == "true"
 
@@ -209,7 +205,7 @@ def rotate_client_secret(client_id: str) -> Response:
 def search_users() -> Response:
     query = parse(UserQuery, dict(request.args))
     page = user_administration().search(query.q, active=_flag(query.active), page=query.page, limit=query.limit)
-    return ok({"users": [user_as_admin_sees(u) for u in page.items], "pagination": pagination(page)})
+    return ok({"users": [user_as_admin_sees(u) for u in page.items], "pagination": pagination_view(page)})
 
 
 @bp.get("/users/<user_id>")
@@ -268,4 +264,4 @@ def search_audit() -> Response:
         until=as_utc(query.until) if query.until else None,
     )
     page = audit_log().search(criteria, page=query.page, limit=query.limit)
-    return ok({"logs": [{**audit_view(e), "userId": e.user_id} for e in page.items], "pagination": pagination(page)})
+    return ok({"logs": [{**audit_view(e), "userId": e.user_id} for e in page.items], "pagination": pagination_view(page)})

@@ -9,7 +9,7 @@ from idp.api.envelope import ok, parse
 from idp.api.guard import identity, require_bearer
 from idp.api.responses import AuditPage
 from idp.api.schemas import PageQuery
-from idp.api.users import audit_view
+from idp.api.users import audit_view, pagination_view
 from idp.wiring import audit_log
 
 bp = Blueprint("audit", __name__)
@@ -24,6 +24,6 @@ def audit_logs() -> Response:
     return ok(
         {
             "logs": [audit_view(e) for e in page.items],
-            "pagination": {"page": page.page, "limit": page.limit, "total": page.total, "totalPages": page.pages},
+            "pagination": pagination_view(page),
         }
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from idp.accounts.models import Session, User
 from idp.audit.models import AuditEvent
+from idp.audit.service import Page
 from idp.clock import iso
 from idp.mfa.masking import mask_email, mask_phone
 from idp.mfa.models import TrustedDevice, TwoFactorMethod
@@ -30,6 +31,10 @@ def user_profile(user: User) -> dict[str, Any]:
 def user_as_admin_sees(user: User) -> dict[str, Any]:
     """A user in the admin API and the `flask users` commands."""
     return {**user_profile(user), "isAdmin": user.is_admin}
+
+
+def pagination_view(page: Page[Any]) -> dict[str, int]:
+    return {"page": page.page, "limit": page.limit, "total": page.total, "totalPages": page.pages}
 
 
 def session_view(session: Session, current_id: str | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from idp.config import WebhookSettings
 from idp.security.secretbox import SecretBox
 from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from idp.webhooks.signing import signed_headers
-from idp.webhooks.targets import Resolver, Target, TargetRefused, check_target, resolve
+from idp.webhooks.targets import Resolver, Target, TargetRefused, check_webhook_target, resolve
 
 log = logging.getLogger("idp.webhooks")
 
@@ -136,12 +136,7 @@ class WebhookCourier:
         status: int | None = None
         error: str | None = None
         try:
-            target = check_target(
-                webhook.url,
-                allow_private=self._settings.allow_private_targets,
-                require_https=self._settings.require_https,
-                resolver=self._resolver,
-            )
+            target = check_webhook_target(webhook.url, self._settings, self._resolver)
             status = self._sender(target, body, headers, self._settings.timeout)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"

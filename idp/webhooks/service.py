@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from idp.security.secretbox import SecretBox
 from idp.webhooks.events import FROM_AUDIT, event_data
 from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from idp.webhooks.signing import new_secret
-from idp.webhooks.targets import Resolver, TargetRefused, check_target, resolve
+from idp.webhooks.targets import Resolver, TargetRefused, check_webhook_target, resolve
 
 # Called with a new delivery (added to the session); sends it once the transaction commits.
 Dispatch = Callable[[WebhookDelivery], None]
@@ -153,12 +153,7 @@ class WebhookService:
 
     def _check_url(self, url: str) -> None:
         try:
-            check_target(
-                url,
-                allow_private=self._settings.allow_private_targets,
-                require_https=self._settings.require_https,
-                resolver=self._resolver,
-            )
+            check_webhook_target(url, self._settings, self._resolver)
         except TargetRefused as refused:
             raise ValidationFailed(errors=[f"url: {refused}"]) from None
 
@@ -172,15 +167,17 @@ class WebhookEvents:
         self._db = db
         self._dispatch = dispatch
         self._clock = clock
+        self._active: dict[str, Sequence[Webhook]] = {}  # per user: one query for all the events of a request
 
     def observe(self, event: AuditEvent) -> None:
         name = FROM_AUDIT.get(event.event)
         if name is None or event.user_id is None:
             return
-        with self._db.no_autoflush:
-            webhooks = self._db.scalars(
-                select(Webhook).where(Webhook.user_id == event.user_id, Webhook.is_active.is_(True))
-            ).all()
+        webhooks = self._active.get(event.user_id)
+        if webhooks is None:
+            with self._db.no_autoflush:  # a logout records one event per session it ends
+                query = select(Webhook).where(Webhook.user_id == event.user_id, Webhook.is_active.is_(True))
+                webhooks = self._active[event.user_id] = self._db.scalars(query).all()
         now = self._clock()
         for webhook in webhooks:
             if name in webhook.events:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from idp.config import WebhookSettings
+
 MAX_URL_LENGTH = 2048
 
 Resolver = Callable[[str, int], list[str]]
@@ -77,6 +79,11 @@ def check_target(url: str, *, allow_private: bool, require_https: bool, resolver
     if parts.query:
         path += "?" + parts.query
     return Target(parts.scheme, host, port, path, addresses[0])
+
+
+def check_webhook_target(url: str, settings: WebhookSettings, resolver: Resolver = resolve) -> Target:
+    """`check_target` with the configured policy (WEBHOOK_ALLOW_PRIVATE_TARGETS, WEBHOOK_REQUIRE_HTTPS)."""
+    return check_target(url, allow_private=settings.allow_private_targets, require_https=settings.require_https, resolver=resolver)
 
 
 def is_public(address: str) -> bool:
