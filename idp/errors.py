@@ -9,6 +9,7 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,12 @@ class ReauthenticationRequired(DomainError):
     message = "Sign in again to confirm this change"
 
 
+class DatabaseUnavailable(DomainError):
+    status = 503
+    code = "database_unavailable"
+    message = "The database is unavailable, please try again"
+
+
 class DeliveryUnavailable(DomainError):
     status = 503
     code = "delivery_unavailable"
@@ -199,6 +206,16 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
                     response.headers[name] = value
             return response
         return render_template("error.html", status=status, message=str(PAGE_MESSAGES.get(status, exc.name))), status
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        """A lost connection (a database restart, a failover) or a database that cannot be
+        reached: 503, and the pool is renewed for the next request. Any other error is a bug."""
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            return unexpected(exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        g.retry_after = 1
+        return domain_error(DatabaseUnavailable())
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from flask import current_app
@@ -22,7 +23,7 @@ from idp.accounts.login import LoginFlow
 from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService
-from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService
+from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService, SessionStatements
 from idp.accounts.throttle import AccountThrottle, memory_fallback
 from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
@@ -75,6 +76,7 @@ class Components:
     # always in autocommit mode, so one UPDATE is one round trip, without BEGIN and COMMIT and
     # without switching a pooled connection's isolation level back and forth (two more trips).
     autocommit: Engine
+    session_statements: SessionStatements  # the hot paths' statements, compiled for `autocommit`
     # Told of every audit event as it is recorded (metrics, logs); per-request observers such as
     # the webhook dispatcher are added by `audit_log()`.
     audit_observers: tuple[AuditObserver, ...] = ()
@@ -93,6 +95,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
     courier = WebhookCourier(lambda: DbSession(db.engine, expire_on_commit=False), box, settings.webhooks, utcnow)
     senders = dataclasses.replace(build_senders(settings.delivery), webhooks=courier)
     metrics = AppMetrics()
+    autocommit = create_engine(settings.database.url, isolation_level="AUTOCOMMIT", **settings.database.engine_options)
     return Components(
         settings,
         PasswordHashing(settings.argon2),
@@ -108,7 +111,8 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         renderer=MessageRenderer(templates),
         senders=senders,
         delivery_queue=build_queue(settings.delivery, senders, client, webhook_retry_intervals=settings.webhooks.retry_intervals),
-        autocommit=create_engine(settings.database.url, isolation_level="AUTOCOMMIT", **settings.database.engine_options),
+        autocommit=autocommit,
+        session_statements=SessionStatements(autocommit),
         audit_observers=(OutcomeMetrics(metrics), AuditLogLines()),
         metrics=metrics,
     )
@@ -130,15 +134,19 @@ def delivery() -> Delivery:
 
 
 def audit_log() -> AuditLog:
-    """The audit log of this request's session; the events it records also fire webhooks."""
-    session = db.session()
+    """The audit log of this request's session; the events it records also fire webhooks.
+
+    It and the session service take the scoped session itself, not `db.session()`: the request's
+    ORM session is then made only when one is used, not on the hot paths that never use it
+    (refresh, userinfo)."""
+    session = cast(DbSession, db.session)  # a scoped_session: the same interface, resolved on use
     return AuditLog(session, utcnow, observers=(*components().audit_observers, WebhookEvents(session, webhook_dispatch(), utcnow)))
 
 
 def session_service() -> SessionService:
     c = components()
     return SessionService(
-        db.session(), c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow, autocommit=c.autocommit
+        cast(DbSession, db.session), c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow, statements=c.session_statements
     )
 
 
@@ -271,10 +279,10 @@ def api_key_service() -> ApiKeyService:
 
 def webhook_dispatch() -> Dispatch:
     """Sends a new webhook delivery once this request's transaction commits."""
-    session, queue = db.session(), components().delivery_queue
+    queue = components().delivery_queue
 
     def dispatch(delivery: WebhookDelivery) -> None:
-        send_after_commit(session, queue, WebhookJob(delivery.id), f"webhook {delivery.event}")
+        send_after_commit(db.session(), queue, WebhookJob(delivery.id), f"webhook {delivery.event}")
 
     return dispatch
 

@@ -17,6 +17,7 @@ from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
 from idp.models import new_id
 from idp.security.digests import digest, random_token
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
+from idp.statements import HotStatement
 
 API_CLIENT_ID = "idp-api"
 BROWSER_CLIENT_ID = "idp-browser"  # the provider's own sign-in session in a browser (SSO)
@@ -87,10 +88,19 @@ def claims_user(row: Any) -> ClaimColumns:
     return ClaimColumns(row.id, row.username, row.email, bool(row.email_verified), row.updated_at)
 
 
-def session_not_revoked(engine: Engine, session_id: str) -> bool:
-    """One primary-key read on the autocommit engine: no BEGIN, no ROLLBACK, no ORM identity map."""
-    with engine.connect() as connection:
-        return connection.execute(NOT_REVOKED, {"session_id": session_id}).first() is not None
+class SessionStatements:
+    """The statements of the hot paths, compiled once per app for its autocommit engine: each is
+    one round trip with no BEGIN, no ROLLBACK and no ORM identity map (`idp.statements`)."""
+
+    def __init__(self, autocommit: Engine) -> None:
+        self.rotate = HotStatement(autocommit, ROTATE)
+        self.rotate_with_claims = HotStatement(autocommit, ROTATE_WITH_CLAIMS)
+        self.live_bearer = HotStatement(autocommit, LIVE_BEARER)
+        self.not_revoked = HotStatement(autocommit, NOT_REVOKED)
+
+    def session_not_revoked(self, session_id: str) -> bool:
+        """One primary-key read (introspection)."""
+        return self.not_revoked.first({"session_id": session_id}) is not None
 
 
 @dataclass(frozen=True)
@@ -163,14 +173,14 @@ class SessionService:
         *,
         refresh_ttl: int,
         clock: Callable[[], datetime],
-        autocommit: Engine,
+        statements: SessionStatements,
     ) -> None:
         self._db = db
         self._tokens = tokens
         self._audit = audit
         self._refresh_ttl = timedelta(seconds=refresh_ttl)
         self._clock = clock
-        self._autocommit = autocommit
+        self._statements = statements
 
     def start(
         self,
@@ -236,8 +246,7 @@ class SessionService:
             "for_client": client_id,
             "now": now,
         }
-        with self._autocommit.connect() as connection:
-            row = connection.execute(ROTATE_WITH_CLAIMS if with_claims else ROTATE, params).one_or_none()
+        row = (self._statements.rotate_with_claims if with_claims else self._statements.rotate).first(params)
         if row is None:
             self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
@@ -427,8 +436,7 @@ class SessionService:
         """Like `authenticate_bearer`, for userinfo: one read on the autocommit engine (no BEGIN or
         ROLLBACK around it), and the identity's user holds only the claim columns (`claims_user`)."""
         claims = self._session_token(token)
-        with self._autocommit.connect() as connection:
-            row = connection.execute(LIVE_BEARER, {"session_id": claims.sid, "user_id": claims.sub, "now": self._clock()}).first()
+        row = self._statements.live_bearer.first({"session_id": claims.sid, "user_id": claims.sub, "now": self._clock()})
         if row is None:
             raise Unauthorized()
         return ClaimsIdentity(claims_user(row), claims)

@@ -22,7 +22,6 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.accounts.models import Session
-from idp.accounts.sessions import session_not_revoked
 from idp.audit.service import ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
@@ -138,7 +137,7 @@ class Introspection(IntrospectionEndpoint):
                 claims = self.server.tokens.verify(token_string)
             except InvalidAccessToken:
                 return _live_refresh_token(token_string)
-            if claims.sid and not session_not_revoked(components().autocommit, claims.sid):
+            if claims.sid and not components().session_statements.session_not_revoked(claims.sid):
                 return None
             return KnownToken("access_token", claims.client_id, None, claims)
         return find_token(self.server.tokens, token_string, token_type_hint)
