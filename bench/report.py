@@ -81,8 +81,10 @@ METHOD = """\
   to the redirect URI with `?code=`), its SSO cookie then yields further codes at once, and each
   code is exchanged at `/oauth/token` (code_verifier, Basic authentication). `POST /oauth/token`
   with `grant_type=refresh_token` sends a refresh token never sent before with every request and
-  queues the rotated one from the JSON body (each answer also carries a new RS256 ID token, since
-  `openid` was granted); `GET /oauth/userinfo` sends `Authorization: Bearer` with the access token
+  queues the rotated one from the JSON body (each answer also carries a new ID token, since
+  `openid` was granted). It runs twice: with a third client, registered the same way plus
+  `--id-token-alg ES256` (ES256 ID tokens; this row is judged, as the rotation is the same), and
+  with the second (RS256 ID tokens, the default, shown beside it). `GET /oauth/userinfo` sends `Authorization: Bearer` with the access token
   (scope `openid profile email`) of one more such session, whose liveness is checked every time.
 - The wrk script checks every answer: a status other than 200 is an error, and so is a 200 whose
   body lacks what the scenario expects (`"access_token"` from the token endpoint, a rotated

@@ -146,6 +146,7 @@ class Bench:
         self.argon2: Argon2Settings | None = None
         self.client_authorization = ""  # "Basic ..." of the confidential client registered for the OAuth scenarios
         self.relying_party: RelyingParty | None = None  # the first-party client of the code flow (refresh, userinfo)
+        self.es256_party: RelyingParty | None = None  # the same, registered with --id-token-alg ES256
 
     # -- set-up and tear-down ----------------------------------------------------------------
 
@@ -183,17 +184,22 @@ class Bench:
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchError(f"clients create did not print the client's JSON ({exc!r}):\n{created[-500:]}") from None
         self.client_authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        self.relying_party = self.register_relying_party("Bench RP")
+        self.es256_party = self.register_relying_party("Bench RP ES256", "--id-token-alg", "ES256")
+
+    def register_relying_party(self, name: str, *options: str) -> RelyingParty:
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         created = run_checked(
             [
-                *flask, "clients", "create", "--name", "Bench RP", "--first-party", "--redirect-uri", REDIRECT_URI,
+                *flask, "clients", "create", "--name", name, "--first-party", "--redirect-uri", REDIRECT_URI,
                 "--grant", "authorization_code", "--grant", "refresh_token",
-                "--scope", "openid", "--scope", "profile", "--scope", "email", "--json",
+                "--scope", "openid", "--scope", "profile", "--scope", "email", "--json", *options,
             ],
             self.env,
         )
         try:
             client = json.loads(created)
-            self.relying_party = RelyingParty(client["clientId"], client["clientSecret"])
+            return RelyingParty(client["clientId"], client["clientSecret"])
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchError(f"clients create did not print the relying party's JSON ({exc!r}):\n{created[-500:]}") from None
 
@@ -312,12 +318,11 @@ class Bench:
             raise BenchError(f"POST {TOKEN} (client_credentials) answered {answer.status_code}: {answer.text[:300]}")
         return token
 
-    def relying_party_tokens(self, idp: Server, seeds: list[BenchUser], tag: str) -> tuple[Path, str]:
-        """Sessions of the relying party for one configuration, from the authorization code flow: a
+    def relying_party_tokens(self, idp: Server, party: RelyingParty, seeds: list[BenchUser], tag: str) -> tuple[Path, str]:
+        """Sessions of a relying party for one configuration, from the authorization code flow: a
         pool of refresh tokens (a file, one a line) and one more session's access token for userinfo."""
-        assert self.relying_party is not None, "prepare() registers the relying party"
         size = 4 * self.args.connections
-        answers = relying_party_sessions(idp.base_url, self.relying_party, seeds, size + 1, concurrency=self.args.connections)
+        answers = relying_party_sessions(idp.base_url, party, seeds, size + 1, concurrency=self.args.connections)
         if len(answers) < size + 1:
             raise BenchError(f"only {len(answers)} of {size + 1} relying-party sessions could be opened")
         path = self.out / f"oauth-refresh-tokens-{tag}.txt"
@@ -325,7 +330,10 @@ class Bench:
         return path, answers[0]["access_token"]
 
     def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool, seeds: list[BenchUser]) -> None:
-        oauth_tokens, user_access_token = self.relying_party_tokens(idp, seeds, "pinned" if cpus else "shared")
+        assert self.relying_party is not None and self.es256_party is not None, "prepare() registers the relying parties"
+        tag = "pinned" if cpus else "shared"
+        oauth_tokens, user_access_token = self.relying_party_tokens(idp, self.relying_party, seeds, tag)
+        es256_tokens, _ = self.relying_party_tokens(idp, self.es256_party, seeds, f"{tag}-es256")
         self.wrk(bare, "/", cpus=cpus, seconds=1)
         self.wrk(idp, JWKS, cpus=cpus, seconds=1)
         base = self.add("bare route GET /", cores, self.wrk(bare, "/", cpus=cpus))
@@ -340,13 +348,17 @@ class Bench:
         issued = self.wrk(idp, TOKEN, cpus=cpus, mode="form", data=grant, expect_body=TOKEN_BODY, authorization=self.client_authorization)
         self.add(f"POST {TOKEN} client_credentials", cores, issued, base=base.m, base_name="bare",
                  target=CLIENT_CREDENTIALS_TARGET if judged else None)
-        # refresh_token grant: a fresh refresh token every request, the rotated one read from the JSON body
-        rotated = self.wrk(
-            idp, TOKEN, cpus=cpus, mode="oauth-refresh", data=oauth_tokens, expect_body=ROTATED_BODY,
-            authorization=self.relying_party.authorization if self.relying_party else None,
-        )
-        self.add(f"POST {TOKEN} refresh_token (rotation, ID token)", cores, rotated, base=base.m, base_name="bare",
-                 target=OAUTH_REFRESH_TARGET if judged else None)
+        # refresh_token grant: a fresh refresh token every request, the rotated one read from the JSON
+        # body. Judged with the client that registered ES256 ID tokens (the rotation is the same);
+        # the default client's RS256 signature is shown beside it.
+        for party, pool, alg, target in (
+            (self.es256_party, es256_tokens, "ES256", OAUTH_REFRESH_TARGET), (self.relying_party, oauth_tokens, "RS256", None),
+        ):
+            rotated = self.wrk(
+                idp, TOKEN, cpus=cpus, mode="oauth-refresh", data=pool, expect_body=ROTATED_BODY, authorization=party.authorization
+            )
+            self.add(f"POST {TOKEN} refresh_token (rotation, {alg} ID token)", cores, rotated, base=base.m, base_name="bare",
+                     target=target if judged else None)
         introspected = self.out / "form-introspect.txt"
         introspected.write_text(f"token={self.access_token(idp)}\n")  # a JWT: URL-safe as it is
         active = self.wrk(idp, INTROSPECT, cpus=cpus, mode="form", data=introspected, expect_body=ACTIVE_BODY, authorization=self.client_authorization)

@@ -35,6 +35,7 @@ from idp.errors import DomainError, NotFound
 from idp.extensions import db
 from idp.mfa.methods import reencrypt_totp_secrets
 from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, ClientSpec, describe_client
+from idp.oidc.id_tokens import DEFAULT_ID_TOKEN_ALG, ID_TOKEN_ALGS
 from idp.oidc.models import OAuthClient
 from idp.security.keys import SUPPORTED_ALGS
 from idp.security.models import SigningKey
@@ -154,12 +155,17 @@ def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--auth-method", type=click.Choice(AUTH_METHODS[:2]), default="client_secret_basic")
 @click.option("--first-party", is_flag=True, help="Skip the consent page.")
 @click.option("--require-mfa", is_flag=True, help="Users must pass a second factor (and enrol one if they have none).")
+@click.option(
+    "--id-token-alg", type=click.Choice(ID_TOKEN_ALGS), default=DEFAULT_ID_TOKEN_ALG,
+    help="How its ID tokens are signed (id_token_signed_response_alg).",
+)
 @click.option("--client-id", help="Choose the id (default: random).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_domain_errors
 def clients_create(
     name: str, redirect_uris: tuple[str, ...], post_logout_uris: tuple[str, ...], grants: tuple[str, ...], scopes: tuple[str, ...],
-    public: bool, auth_method: str, first_party: bool, require_mfa: bool, client_id: str | None, as_json: bool,
+    public: bool, auth_method: str, first_party: bool, require_mfa: bool, id_token_alg: str, client_id: str | None,
+    as_json: bool,
 ) -> None:
     """Register a client; its secret is shown once."""
     spec = ClientSpec(
@@ -172,6 +178,7 @@ def clients_create(
         first_party=first_party,
         require_mfa=require_mfa,
         auth_method=auth_method,
+        id_token_alg=id_token_alg,
     )
     client, secret = client_registry().create(spec, client_id=client_id)
     _emit({**describe_client(client), "clientSecret": secret}, as_json)

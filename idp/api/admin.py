@@ -27,6 +27,7 @@ Uri = Annotated[str, Field(min_length=1, max_length=2048)]
 Uris = Annotated[list[Uri], Field(max_length=20)]
 Grant = Literal["authorization_code", "refresh_token", "client_credentials"]
 Scope = Literal["openid", "profile", "email", "phone", "offline_access"]
+IdTokenAlg = Literal["RS256", "ES256"]  # idp.oidc.id_tokens.ID_TOKEN_ALGS
 ClientName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
 
 
@@ -42,10 +43,11 @@ class ClientFields(Body):
     token_endpoint_auth_method: Annotated[
         Literal["client_secret_basic", "client_secret_post"], Field(alias="tokenEndpointAuthMethod")
     ] = left_out()
+    id_token_signed_response_alg: Annotated[IdTokenAlg, Field(alias="idTokenSignedResponseAlg")] = left_out()
 
     def changes(self) -> dict[str, Any]:
         """The ClientSpec fields given in the request."""
-        names = {"token_endpoint_auth_method": "auth_method"}
+        names = {"token_endpoint_auth_method": "auth_method", "id_token_signed_response_alg": "id_token_alg"}
         given = self.model_dump(include=set(ClientFields.model_fields), exclude_unset=True)
         return {names.get(name, name): value for name, value in given.items()}
 
@@ -87,6 +89,7 @@ class ClientView(Wire):
     scopes: list[Scope]
     firstParty: bool
     requireMfa: bool
+    idTokenSignedResponseAlg: IdTokenAlg
     createdAt: datetime
 
 

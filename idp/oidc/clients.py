@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session as DbSession
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import iso
 from idp.errors import Conflict, NotFound, ValidationFailed
+from idp.oidc.id_tokens import DEFAULT_ID_TOKEN_ALG, ID_TOKEN_ALGS
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest, random_token, same
 
@@ -36,6 +37,7 @@ class ClientSpec:
     first_party: bool = False
     require_mfa: bool = False
     auth_method: str = "client_secret_basic"
+    id_token_alg: str = DEFAULT_ID_TOKEN_ALG
 
 
 def spec_of(client: OAuthClient) -> ClientSpec:
@@ -49,6 +51,7 @@ def spec_of(client: OAuthClient) -> ClientSpec:
         first_party=client.first_party,
         require_mfa=client.require_mfa,
         auth_method=client.token_endpoint_auth_method,
+        id_token_alg=client.id_token_signed_response_alg,
     )
 
 
@@ -65,6 +68,7 @@ def describe_client(client: OAuthClient) -> dict[str, Any]:
         "scopes": client.scopes,
         "firstParty": client.first_party,
         "requireMfa": client.require_mfa,
+        "idTokenSignedResponseAlg": client.id_token_signed_response_alg,
         "createdAt": iso(client.created_at),
     }
 
@@ -141,6 +145,8 @@ class ClientRegistry:
             problems.append("grant_types: a public client cannot use client_credentials")
         if spec.auth_method not in AUTH_METHODS[:2] and not spec.public:
             problems.append(f"auth_method: {spec.auth_method} is not supported for a confidential client")
+        if spec.id_token_alg not in ID_TOKEN_ALGS:
+            problems.append(f"id_token_signed_response_alg: {spec.id_token_alg} is not supported ({', '.join(ID_TOKEN_ALGS)})")
         if not spec.name.strip():
             problems.append("name: is required")
         return problems
@@ -167,6 +173,7 @@ class ClientRegistry:
             token_endpoint_auth_method="none" if spec.public else spec.auth_method,
             first_party=spec.first_party,
             require_mfa=spec.require_mfa,
+            id_token_signed_response_alg=spec.id_token_alg,
             created_at=self._clock(),
         )
         self._db.add(row)
@@ -190,6 +197,7 @@ class ClientRegistry:
         row.scopes = list(spec.scopes)
         row.first_party = spec.first_party
         row.require_mfa = spec.require_mfa
+        row.id_token_signed_response_alg = spec.id_token_alg
         if not row.is_public:
             row.token_endpoint_auth_method = spec.auth_method
         self._record("client_updated", client_id, by, client, fields=sorted(changes))

@@ -9,7 +9,7 @@ from typing import Any
 from idp.oidc.claims import ACR_VALUES_SUPPORTED, CLAIMS_SUPPORTED
 from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES
 from idp.oidc.grants import CONFIDENTIAL_METHODS
-from idp.oidc.id_tokens import ID_TOKEN_ALG
+from idp.oidc.id_tokens import ID_TOKEN_ALGS
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/.well-known/jwks.json"
@@ -31,7 +31,7 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ID_TOKEN_ALG],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_METHODS,

@@ -23,7 +23,7 @@ from idp.errors import InvalidRefreshToken
 from idp.extensions import db
 from idp.models import affected
 from idp.oidc.claims import acr_for, user_claims
-from idp.oidc.models import AuthorizationCode
+from idp.oidc.models import AuthorizationCode, OAuthClient
 from idp.security.digests import digest
 from idp.wiring import audit_log, components, metrics, session_service
 
@@ -45,8 +45,11 @@ def _client_info() -> ClientInfo:
     return ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent"))
 
 
-def token_response(issued: IssuedTokens, *, refresh: bool, nonce: str | None = None, acr: str | None = None) -> dict[str, Any]:
-    """The JSON of a token response, with an ID token when `openid` was granted."""
+def token_response(
+    issued: IssuedTokens, client: OAuthClient, *, refresh: bool, nonce: str | None = None, acr: str | None = None
+) -> dict[str, Any]:
+    """The JSON of a token response, with an ID token (signed as the client registered) when
+    `openid` was granted."""
     grant = issued.grant
     token: dict[str, Any] = {
         "access_token": issued.access_token,
@@ -70,6 +73,7 @@ def token_response(issued: IssuedTokens, *, refresh: bool, nonce: str | None = N
             nonce=nonce,
             access_token=issued.access_token,
             claims=user_claims(db.session, user, scopes),
+            alg=client.id_token_signed_response_alg,
         )
     return token
 
@@ -179,7 +183,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             update(AuthorizationCode).where(AuthorizationCode.id == row.id).values(session_id=issued.session_id)
         )
         _record_issue(user.id, row.client_id, "authorization_code", issued.session_id)
-        return token_response(issued, refresh=kwargs.get("include_refresh_token", True), nonce=row.nonce, acr=row.acr)
+        refresh = kwargs.get("include_refresh_token", True)
+        return token_response(issued, self.request.client.row, refresh=refresh, nonce=row.nonce, acr=row.acr)
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Already marked used when it was claimed; kept so a replay can be recognised."""
@@ -221,7 +226,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         except InvalidRefreshToken:
             raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.") from None
         metrics().tokens_issued("refresh_token")
-        return 200, token_response(issued, refresh=True), self.TOKEN_RESPONSE_HEADER
+        return 200, token_response(issued, client.row, refresh=True), self.TOKEN_RESPONSE_HEADER
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

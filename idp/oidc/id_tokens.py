@@ -1,4 +1,5 @@
-"""ID tokens (OpenID Connect Core §2): signed RS256 with the key ring, verifiable from the JWKS."""
+"""ID tokens (OpenID Connect Core §2): signed with the key ring (RS256, or ES256 for a client
+that registered it), verifiable from the JWKS."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from joserfc.errors import JoseError
 
 from idp.security.keys import KeyRing
 
-ID_TOKEN_ALG = "RS256"  # every relying party must support it (OpenID Connect Core §15.1)
+DEFAULT_ID_TOKEN_ALG = "RS256"  # every relying party must support it (OpenID Connect Core §15.1)
+ID_TOKEN_ALGS = ("RS256", "ES256")  # a client's `id_token_signed_response_alg`
 
 
 def at_hash(access_token: str) -> str:
-    """The left half of the SHA-256 of the access token, base64url without padding (for RS256)."""
+    """The left half of the SHA-256 of the access token, base64url without padding (the hash of
+    both RS256 and ES256)."""
     half = hashlib.sha256(access_token.encode("ascii")).digest()[:16]
     return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
 
@@ -41,8 +44,9 @@ class IdTokens:
         nonce: str | None = None,
         access_token: str | None = None,
         claims: dict[str, Any] | None = None,
+        alg: str = DEFAULT_ID_TOKEN_ALG,
     ) -> str:
-        key = self._keys.signing_key(ID_TOKEN_ALG)
+        key = self._keys.signing_key(alg)
         now = int(self._clock().timestamp())
         payload: dict[str, Any] = {**(claims or {})}
         payload.update(
@@ -62,13 +66,13 @@ class IdTokens:
             payload["nonce"] = nonce
         if access_token:
             payload["at_hash"] = at_hash(access_token)
-        return jwt.encode({"alg": ID_TOKEN_ALG, "typ": "JWT", "kid": key.kid}, payload, key, algorithms=[ID_TOKEN_ALG])
+        return jwt.encode({"alg": alg, "typ": "JWT", "kid": key.kid}, payload, key, algorithms=[alg])
 
     def read_hint(self, token: str) -> dict[str, Any] | None:
         """The claims of an ID token this provider signed (an expired one too: a logout hint may
         be old), or None."""
         try:
-            decoded = jwt.decode(token, self._keys.snapshot().verifying, algorithms=[ID_TOKEN_ALG])
+            decoded = jwt.decode(token, self._keys.snapshot().verifying, algorithms=list(ID_TOKEN_ALGS))
         except (JoseError, ValueError, TypeError):
             return None
         if decoded.claims.get("iss") != self._issuer or "aud" not in decoded.claims:

@@ -27,6 +27,9 @@ class OAuthClient(db.Model):  # type: ignore[name-defined]
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), nullable=False)
     first_party: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     require_mfa: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # OpenID Connect Dynamic Client Registration's `id_token_signed_response_alg`: RS256 unless
+    # the client chose ES256 (smaller tokens, several times cheaper to sign)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), nullable=False, default="RS256", server_default="RS256")
     created_at: Mapped[datetime] = created_column()
 
     @property

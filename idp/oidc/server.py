@@ -27,7 +27,7 @@ from idp.clock import as_utc, utcnow
 from idp.extensions import db
 from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
-from idp.oidc.id_tokens import ID_TOKEN_ALG
+from idp.oidc.id_tokens import ID_TOKEN_ALGS
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
@@ -189,7 +189,7 @@ class EndSession(EndSessionEndpoint):
         return self.server.tokens.keys.snapshot().verifying
 
     def get_algorithms(self) -> list[str]:
-        return [ID_TOKEN_ALG]
+        return list(ID_TOKEN_ALGS)
 
     def end_session(self, end_session_request: Any) -> None:
         """Done by the logout view, which also clears the cookies."""

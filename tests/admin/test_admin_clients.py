@@ -81,3 +81,16 @@ def test_invalid_clients_are_refused_with_reasons(admin):
     with admin.app.app_context():
         assert db.session.scalars(select(OAuthClient)).one().redirect_uris == CONFIDENTIAL["redirectUris"]
     assert admin.patch("/clients/nope", {"name": "x"}).status_code == 404
+
+
+def test_the_admin_api_sets_and_changes_the_algorithm(admin):
+    created = admin.post("/clients", {"name": "Notes", "redirectUris": ["https://notes.example.com/cb"], "idTokenSignedResponseAlg": "ES256"})
+    assert created.status_code == 201, created.json
+    client = created.json["data"]["client"]
+    assert client["idTokenSignedResponseAlg"] == "ES256"
+    changed = admin.patch(f"/clients/{client['clientId']}", {"idTokenSignedResponseAlg": "RS256"})
+    assert changed.status_code == 200 and changed.json["data"]["client"]["idTokenSignedResponseAlg"] == "RS256"
+    for refused in ("HS256", "none", None, 256):
+        answer = admin.patch(f"/clients/{client['clientId']}", {"idTokenSignedResponseAlg": refused})
+        assert answer.status_code == 400, (refused, answer.json)
+    assert admin.get(f"/clients/{client['clientId']}").json["data"]["client"]["idTokenSignedResponseAlg"] == "RS256"

@@ -108,6 +108,7 @@ class PyoidcRP:
     registered: dict[str, Any]
     client: Client = field(init=False)
     discovered: Any = field(init=False)
+    id_token_alg: str = "RS256"
 
     def __post_init__(self) -> None:
         self.client = Client(client_authn_method=CLIENT_AUTHN_METHOD)
@@ -119,6 +120,7 @@ class PyoidcRP:
                 redirect_uris=[REDIRECT_URI],
                 post_logout_redirect_uris=[POST_LOGOUT_URI],
                 token_endpoint_auth_method="client_secret_basic",
+                id_token_signed_response_alg=self.id_token_alg,
             )
         )
         self.client.redirect_uris = [REDIRECT_URI]
@@ -199,17 +201,21 @@ def alice(server: LiveServer) -> dict[str, Any]:
     return response.json()["data"]
 
 
-@pytest.fixture
-def registered(server: LiveServer) -> dict[str, Any]:
+def register(server: LiveServer, *options: str) -> dict[str, Any]:
     result = server.app.test_cli_runner().invoke(
         args=[
             "clients", "create", "--json", "--name", "PyOIDC",
             "--redirect-uri", REDIRECT_URI, "--post-logout-redirect-uri", POST_LOGOUT_URI,
-            "--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access",
+            "--scope", "openid", "--scope", "profile", "--scope", "email", "--scope", "offline_access", *options,
         ]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
+
+
+@pytest.fixture
+def registered(server: LiveServer) -> dict[str, Any]:
+    return register(server)
 
 
 @pytest.fixture
@@ -469,3 +475,27 @@ def test_authorization_responses_carry_the_advertised_iss(rp: PyoidcRP, pages: H
     error = rp.callback(anonymous.open(silent.url), silent)
     assert error["error"] == "login_required"
     assert success.get("iss") == server.url and error.get("iss") == server.url
+
+
+# -- ES256 ID tokens ----------------------------------------------------------------------------
+
+
+def test_a_client_that_registered_es256_gets_es256_id_tokens_pyoidc_verifies(pages: HostedPages, server: LiveServer, alice) -> None:
+    """`id_token_signed_response_alg=ES256`: the code exchange and every refresh answer with an ID
+    token signed by the published P-256 key, which pyoidc checks against the registered algorithm."""
+    registered = register(server, "--id-token-alg", "ES256")
+    assert registered["idTokenSignedResponseAlg"] == "ES256"
+    rp = PyoidcRP(server, registered, id_token_alg="ES256")
+    assert rp.discovered["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
+    ec_kids = {key.kid for key in rp.client.keyjar.get_signing_key("EC", owner=server.url)}
+
+    flow, token = rp.log_in(pages)
+    id_token = token["id_token"]
+    assert id_token.jws_header["alg"] == "ES256" and id_token.jws_header["kid"] in ec_kids
+    assert id_token["nonce"] == flow.nonce and id_token["aud"] == [rp.client_id]
+    assert id_token["at_hash"] == left_hash(token["access_token"], "HS256")  # SHA-256, as for RS256
+
+    refreshed = rp.client.do_access_token_refresh(state=flow.state, authn_method="client_secret_basic")
+    assert isinstance(refreshed, AccessTokenResponse), refreshed.to_dict()
+    assert refreshed["id_token"].jws_header["alg"] == "ES256"
+    assert refreshed["id_token"]["sub"] == alice["user"]["id"]
