@@ -18,7 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography.fernet import Fernet
@@ -336,36 +336,44 @@ class Bench:
         es256_tokens, _ = self.relying_party_tokens(idp, self.es256_party, seeds, f"{tag}-es256")
         self.wrk(bare, "/", cpus=cpus, seconds=1)
         self.wrk(idp, JWKS, cpus=cpus, seconds=1)
-        base = self.add("bare route GET /", cores, self.wrk(bare, "/", cpus=cpus))
-        self.add("GET " + JWKS, cores, self.wrk(idp, JWKS, cpus=cpus), base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
-        discovery = self.wrk(idp, DISCOVERY, cpus=cpus)
-        self.add("GET " + DISCOVERY, cores, discovery, base=base.m, base_name="bare", target=JWKS_TARGET if judged else None)
-        refresh = self.wrk(idp, "/api/auth/refresh", cpus=cpus, mode="refresh", data=tokens)
-        self.add("POST /api/auth/refresh", cores, refresh, base=base.m, base_name="bare", target=REFRESH_TARGET if judged else None)
+        bare_runs: list[Measurement] = []
+
+        def beside_bare(scenario: str, path: str, target: Target | None, **wrk: Any) -> None:
+            """The bare route right before the scenario, which is quoted against it: this machine's
+            speed drifts within a run (other tenants of the host), the ratio of neighbours much less."""
+            bare_runs.append(self.wrk(bare, "/", cpus=cpus))
+            if len(bare_runs) == 1:
+                self.add("bare route GET /", cores, bare_runs[0])
+            self.add(scenario, cores, self.wrk(idp, path, cpus=cpus, **wrk), base=bare_runs[-1], base_name="bare",
+                     target=target if judged else None)
+
+        beside_bare("GET " + JWKS, JWKS, JWKS_TARGET)
+        beside_bare("GET " + DISCOVERY, DISCOVERY, JWKS_TARGET)
+        beside_bare("POST /api/auth/refresh", "/api/auth/refresh", REFRESH_TARGET, mode="refresh", data=tokens)
         # OAuth 2.0: the same form body and Basic client authentication with every request
         grant = self.out / "form-client-credentials.txt"
         grant.write_text("grant_type=client_credentials\n")
-        issued = self.wrk(idp, TOKEN, cpus=cpus, mode="form", data=grant, expect_body=TOKEN_BODY, authorization=self.client_authorization)
-        self.add(f"POST {TOKEN} client_credentials", cores, issued, base=base.m, base_name="bare",
-                 target=CLIENT_CREDENTIALS_TARGET if judged else None)
+        beside_bare(f"POST {TOKEN} client_credentials", TOKEN, CLIENT_CREDENTIALS_TARGET, mode="form", data=grant,
+                    expect_body=TOKEN_BODY, authorization=self.client_authorization)
         # refresh_token grant: a fresh refresh token every request, the rotated one read from the JSON
         # body. Judged with the client that registered ES256 ID tokens (the rotation is the same);
         # the default client's RS256 signature is shown beside it.
         for party, pool, alg, target in (
             (self.es256_party, es256_tokens, "ES256", OAUTH_REFRESH_TARGET), (self.relying_party, oauth_tokens, "RS256", None),
         ):
-            rotated = self.wrk(
-                idp, TOKEN, cpus=cpus, mode="oauth-refresh", data=pool, expect_body=ROTATED_BODY, authorization=party.authorization
-            )
-            self.add(f"POST {TOKEN} refresh_token (rotation, {alg} ID token)", cores, rotated, base=base.m, base_name="bare",
-                     target=target if judged else None)
+            beside_bare(f"POST {TOKEN} refresh_token (rotation, {alg} ID token)", TOKEN, target, mode="oauth-refresh", data=pool,
+                        expect_body=ROTATED_BODY, authorization=party.authorization)
         introspected = self.out / "form-introspect.txt"
         introspected.write_text(f"token={self.access_token(idp)}\n")  # a JWT: URL-safe as it is
-        active = self.wrk(idp, INTROSPECT, cpus=cpus, mode="form", data=introspected, expect_body=ACTIVE_BODY, authorization=self.client_authorization)
-        self.add(f"POST {INTROSPECT} (access token)", cores, active, base=base.m, base_name="bare", target=INTROSPECT_TARGET if judged else None)
-        claims = self.wrk(idp, USERINFO, cpus=cpus, expect_body=CLAIMS_BODY, authorization=f"Bearer {user_access_token}")
-        self.add(f"GET {USERINFO} (Bearer, openid profile email)", cores, claims, base=base.m, base_name="bare",
-                 target=USERINFO_TARGET if judged else None)
+        beside_bare(f"POST {INTROSPECT} (access token)", INTROSPECT, INTROSPECT_TARGET, mode="form", data=introspected,
+                    expect_body=ACTIVE_BODY, authorization=self.client_authorization)
+        beside_bare(f"GET {USERINFO} (Bearer, openid profile email)", USERINFO, USERINFO_TARGET, expect_body=CLAIMS_BODY,
+                    authorization=f"Bearer {user_access_token}")
+        rates = sorted(m.rate for m in bare_runs)
+        self.notes.append(
+            f"Bare route [{cores}], measured before each scenario: {rates[0]:,.0f}–{rates[-1]:,.0f} req/s "
+            f"({len(rates)} runs; each ratio is to the run right before it)."
+        )
 
     def floor(self, processes: int) -> Floor:
         a2 = self.argon2
