@@ -74,8 +74,9 @@ def _one_malloc_arena():
     """Each Argon2 computation takes 19 MiB from malloc. glibc gives every thread that allocates at
     the same time an arena of its own and keeps what it held, so a worker's resident memory grew
     from 106 to 188 MiB in a burst of logins; with one arena for the worker's threads (set before
-    they start) the blocks are reused: 168 MiB, and no fewer logins per second (measured, 4 runs).
-    Returning the blocks to the system instead (a low mmap threshold) cost a fifth of the logins.
+    they start) the blocks are reused: 168 MiB. The price, in 3 paired runs of 15 s: about 1 ms more
+    CPU per login (of 40; within this machine's noise). Returning the blocks to the system instead
+    (a fixed mmap or trim threshold) cost up to a fifth of the logins: every hash faults its 19 MiB in.
     MALLOC_ARENA_MAX in the environment is glibc's own setting and is left to win."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return
