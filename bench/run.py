@@ -53,6 +53,7 @@ TOKEN = "/oauth/token"
 INTROSPECT = "/oauth/introspect"
 USERINFO = "/oauth/userinfo"
 READY = "/api/health/ready"
+FLASK_CLI = [sys.executable, "-m", "flask", "--app", "wsgi"]
 SEED_ACCOUNTS = 8
 KEEP_RESULTS = 10  # newest run folders kept under bench/results (logs, token pools)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -172,11 +173,10 @@ class Bench:
     def prepare(self) -> None:
         self.db.create()
         self.env = self.server_environment()
-        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-        run_checked([*flask, "db", "upgrade"], self.env)
-        run_checked([*flask, "keys", "ensure"], self.env)
+        run_checked([*FLASK_CLI, "db", "upgrade"], self.env)
+        run_checked([*FLASK_CLI, "keys", "ensure"], self.env)
         created = run_checked(
-            [*flask, "clients", "create", "--name", "Bench", "--grant", "client_credentials", "--scope", "openid", "--json"], self.env
+            [*FLASK_CLI, "clients", "create", "--name", "Bench", "--grant", "client_credentials", "--scope", "openid", "--json"], self.env
         )
         try:
             client = json.loads(created)
@@ -188,10 +188,9 @@ class Bench:
         self.es256_party = self.register_relying_party("Bench RP ES256", "--id-token-alg", "ES256")
 
     def register_relying_party(self, name: str, *options: str) -> RelyingParty:
-        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         created = run_checked(
             [
-                *flask, "clients", "create", "--name", name, "--first-party", "--redirect-uri", REDIRECT_URI,
+                *FLASK_CLI, "clients", "create", "--name", name, "--first-party", "--redirect-uri", REDIRECT_URI,
                 "--grant", "authorization_code", "--grant", "refresh_token",
                 "--scope", "openid", "--scope", "profile", "--scope", "email", "--json", *options,
             ],

@@ -253,8 +253,8 @@ class SessionService:
         grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), row.scope, row.browser_session_id)
         issued = self._issue(session_id, grant, new_token, row.expires_at)
         if with_claims:
-            user = User(id=row.user_id, username=row.username, email=row.email, email_verified=row.email_verified, updated_at=row.updated_at)
-            issued = replace(issued, user=user)
+            user = ClaimColumns(row.user_id, row.username, row.email, bool(row.email_verified), row.updated_at)
+            issued = replace(issued, user=user)  # a plain object, as for userinfo: no ORM instance on the hot path
         return issued
 
     def _detect_reuse(self, session_id: str, client_id: str, now: datetime, client: ClientInfo) -> None:
