@@ -4,14 +4,25 @@ Override with WEB_CONCURRENCY (processes), GUNICORN_THREADS and PORT. On the emb
 (no REDIS_URL/REDIS_HOST) one process is used, so in-memory rate limits stay exact.
 """
 
-import multiprocessing
 import os
 
+
+def usable_cores() -> int:
+    """The cores this process may run on: a CPU set (taskset, `docker run --cpuset-cpus`, a
+    Kubernetes static CPU policy) counts, not the machine's total (`multiprocessing.cpu_count()`).
+    Two processes on one core only take turns, each with its own caches to refill."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
 _embedded = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
+_cores = usable_cores()
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '3001')}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY") or (1 if _embedded else multiprocessing.cpu_count()))
+workers = int(os.environ.get("WEB_CONCURRENCY") or (1 if _embedded else _cores))
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 keepalive = 5
 timeout = 30
@@ -27,7 +38,7 @@ errorlog = "-"
 # verifications/s on 2 cores). Balanced, the processes together may run workers × cores at once,
 # which costs a little (about a tenth, measured) against an exact limit; unbalanced, no core waits.
 if "ARGON2_CONCURRENCY" not in os.environ:
-    raw_env = [f"ARGON2_CONCURRENCY={multiprocessing.cpu_count()}"]
+    raw_env = [f"ARGON2_CONCURRENCY={_cores}"]
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # /metrics adds up the counts of every worker process: prometheus_client keeps each process's values

@@ -241,6 +241,7 @@ class Bench:
             settings = Settings.load(environment_with_dotenv(self.env, str(ROOT / ".env")), Path(instance))
         self.argon2 = settings.argon2
         workers, threads = gunicorn_shape(self.env)
+        pinned_workers, pinned_threads = gunicorn_shape(self.env, "0")
         cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "?")
         wrk_version = subprocess.run([self.wrk_bin, "--version"], capture_output=True, text=True).stdout.split(" [")[0]
         import gunicorn
@@ -250,7 +251,8 @@ class Bench:
             ("Argon2", f"argon2id m={self.argon2.memory_kib} KiB, t={self.argon2.time_cost}, p={self.argon2.parallelism}"),
             ("access-token signing", settings.access_token_alg),
             ("database", f"{self.db.server_version()} (fresh database per run); {self.redis.version()} for rate limits"),
-            ("gunicorn", f"{gunicorn.__version__}, gthread, {workers} workers × {threads} threads (gunicorn.conf.py)"),
+            ("gunicorn", f"{gunicorn.__version__}, gthread, {workers} workers × {threads} threads on {len(os.sched_getaffinity(0))} cores"
+             + (f", {pinned_workers} × {pinned_threads} on 1 core" if pinned else "") + " (gunicorn.conf.py: a process per usable core)"),
             ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login, register, two-factor and code send {ROOMY_LIMIT} (Redis)"),
             ("mail", f"console outbox (OUTBOX_PATH in the run's folder), queued on RQ ({self.env['DELIVERY_QUEUE']}), one `flask --app wsgi worker`"),
             ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run; httpx {httpx.__version__} (async)"),

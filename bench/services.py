@@ -58,14 +58,19 @@ def run_checked(args: list[str], env: dict[str, str], *, timeout: float = 120) -
     return done.stdout
 
 
-def gunicorn_shape(env: dict[str, str]) -> tuple[int, int]:
-    """(workers, threads) that gunicorn.conf.py gives under this environment."""
+def gunicorn_shape(env: dict[str, str], cpus: str | None = None) -> tuple[int, int]:
+    """(workers, threads) that gunicorn.conf.py gives under this environment, on these CPUs (a
+    taskset list such as "0"; the config counts the cores it may run on)."""
     saved = dict(os.environ)
+    affinity = os.sched_getaffinity(0)
     try:
         os.environ.clear()
         os.environ.update(env)
+        if cpus:
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
         conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     finally:
+        os.sched_setaffinity(0, affinity)
         os.environ.clear()
         os.environ.update(saved)
     return int(conf["workers"]), int(conf["threads"])
@@ -179,7 +184,7 @@ class Server:
         self.port = free_port()
         self.env = {**env, "HOST": HOST, "PORT": str(self.port)}
         self.cpus = cpus
-        self.workers, self.threads = gunicorn_shape(self.env)
+        self.workers, self.threads = gunicorn_shape(self.env, cpus)
         self.log_path = log_dir / f"{name}-{'pinned' if cpus else 'shared'}-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

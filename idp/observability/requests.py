@@ -5,6 +5,9 @@ A WSGI layer outside everything else, so the JWKS and discovery documents, serve
 are counted too. Flask tells it the matched route template through the WSGI environ.
 Per request: a clock read at each end, a context variable and one histogram observation (a cached
 label child), some 4 µs and no I/O; with ACCESS_LOG on, one log record too (a write to stderr).
+The record is made directly: no stack walk for the caller's file and line (the formats show
+neither), and the texts a client chose are scrubbed here, so the handler's filter does not scan
+the whole line again (about a fifth of the line's cost).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from flask import Flask, request
 
 from idp.observability.logs import current_request_id
 from idp.observability.metrics import UNMATCHED_ROUTE, AppMetrics
+from idp.observability.redaction import SCRUBBED, redact
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ROUTE_KEY = "idp.route"
@@ -91,21 +95,24 @@ class ObservedRequests:
         route = environ.get(ROUTE_KEY) or (path if path in self._fixed_routes else UNMATCHED_ROUTE)
         method = environ.get("REQUEST_METHOD") or "GET"
         self._metrics.request_answered(route, method, status, seconds)
-        if self._access_log is not None:
+        log = self._access_log
+        if log is not None and log.isEnabledFor(logging.INFO):
             duration_ms = round(seconds * 1000, 2)
-            self._access_log.info(
-                "%s %s %s %.2fms",
-                method,
-                route,
-                status,
-                duration_ms,
+            # What a client chose (method, path without the query string, the address a proxy
+            # forwarded) is scrubbed; the route is a template of ours, the request id was checked.
+            method = redact(method)
+            address = environ.get("REMOTE_ADDR")
+            record = log.makeRecord(
+                log.name, logging.INFO, "", 0, "%s %s %s %.2fms", (method, route, status, duration_ms), None,
                 extra={
                     "method": method,
                     "route": route,
-                    "path": path[:MAX_LOGGED_PATH],  # never the query string
+                    "path": redact(path[:MAX_LOGGED_PATH]),
                     "status": int(status),
                     "duration_ms": duration_ms,
-                    "remote_addr": environ.get("REMOTE_ADDR"),
+                    "remote_addr": redact(address) if address else address,
                     "request_id": request_id,
+                    SCRUBBED: True,
                 },
             )
+            log.handle(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyotp
@@ -108,3 +109,19 @@ def test_text_logs_name_the_request_too(make_app):
         response = app.test_client().get("/api/health/live")
     [line] = logs.lines
     assert f" INFO idp.access [{response.headers['X-Request-ID']}] GET /api/health/live 200 " in line
+
+
+def test_the_access_line_scrubs_what_the_client_chose(make_app):
+    """The access line skips the handler's filter, so it scrubs its own client-supplied texts: a
+    secret in the path (a token a client put where it does not belong), in a forwarded address."""
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    random_secret = "Xk3-9fQ_2mZ8pLr4TnW6yHc1vBd7sGe0aJu5oKi2"
+    app = make_app(LOG_FORMAT="json", TRUSTED_PROXIES="1")
+    with capturing_logs() as logs:
+        missing = app.test_client().get(f"/api/users/{token}/x", headers={"X-Forwarded-For": random_secret})
+    assert missing.status_code == 404
+    [line] = [r for r in logs.records() if r["logger"] == "idp.access"]
+    assert token not in json.dumps(line) and random_secret not in json.dumps(line)
+    assert line["path"] == "/api/users/[REDACTED]/x" and line["remote_addr"] == "[REDACTED]"
+    assert (line["method"], line["status"], line["message"]) == ("GET", 404, f"GET {line['route']} 404 {line['duration_ms']:.2f}ms")
+    assert not any(name.startswith("_") for name in line), "the scrubbed mark is not a field"

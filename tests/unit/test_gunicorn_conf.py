@@ -1,0 +1,59 @@
+"""gunicorn.conf.py sizes the server from the cores the process may run on, not the machine's count."""
+
+from __future__ import annotations
+
+import os
+import runpy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
+ALL_CORES = os.sched_getaffinity(0)
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "ARGON2_CONCURRENCY", "REDIS_URL", "REDIS_HOST"):
+            os.environ.pop(name, None)
+        os.environ.update(values)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def load(cores: set[int] | None = None, **env: str) -> dict[str, Any]:
+    """The config's settings as gunicorn would read them, in a process limited to `cores`."""
+    with environment(METRICS_ENABLED="false", **env):
+        try:
+            if cores is not None:
+                os.sched_setaffinity(0, cores)
+            return runpy.run_path(str(CONF))
+        finally:
+            os.sched_setaffinity(0, ALL_CORES)
+
+
+def test_one_process_per_core_the_server_may_use():
+    """Under taskset or a container's CPU set, two processes on one core would only take turns."""
+    one_core = {min(ALL_CORES)}
+    pinned = load(one_core, REDIS_URL="redis://127.0.0.1:6379/0")
+    assert pinned["workers"] == 1
+    assert pinned["raw_env"] == ["ARGON2_CONCURRENCY=1"]
+    whole = load(REDIS_URL="redis://127.0.0.1:6379/0")
+    assert whole["workers"] == len(ALL_CORES)
+    assert whole["raw_env"] == [f"ARGON2_CONCURRENCY={len(ALL_CORES)}"]
+
+
+def test_operators_settings_win():
+    conf = load(REDIS_URL="redis://127.0.0.1:6379/0", WEB_CONCURRENCY="3", GUNICORN_THREADS="8", ARGON2_CONCURRENCY="2")
+    assert (conf["workers"], conf["threads"]) == (3, 8)
+    assert "raw_env" not in conf  # the app reads ARGON2_CONCURRENCY from the environment itself
+
+
+def test_embedded_default_runs_one_process():
+    """Without Redis the rate limits are in memory: one process keeps them exact."""
+    assert load()["workers"] == 1
