@@ -4,17 +4,47 @@ Override with WEB_CONCURRENCY (processes), GUNICORN_THREADS and PORT. On the emb
 (no REDIS_URL/REDIS_HOST) one process is used, so in-memory rate limits stay exact.
 """
 
+import math
 import os
 
+# A container's CPU limit (`docker run --cpus`, a Kubernetes CPU limit) is a CFS quota, seen inside
+# the container as its own cgroup: cgroup v2, then v1.
+CPU_MAX = "/sys/fs/cgroup/cpu.max"  # "<quota> <period>" or "max <period>"
+CFS_QUOTA = "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"  # -1 without a limit
+CFS_PERIOD = "/sys/fs/cgroup/cpu/cpu.cfs_period_us"
 
-def usable_cores() -> int:
-    """The cores this process may run on: a CPU set (taskset, `docker run --cpuset-cpus`, a
-    Kubernetes static CPU policy) counts, not the machine's total (`multiprocessing.cpu_count()`).
-    Two processes on one core only take turns, each with its own caches to refill."""
+
+def _read(path: str) -> list[str]:
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        with open(path) as file:
+            return file.read().split()
+    except OSError:
+        return []
+
+
+def cpu_quota(cpu_max: str = CPU_MAX, cfs_quota: str = CFS_QUOTA, cfs_period: str = CFS_PERIOD) -> int | None:
+    """The CPUs a CFS quota allows, rounded up (1.5 CPUs: 2 processes); None without a quota."""
+    v2 = _read(cpu_max)
+    quota, period = (v2[0], v2[1]) if len(v2) >= 2 else ((_read(cfs_quota) or ["-1"])[0], (_read(cfs_period) or ["100000"])[0])
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:  # "max"
+        return None
+    return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
+
+
+def usable_cores(quota: int | None = None) -> int:
+    """The cores this process may run on: its CPU set (taskset, `docker run --cpuset-cpus`, a
+    Kubernetes static CPU policy) and its CPU quota (`docker run --cpus`, a Kubernetes CPU limit),
+    not the machine's total (`multiprocessing.cpu_count()`). Two processes on one core only take
+    turns, each with its own caches to refill; on a 64-core node under a 2-CPU limit, 64 processes
+    would each hold database connections and Argon2 memory for nothing."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # no affinity on this platform
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota() if quota is None else quota
+    return min(cores, quota) if quota else cores
 
 
 _embedded = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))

@@ -57,3 +57,32 @@ def test_operators_settings_win():
 def test_embedded_default_runs_one_process():
     """Without Redis the rate limits are in memory: one process keeps them exact."""
     assert load()["workers"] == 1
+
+
+def test_a_containers_cpu_limit_counts(tmp_path):
+    """`docker run --cpus` and Kubernetes CPU limits are CFS quotas, in cgroup v2 or v1 files."""
+    conf = load()
+    cpu_quota = conf["cpu_quota"]
+
+    def files(v2: str | None = None, quota: str | None = None, period: str | None = None) -> dict[str, str]:
+        paths = {}
+        for name, text in (("cpu_max", v2), ("cfs_quota", quota), ("cfs_period", period)):
+            path = tmp_path / name
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text + "\n")
+            paths[name] = str(path)
+        return paths
+
+    assert cpu_quota(**files(v2="200000 100000")) == 2
+    assert cpu_quota(**files(v2="150000 100000")) == 2  # 1.5 CPUs: two processes, each often waiting
+    assert cpu_quota(**files(v2="50000 100000")) == 1
+    assert cpu_quota(**files(v2="max 100000")) is None
+    assert cpu_quota(**files(quota="300000", period="100000")) == 3  # cgroup v1
+    assert cpu_quota(**files(quota="-1", period="100000")) is None
+    assert cpu_quota(**files()) is None  # no cgroup files at all
+    assert cpu_quota(**files(v2="garbage")) is None
+
+    assert conf["usable_cores"](quota=1) == 1
+    assert conf["usable_cores"](quota=10_000) == len(ALL_CORES)  # the CPU set still bounds it
