@@ -17,9 +17,18 @@ def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
+def ratio_text(row: Row) -> str:
+    """Two decimals, or four where two would round a miss up to its floor (0.3996 is not 0.40)."""
+    if row.ratio is None:
+        return "—"
+    floor = row.target.ratio_floor if row.target else None
+    digits = 4 if floor is not None and row.ratio < floor <= round(row.ratio, 2) else 2
+    return f"{row.ratio:.{digits}f} of {row.ratio_of}"
+
+
 def cells(row: Row) -> tuple[str, ...]:
     m = row.m
-    ratio = f"{row.ratio:.2f} of {row.ratio_of}" if row.ratio is not None else "—"
+    ratio = ratio_text(row)
     return (
         row.scenario,
         row.cores,
