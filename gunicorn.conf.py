@@ -24,11 +24,10 @@ def _read(path: str) -> list[str]:
 
 def cpu_quota(cpu_max: str = CPU_MAX, cfs_quota: str = CFS_QUOTA, cfs_period: str = CFS_PERIOD) -> int | None:
     """The CPUs a CFS quota allows, rounded up (1.5 CPUs: 2 processes); None without a quota."""
-    v2 = _read(cpu_max)
-    quota, period = (v2[0], v2[1]) if len(v2) >= 2 else ((_read(cfs_quota) or ["-1"])[0], (_read(cfs_period) or ["100000"])[0])
+    fields = _read(cpu_max)[:2] or [*_read(cfs_quota)[:1], *_read(cfs_period)[:1]]
     try:
-        quota_us, period_us = int(quota), int(period)
-    except ValueError:  # "max"
+        quota_us, period_us = (int(field) for field in fields)
+    except ValueError:  # "max", or no quota files
         return None
     return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
 

@@ -55,6 +55,7 @@ USERINFO = "/oauth/userinfo"
 READY = "/api/health/ready"
 FLASK_CLI = [sys.executable, "-m", "flask", "--app", "wsgi"]
 SEED_ACCOUNTS = 8
+SERVER_CPU, CLIENT_CPU = "0", "1"  # the 1-core configuration: gunicorn on one core, wrk on the other
 KEEP_RESULTS = 10  # newest run folders kept under bench/results (logs, token pools)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -241,7 +242,7 @@ class Bench:
             settings = Settings.load(environment_with_dotenv(self.env, str(ROOT / ".env")), Path(instance))
         self.argon2 = settings.argon2
         workers, threads = gunicorn_shape(self.env)
-        pinned_workers, pinned_threads = gunicorn_shape(self.env, "0")
+        on_one_core = ", {} × {} on 1 core".format(*gunicorn_shape(self.env, SERVER_CPU)) if pinned else ""
         cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "?")
         wrk_version = subprocess.run([self.wrk_bin, "--version"], capture_output=True, text=True).stdout.split(" [")[0]
         import gunicorn
@@ -252,7 +253,7 @@ class Bench:
             ("access-token signing", settings.access_token_alg),
             ("database", f"{self.db.server_version()} (fresh database per run); {self.redis.version()} for rate limits"),
             ("gunicorn", f"{gunicorn.__version__}, gthread, {workers} workers × {threads} threads on {len(os.sched_getaffinity(0))} cores"
-             + (f", {pinned_workers} × {pinned_threads} on 1 core" if pinned else "") + " (gunicorn.conf.py: a process per usable core)"),
+             f"{on_one_core} (gunicorn.conf.py: a process per usable core)"),
             ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login, register, two-factor and code send {ROOMY_LIMIT} (Redis)"),
             ("mail", f"console outbox (OUTBOX_PATH in the run's folder), queued on RQ ({self.env['DELIVERY_QUEUE']}), one `flask --app wsgi worker`"),
             ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run; httpx {httpx.__version__} (async)"),
@@ -526,7 +527,7 @@ class Bench:
         pinned = not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
         workers, threads = self.record_configuration(pinned)
         print(facts_text(self.facts), flush=True)
-        configurations = ([("1 core", "0", "1")] if pinned else []) + [("2 cores", None, None)]
+        configurations = ([("1 core", SERVER_CPU, CLIENT_CPU)] if pinned else []) + [("2 cores", None, None)]
         seeds: list[BenchUser] = []
         pools: list[Path] = []
         for n, (cores, server_cpus, client_cpus) in enumerate(configurations):
