@@ -104,7 +104,8 @@ METHOD = """\
   userinfo).
 - `python -m bench --only endpoints` runs just the single-endpoint wrk scenarios (bare route,
   JWKS, discovery, API refresh, the OAuth grants, introspection, userinfo) in both
-  configurations, in about 2 minutes, and prints its table without rewriting this file.
+  configurations, in about 2 minutes, and prints its table without rewriting this file;
+  `--only login` runs just password login against its Argon2 floor on both cores.
 - The Argon2 floor is measured in the same run and the same way as password login: `GET
   /argon2` of the bare app (`bench/bare_app.py`: one argon2id verification with the service's
   parameters and per-process concurrency, `PasswordHashing` built from the same environment)

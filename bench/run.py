@@ -70,7 +70,7 @@ LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
 STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
 NO_ERROR_TARGET = Target("no unexpected error")
 ROOMY_LIMITS = ("login", "login_account", "register", "two_factor", "code_send")
-ONLY = ("endpoints",)
+ONLY = ("endpoints", "login")
 # Lua patterns (bench/wrk.lua, BENCH_EXPECT_BODY) that a 200 answer must match
 TOKEN_BODY = '"access_token"%s*:%s*"'
 ACTIVE_BODY = '"active"%s*:%s*true'
@@ -104,8 +104,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", choices=ONLY,
         help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, discovery, API refresh, OAuth "
-        "refresh_token and client_credentials grants, introspection, userinfo), in both configurations; a quick run "
-        "(about 2 minutes) that prints its table and leaves docs/performance.md alone",
+        "refresh_token and client_credentials grants, introspection, userinfo), in both configurations; login: only "
+        "password login against its Argon2 floor, on both cores. Quick runs (about 2 minutes) that print their table "
+        "and leave docs/performance.md alone",
     )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
@@ -527,7 +528,8 @@ class Bench:
         pinned = not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
         workers, threads = self.record_configuration(pinned)
         print(facts_text(self.facts), flush=True)
-        configurations = ([("1 core", SERVER_CPU, CLIENT_CPU)] if pinned else []) + [("2 cores", None, None)]
+        login_only = self.args.only == "login"
+        configurations = ([("1 core", SERVER_CPU, CLIENT_CPU)] if pinned and not login_only else []) + [("2 cores", None, None)]
         seeds: list[BenchUser] = []
         pools: list[Path] = []
         for n, (cores, server_cpus, client_cpus) in enumerate(configurations):
@@ -535,7 +537,10 @@ class Bench:
             idp, bare = self.serve(server_cpus)
             if not seeds:
                 seeds, pools = self.seed(idp, len(configurations))
-            self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0, seeds=seeds)
+            if login_only:
+                self.password_login(idp, bare, cores, seeds, workers)
+            else:
+                self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0, seeds=seeds)
             if cores == "2 cores" and self.args.only is None:
                 self.password_login(idp, bare, cores, seeds, workers)
                 self.start_worker()

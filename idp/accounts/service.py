@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
@@ -21,6 +21,11 @@ from idp.security.passwords import PasswordHashing
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+# Built once: a statement made per call is cache-keyed again on every sign-in (its literal values walked).
+_BY_EMAIL = select(User).where(User.email == bindparam("identifier"))
+_BY_USERNAME = select(User).where(func.lower(User.username) == bindparam("identifier"))
 
 
 class AccountService:
@@ -49,8 +54,7 @@ class AccountService:
 
     def find(self, email_or_username: str) -> User | None:
         identifier = email_or_username.strip().lower()
-        column = User.email if "@" in identifier else func.lower(User.username)
-        return self._db.scalar(select(User).where(column == identifier))
+        return self._db.scalar(_BY_EMAIL if "@" in identifier else _BY_USERNAME, {"identifier": identifier})
 
     def register(self, *, email: str, username: str, password: str, client: ClientInfo) -> User:
         """Create an account. Raises ValidationFailed (password policy) or Conflict (taken)."""

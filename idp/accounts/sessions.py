@@ -23,6 +23,7 @@ API_CLIENT_ID = "idp-api"
 BROWSER_CLIENT_ID = "idp-browser"  # the provider's own sign-in session in a browser (SSO)
 
 _sessions = Session.__table__
+_INSERT_SESSION = insert(_sessions)
 _users = User.__table__
 # What the claims of an ID token or of userinfo are made of (idp.oidc.claims.user_claims)
 CLAIM_COLUMNS = (_users.c.id, _users.c.username, _users.c.email, _users.c.email_verified, _users.c.updated_at)
@@ -204,23 +205,25 @@ class SessionService:
         session_id = new_id()
         token = f"{session_id}.{random_token()}"
         # A Core INSERT in the same unit of work (what else the caller added is flushed first):
-        # no ORM object to build, track, flush and expire on the login path.
+        # no ORM object to build, track, flush and expire on the login path; the statement is built
+        # once, so it is not compiled or even cache-keyed again per login.
         self._db.execute(
-            insert(_sessions).values(
-                id=session_id,
-                user_id=grant.user_id,
-                client_id=grant.client_id,
-                token_hash=digest(token),
-                auth_time=grant.auth_time,
-                amr=" ".join(grant.amr),
-                scope=grant.scope,
-                browser_session_id=grant.browser_session_id,
-                ip_address=client.ip_address,
-                user_agent=(client.user_agent or "")[:512] or None,
-                created_at=now,
-                last_used_at=now,
-                expires_at=expires_at,
-            )
+            _INSERT_SESSION,
+            {
+                "id": session_id,
+                "user_id": grant.user_id,
+                "client_id": grant.client_id,
+                "token_hash": digest(token),
+                "auth_time": grant.auth_time,
+                "amr": " ".join(grant.amr),
+                "scope": grant.scope,
+                "browser_session_id": grant.browser_session_id,
+                "ip_address": client.ip_address,
+                "user_agent": (client.user_agent or "")[:512] or None,
+                "created_at": now,
+                "last_used_at": now,
+                "expires_at": expires_at,
+            },
         )
         self._db.commit()
         return session_id, token

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.audit.models import AuditEvent
@@ -76,15 +76,31 @@ class Page(Generic[T]):
         return (self.total + self.limit - 1) // self.limit
 
 
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as it was written (the row's columns but its id): what observers are told."""
+
+    event: str
+    user_id: str | None
+    success: bool
+    ip_address: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
 class AuditObserver(Protocol):
     """Told of every event as it is recorded, inside the caller's unit of work (before its commit):
     webhooks queue their deliveries there, metrics count outcomes."""
 
-    def observe(self, event: AuditEvent) -> None: ...
+    def observe(self, event: RecordedEvent) -> None: ...
+
+
+_INSERT_EVENT = insert(AuditEvent.__table__)
 
 
 class AuditLog:
-    """Adds events to the caller's unit of work; the caller commits."""
+    """Writes events in the caller's unit of work; the caller commits."""
 
     def __init__(self, session: DbSession, clock: Callable[[], datetime], observers: Sequence[AuditObserver] = ()) -> None:
         self._session = session
@@ -102,16 +118,18 @@ class AuditLog:
     ) -> None:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
-        row = AuditEvent(
-            user_id=user_id,
+        row = RecordedEvent(
             event=event,
+            user_id=user_id,
             success=success,
             ip_address=client.ip_address,
             user_agent=(client.user_agent or "")[:512] or None,
             details=details or {},
             created_at=self._clock(),
         )
-        self._session.add(row)
+        # A Core INSERT in the caller's transaction (what it added before is flushed first, so the
+        # user a new account's event names exists): no ORM object to build, track, flush and expire.
+        self._session.execute(_INSERT_EVENT, vars(row))
         for observer in self._observers:
             observer.observe(row)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from idp.audit.models import AuditEvent
+from idp.audit.service import RecordedEvent
 from idp.observability.metrics import AppMetrics
 
 LOGIN_METHODS = frozenset({"pwd", "pwd+trusted_device", "totp", "sms", "email", "backup_code"})
@@ -28,7 +28,7 @@ class OutcomeMetrics:
     def __init__(self, metrics: AppMetrics) -> None:
         self._metrics = metrics
 
-    def observe(self, event: AuditEvent) -> None:
+    def observe(self, event: RecordedEvent) -> None:
         name, details = event.event, event.details or {}
         if name == "login_success":
             self._metrics.login(_bounded(details.get("method"), LOGIN_METHODS), success=True)
@@ -46,7 +46,7 @@ class AuditLogLines:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger("idp.audit")
 
-    def observe(self, event: AuditEvent) -> None:
+    def observe(self, event: RecordedEvent) -> None:
         fields: dict[str, object] = {"event": event.event, "user_id": event.user_id, "success": event.success}
         for key, field in LOGGED_DETAILS.items():
             value = (event.details or {}).get(key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from idp.audit.models import AuditEvent
+from idp.audit.service import RecordedEvent
 
 EVENTS: dict[str, str] = {
     "2fa.enabled": "A second factor was turned on",
@@ -33,6 +33,6 @@ FROM_AUDIT = {
 SHARED_DETAILS = ("method", "sessionId", "clientId", "reason", "attemptsLeft")
 
 
-def event_data(row: AuditEvent) -> dict[str, Any]:
+def event_data(row: RecordedEvent) -> dict[str, Any]:
     shared = {key: row.details[key] for key in SHARED_DETAILS if key in (row.details or {})}
     return {"userId": row.user_id, **shared, "ipAddress": row.ip_address, "userAgent": row.user_agent}

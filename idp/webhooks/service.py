@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session as DbSession
 
-from idp.audit.models import AuditEvent
-from idp.audit.service import AuditLog, ClientInfo
+from idp.audit.service import AuditLog, ClientInfo, RecordedEvent
 from idp.clock import iso
 from idp.config import WebhookSettings
 from idp.errors import Conflict, NotFound, ValidationFailed
@@ -34,11 +33,11 @@ class DeliveryRecord:
     attempts: list[WebhookAttempt]
 
 
-def delivery_for(webhook: Webhook, event: str, data: dict[str, Any], now: datetime) -> WebhookDelivery:
-    """A delivery of `event` to `webhook`, its body fixed now: every attempt sends (and signs) these bytes."""
+def delivery_for(webhook_id: str, event: str, data: dict[str, Any], now: datetime) -> WebhookDelivery:
+    """A delivery of `event` to the webhook, its body fixed now: every attempt sends (and signs) these bytes."""
     delivery_id = new_id()
     body = json.dumps({"id": delivery_id, "event": event, "data": data, "timestamp": iso(now)}, separators=(",", ":"))
-    return WebhookDelivery(id=delivery_id, webhook_id=webhook.id, event=event, body=body, created_at=now)
+    return WebhookDelivery(id=delivery_id, webhook_id=webhook_id, event=event, body=body, created_at=now)
 
 
 class WebhookService:
@@ -126,7 +125,7 @@ class WebhookService:
         if not webhook.is_active:
             raise Conflict("This webhook is disabled; turn it on first")
         now = self._clock()
-        delivery = delivery_for(webhook, "webhook.test", {"webhookId": webhook.id, "message": "This is a test event"}, now)
+        delivery = delivery_for(webhook.id, "webhook.test", {"webhookId": webhook.id, "message": "This is a test event"}, now)
         self._db.add(delivery)
         self._dispatch(delivery)
         self._db.commit()
@@ -158,6 +157,9 @@ class WebhookService:
             raise ValidationFailed(errors=[f"url: {refused}"]) from None
 
 
+_ACTIVE_WEBHOOKS = select(Webhook.id, Webhook.events).where(Webhook.user_id == bindparam("user_id"), Webhook.is_active.is_(True))
+
+
 class WebhookEvents:
     """An audit observer: a recorded event that maps to a webhook event becomes one delivery per
     active webhook of that user subscribed to it, sent after the transaction commits (and never
@@ -167,21 +169,23 @@ class WebhookEvents:
         self._db = db
         self._dispatch = dispatch
         self._clock = clock
-        self._active: dict[str, Sequence[Webhook]] = {}  # per user: one query for all the events of a request
+        # per user, (id, events) of the active webhooks: one query for all the events of a request
+        self._active: dict[str, Sequence[tuple[str, list[str]]]] = {}
 
-    def observe(self, event: AuditEvent) -> None:
+    def observe(self, event: RecordedEvent) -> None:
         name = FROM_AUDIT.get(event.event)
         if name is None or event.user_id is None:
             return
         webhooks = self._active.get(event.user_id)
         if webhooks is None:
+            # two columns, no ORM objects: most users have no webhook and every sign-in asks
             with self._db.no_autoflush:  # a logout records one event per session it ends
-                query = select(Webhook).where(Webhook.user_id == event.user_id, Webhook.is_active.is_(True))
-                webhooks = self._active[event.user_id] = self._db.scalars(query).all()
+                rows = self._db.execute(_ACTIVE_WEBHOOKS, {"user_id": event.user_id})
+                webhooks = self._active[event.user_id] = [(row.id, row.events) for row in rows]
         now = self._clock()
-        for webhook in webhooks:
-            if name in webhook.events:
-                delivery = delivery_for(webhook, name, event_data(event), now)
+        for webhook_id, events in webhooks:
+            if name in events:
+                delivery = delivery_for(webhook_id, name, event_data(event), now)
                 self._db.add(delivery)
                 self._dispatch(delivery)
 
