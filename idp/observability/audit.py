@@ -7,6 +7,7 @@ import logging
 
 from idp.audit.service import RecordedEvent
 from idp.observability.metrics import AppMetrics
+from idp.observability.redaction import log_scrubbed, redact
 
 LOGIN_METHODS = frozenset({"pwd", "pwd+trusted_device", "totp", "sms", "email", "backup_code"})
 # a wrong code at /2fa/verify cannot tell which method it was meant for: "code"
@@ -47,11 +48,12 @@ class AuditLogLines:
         self._log = logger or logging.getLogger("idp.audit")
 
     def observe(self, event: RecordedEvent) -> None:
+        # The event name and the user id are ours; a detail may hold what a client sent (a client_id): scrubbed here.
         fields: dict[str, object] = {"event": event.event, "user_id": event.user_id, "success": event.success}
         for key, field in LOGGED_DETAILS.items():
             value = (event.details or {}).get(key)
             if isinstance(value, str):
-                fields[field] = value[:MAX_DETAIL_LENGTH]
+                fields[field] = redact(value[:MAX_DETAIL_LENGTH])
         level = logging.INFO if event.success else logging.WARNING
         described = " ".join(f"{k}={v}" for k, v in fields.items() if k != "event")
-        self._log.log(level, "audit %s %s", event.event, described, extra=fields)
+        log_scrubbed(self._log, level, "audit %s %s", (event.event, described), fields)

@@ -23,7 +23,7 @@ from flask import Flask, request
 
 from idp.observability.logs import current_request_id
 from idp.observability.metrics import UNMATCHED_ROUTE, AppMetrics
-from idp.observability.redaction import SCRUBBED, redact
+from idp.observability.redaction import log_scrubbed, redact
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ROUTE_KEY = "idp.route"
@@ -102,17 +102,13 @@ class ObservedRequests:
             # forwarded) is scrubbed; the route is a template of ours, the request id was checked.
             method = redact(method)
             address = environ.get("REMOTE_ADDR")
-            record = log.makeRecord(
-                log.name, logging.INFO, "", 0, "%s %s %s %.2fms", (method, route, status, duration_ms), None,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "path": redact(path[:MAX_LOGGED_PATH]),
-                    "status": int(status),
-                    "duration_ms": duration_ms,
-                    "remote_addr": redact(address) if address else address,
-                    "request_id": request_id,
-                    SCRUBBED: True,
-                },
-            )
-            log.handle(record)
+            fields = {
+                "method": method,
+                "route": route,
+                "path": redact(path[:MAX_LOGGED_PATH]),
+                "status": int(status),
+                "duration_ms": duration_ms,
+                "remote_addr": redact(address) if address else address,
+                "request_id": request_id,
+            }
+            log_scrubbed(log, logging.INFO, "%s %s %s %.2fms", (method, route, status, duration_ms), fields)

@@ -125,3 +125,22 @@ def test_the_access_line_scrubs_what_the_client_chose(make_app):
     assert line["path"] == "/api/users/[REDACTED]/x" and line["remote_addr"] == "[REDACTED]"
     assert (line["method"], line["status"], line["message"]) == ("GET", 404, f"GET {line['route']} 404 {line['duration_ms']:.2f}ms")
     assert not any(name.startswith("_") for name in line), "the scrubbed mark is not a field"
+
+
+def test_the_audit_line_scrubs_its_details(make_app):
+    """Audit lines also skip the handler's filter (one per sign-in): the details they carry are
+    scrubbed where the line is made, so a secret-shaped value never reaches the log."""
+    from idp.audit.service import RecordedEvent
+    from idp.clock import utcnow
+    from idp.observability.audit import AuditLogLines
+
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    make_app(LOG_FORMAT="json")
+    event = RecordedEvent("token_issued", "user-1", True, None, None, {"clientId": token, "grantType": "refresh_token"}, utcnow())
+    with capturing_logs() as logs:
+        AuditLogLines().observe(event)
+    [line] = [r for r in logs.records() if r["logger"] == "idp.audit"]
+    assert token not in json.dumps(line)
+    assert (line["client_id"], line["grant"], line["user_id"]) == ("[REDACTED]", "refresh_token", "user-1")
+    assert line["message"] == "audit token_issued user_id=user-1 success=True grant=refresh_token client_id=[REDACTED]"
+    assert not any(name.startswith("_") for name in line), "the scrubbed mark is not a field"
