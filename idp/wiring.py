@@ -6,12 +6,14 @@ Services never read `current_app`; these factories do, and hand them what they n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 import redis
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_limiter import Limiter
 from jinja2 import Environment
 from limits.strategies import RateLimiter
@@ -118,6 +120,27 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
     )
 
 
+T = TypeVar("T")
+_BUILT = "idp.services"  # in the request's WSGI environment: the services built for that request
+
+
+def per_request(factory: Callable[[], T]) -> Callable[[], T]:
+    """Build the service once per request: a login's collaborators then share one audit log (one
+    webhook lookup) instead of each building their own. Outside a request (the CLI, the delivery
+    worker, whose app context lives as long as it runs) every call builds a new one."""
+
+    @functools.wraps(factory)
+    def built() -> T:
+        if not has_request_context():
+            return factory()
+        services = request.environ.setdefault(_BUILT, {})
+        if factory not in services:
+            services[factory] = factory()
+        return cast(T, services[factory])
+
+    return built
+
+
 def components() -> Components:
     return current_app.extensions["idp"]
 
@@ -127,12 +150,14 @@ def metrics() -> AppMetrics:
     return components().metrics
 
 
+@per_request
 def delivery() -> Delivery:
     """Email and SMS for this request's session: rendered now, sent after its commit."""
     c = components()
     return Delivery(db.session(), c.renderer, c.senders, c.delivery_queue)
 
 
+@per_request
 def audit_log() -> AuditLog:
     """The audit log of this request's session; the events it records also fire webhooks.
 
@@ -143,6 +168,7 @@ def audit_log() -> AuditLog:
     return AuditLog(session, utcnow, observers=(*components().audit_observers, WebhookEvents(session, webhook_dispatch(), utcnow)))
 
 
+@per_request
 def session_service() -> SessionService:
     c = components()
     return SessionService(
@@ -158,6 +184,7 @@ def account_throttle(limit_name: str) -> AccountThrottle:
     return AccountThrottle(c.limiter.limiter, limit, namespace, c.throttle_fallback)
 
 
+@per_request
 def account_service() -> AccountService:
     c = components()
     return AccountService(
@@ -168,16 +195,19 @@ def account_service() -> AccountService:
 # -- second factor and recovery --------------------------------------------------------------
 
 
+@per_request
 def security_alerts() -> SecurityAlerts:
     return SecurityAlerts(audit_log(), delivery(), utcnow)
 
 
+@per_request
 def one_time_codes() -> OneTimeCodes:
     """SMS and email codes, keyed by a key derived from SECRET_KEY."""
     key = hashlib.sha256(b"one-time-codes:" + components().settings.secret_key.encode()).digest()
     return OneTimeCodes(db.session(), key, utcnow)
 
 
+@per_request
 def two_factor_service() -> TwoFactorService:
     c = components()
     session = db.session()
@@ -195,14 +225,17 @@ def two_factor_service() -> TwoFactorService:
     )
 
 
+@per_request
 def trusted_devices() -> TrustedDevices:
     return TrustedDevices(db.session(), utcnow)
 
 
+@per_request
 def backup_codes() -> BackupCodes:
     return BackupCodes(db.session(), components().hashing, utcnow)
 
 
+@per_request
 def login_challenges() -> LoginChallenges:
     c = components()
     session = db.session()
@@ -218,6 +251,7 @@ def login_challenges() -> LoginChallenges:
     )
 
 
+@per_request
 def login_flow() -> LoginFlow[IssuedTokens]:
     """The API's login: a signed-in user gets tokens of the API's built-in client."""
     sessions = session_service()
@@ -228,6 +262,7 @@ def login_flow() -> LoginFlow[IssuedTokens]:
     return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_api_session)
 
 
+@per_request
 def browser_login_flow() -> LoginFlow[tuple[BrowserSession, str]]:
     """The hosted pages' login: a signed-in user gets a browser session (SSO) and its cookie."""
     sessions = session_service()
@@ -239,6 +274,7 @@ def browser_login_flow() -> LoginFlow[tuple[BrowserSession, str]]:
     return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_browser_session)
 
 
+@per_request
 def recovery() -> Recovery:
     c = components()
     session = db.session()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -26,7 +27,7 @@ class AccountThrottle:
     def __init__(self, strategy: RateLimiter, limit: str, namespace: str, fallback: RateLimiter) -> None:
         self._strategy = strategy
         self._fallback = fallback
-        self._limit: RateLimitItem | None = parse(limit) if limit.strip().lower() != "off" else None
+        self._limit: RateLimitItem | None = _parsed(limit) if limit.strip().lower() != "off" else None
         self._namespace = namespace
 
     def blocked(self, account_key: str) -> bool:
@@ -53,6 +54,12 @@ class AccountThrottle:
         except (StorageError, RedisError, OSError) as exc:
             log.warning("rate-limit storage unavailable (%s); counting in memory", type(exc).__name__)
         return getattr(self._fallback, method)(self._limit, self._namespace, account_key)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(limit: str) -> RateLimitItem:
+    """A limit string parsed once per process, not per request that builds a throttle."""
+    return parse(limit)
 
 
 def memory_fallback() -> RateLimiter:
