@@ -18,6 +18,7 @@ from idp.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "_idp_rate_limits"
+UNLIMITED = "idp.unlimited_endpoints"  # app.extensions: the endpoints the limiter's hooks skip
 
 
 def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:
@@ -45,8 +46,11 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     ProxyFix rewrites only for the configured number of trusted proxies (TRUSTED_PROXIES).
     """
     limiter = Limiter(key_func=get_remote_address, app=app)
+    quiet = list(exempt)  # blueprints whose undeclared endpoints no limit reaches
     if is_on(settings.rate_limits.general):
         limiter.limit(settings.rate_limits.general, scope="general")(general)
+    else:
+        quiet.append(general)
     for blueprint in exempt:
         limiter.exempt(blueprint)
     for endpoint, view in list(app.view_functions.items()):
@@ -58,13 +62,15 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
                     value, deduct_when=_failed if failures_only else None, override_defaults=False, methods=methods
                 )(limited)
         app.view_functions[endpoint] = limited
-    _quiet_on(app, limiter, _unlimited_endpoints(app, exempt))
+    unlimited = _unlimited_endpoints(app, quiet)
+    app.extensions[UNLIMITED] = unlimited
+    _quiet_on(app, limiter, unlimited)
     return limiter
 
 
 def _unlimited_endpoints(app: Flask, exempt: list[Blueprint]) -> frozenset[str]:
     """Endpoints no limit can apply to: views that declare none, on an exempt top-level blueprint
-    (not under the general limit), while the app sets no default or application-wide limits."""
+    (or the general one while its limit is off), while the app sets no default or application-wide limits."""
     if any(app.config.get(name) for name in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
         return frozenset()
     names = {name for name, blueprint in app.blueprints.items() if blueprint in exempt and "." not in name}

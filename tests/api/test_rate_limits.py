@@ -117,6 +117,18 @@ def test_an_operator_can_switch_a_limit_off(make_app):
     assert_limited(client.post("/api/auth/login", json=BAD))
 
 
+def test_with_the_general_limit_off_the_limiter_skips_what_no_limit_reaches(make_app):
+    """The limiter's request hooks cost more than a refresh itself: they are skipped for the API's
+    endpoints that declare no limit once the general limit is off, and only then."""
+    from idp.ratelimits import UNLIMITED
+
+    off = make_app(RATE_LIMIT_GENERAL="off").extensions[UNLIMITED]
+    on = make_app(RATE_LIMIT_GENERAL="100 per minute").extensions[UNLIMITED]
+    assert {"api.auth.refresh", "api.auth.me", "oauth.token"} <= off
+    assert "api.auth.refresh" not in on and "oauth.token" in on
+    assert "api.auth.login" not in off and "api.auth.register" not in off  # they declare their own limits
+
+
 def test_second_factor_attempts_are_limited_per_ip_and_per_account(make_app):
     app = make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes")
     api = Api(app.test_client())
