@@ -40,6 +40,28 @@ class Measurement:
         )
 
 
+def neighbours(before: Measurement, after: Measurement) -> Measurement:
+    """The two runs of one thing around a scenario as one: both runs' requests, at the mean of their
+    rates (latency percentiles and CPU per request: means too). Comparing a scenario with the mean
+    of its neighbours cancels a drift of the machine's speed during the run that one neighbour keeps."""
+    requests = before.requests + after.requests
+    mean_rate = (before.rate + after.rate) / 2
+
+    def mean(a: float | None, b: float | None) -> float | None:
+        known = [x for x in (a, b) if x is not None]
+        return sum(known) / len(known) if known else None
+
+    return Measurement(
+        requests,
+        requests / mean_rate if mean_rate else 0.0,
+        mean(before.p50_ms, after.p50_ms),
+        mean(before.p95_ms, after.p95_ms),
+        mean(before.p99_ms, after.p99_ms),
+        errors=before.errors + after.errors,
+        server_cpu_ms=mean(before.server_cpu_ms, after.server_cpu_ms),
+    )
+
+
 def percentile_ms(ordered_s: Sequence[float], pct: float) -> float | None:
     """Nearest-rank percentile of sorted latencies in seconds, in milliseconds."""
     if not ordered_s:

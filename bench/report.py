@@ -70,10 +70,11 @@ METHOD = """\
 - One run, side by side: every endpoint is measured with a bare `return "ok"` Flask route
   (`bench/bare_app.py`) served by the same gunicorn configuration (`gunicorn -c gunicorn.conf.py`,
   same workers and threads), and quoted as a ratio to it; absolute numbers on a shared 2-core
-  machine drift from run to run, ratios much less. The bare route is measured again right before
-  each single-endpoint scenario, and each ratio is to that neighbour: the machine's speed was seen
-  to drift by a third within one run (the bare route row is the first of these runs; a note gives
-  the range).
+  machine drift from run to run, ratios much less. The bare route is measured between the
+  single-endpoint scenarios (before the first, between each two, after the last), and each ratio
+  is to the mean of the two runs around its scenario: the machine's speed was seen to drift by a
+  third within one run, and one neighbour alone carried its swings into the ratio (the bare route
+  row is the first of these runs; a note gives the range).
 - **1 core**: gunicorn pinned to core 0 (`taskset -c 0`), wrk to core 1 (`taskset -c 1`); these
   per-core ratios are the ones judged against the targets. PostgreSQL and Redis are not pinned.
   **2 cores**: the normal configuration, server and load generator sharing both cores (headline).

@@ -24,7 +24,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from bench.argon2_floor import Floor, measure_floor
-from bench.measure import Measurement, Row, Target, error_text
+from bench.measure import Measurement, Row, Target, error_text, neighbours
 from bench.oauth_flow import REDIRECT_URI, RelyingParty, relying_party_sessions
 from bench.report import facts_text, text_table, write_markdown
 from bench.services import ROOT, BenchError, Database, DeliveryWorker, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
@@ -340,15 +340,14 @@ class Bench:
         self.wrk(bare, "/", cpus=cpus, seconds=1)
         self.wrk(idp, JWKS, cpus=cpus, seconds=1)
         bare_runs: list[Measurement] = []
+        measured: list[tuple[str, Measurement, Target | None]] = []
 
         def beside_bare(scenario: str, path: str, target: Target | None, **wrk: Any) -> None:
-            """The bare route right before the scenario, which is quoted against it: this machine's
-            speed drifts within a run (other tenants of the host), the ratio of neighbours much less."""
+            """The bare route right before the scenario (and, being the next one's, right after):
+            this machine's speed drifts within a run (other tenants of the host), the ratio of a
+            scenario to the mean of its two neighbours much less."""
             bare_runs.append(self.wrk(bare, "/", cpus=cpus))
-            if len(bare_runs) == 1:
-                self.add("bare route GET /", cores, bare_runs[0])
-            self.add(scenario, cores, self.wrk(idp, path, cpus=cpus, **wrk), base=bare_runs[-1], base_name="bare",
-                     target=target if judged else None)
+            measured.append((scenario, self.wrk(idp, path, cpus=cpus, **wrk), target if judged else None))
 
         beside_bare("GET " + JWKS, JWKS, JWKS_TARGET)
         beside_bare("GET " + DISCOVERY, DISCOVERY, JWKS_TARGET)
@@ -372,10 +371,14 @@ class Bench:
                     expect_body=ACTIVE_BODY, authorization=self.client_authorization)
         beside_bare(f"GET {USERINFO} (Bearer, openid profile email)", USERINFO, USERINFO_TARGET, expect_body=CLAIMS_BODY,
                     authorization=f"Bearer {user_access_token}")
+        bare_runs.append(self.wrk(bare, "/", cpus=cpus))
+        self.add("bare route GET /", cores, bare_runs[0])
+        for n, (scenario, m, target) in enumerate(measured):
+            self.add(scenario, cores, m, base=neighbours(bare_runs[n], bare_runs[n + 1]), base_name="bare", target=target)
         rates = sorted(m.rate for m in bare_runs)
         self.notes.append(
-            f"Bare route [{cores}], measured before each scenario: {rates[0]:,.0f}–{rates[-1]:,.0f} req/s "
-            f"({len(rates)} runs; each ratio is to the run right before it)."
+            f"Bare route [{cores}], measured between the scenarios: {rates[0]:,.0f}–{rates[-1]:,.0f} req/s "
+            f"({len(rates)} runs; each ratio is to the mean of the runs right before and right after it)."
         )
 
     def floor(self, processes: int) -> Floor:
@@ -403,15 +406,7 @@ class Bench:
         raw = Measurement(
             raw_verifies, raw_verifies / raw_rate, None, None, None, Counter(), (raw_before.cpu_ms_per_verify + raw_after.cpu_ms_per_verify) / 2
         )
-        requests = http_before.requests + http_after.requests
-        seconds = requests / ((http_before.rate + http_after.rate) / 2) if requests else 0.0
-        cpu = [m.server_cpu_ms for m in (http_before, http_after) if m.server_cpu_ms is not None]
-        floor_m = Measurement(
-            requests, seconds,
-            *(((a or 0) + (b or 0)) / 2 for a, b in ((http_before.p50_ms, http_after.p50_ms), (http_before.p95_ms, http_after.p95_ms),
-                                                     (http_before.p99_ms, http_after.p99_ms))),
-            errors=http_before.errors + http_after.errors, server_cpu_ms=sum(cpu) / len(cpu) if cpu else None,
-        )
+        floor_m = neighbours(http_before, http_after)
         self.add(f"Argon2 floor, raw ({workers} processes, no HTTP)", cores, raw)
         self.add(f"Argon2 floor, GET /argon2 (bare app, {workers} workers, wrk)", cores, floor_m)
         self.add("POST /api/auth/login", cores, login, base=floor_m, base_name="floor", target=LOGIN_TARGET)
