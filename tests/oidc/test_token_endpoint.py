@@ -3,11 +3,15 @@ own OAuth 2.0 client over the WSGI app."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import Engine, event
 
 from tests.oidc.test_clients import create
 
@@ -80,6 +84,37 @@ def test_introspection_of_access_and_refresh_tokens_and_of_revoked_sessions(app,
     api.client.post("/api/auth/logout", headers=api.bearer(user_access))
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=user_access).json() == {"active": False}
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token="garbage").json() == {"active": False}
+
+
+@contextlib.contextmanager
+def statements_run() -> Iterator[list[str]]:
+    """The SQL statements any engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_a_token_of_no_known_shape_is_inactive_without_a_database_query(app, service):
+    """A JWT this provider did not sign (or garbage) cannot be a refresh token either (those are
+    `<session id>.<secret>`): introspection and revocation answer without asking the database."""
+    oauth = client_for(app, service)
+    own = oauth.fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=own).json()["active"] is True  # the client is cached now
+    stranger = ECKey.generate_key("P-256")
+    header = dict(jwt.decode(own, KeySet.import_key_set(app.test_client().get("/.well-known/jwks.json").json)).header)
+    forged = jwt.encode(header, {"iss": ISSUER, "sub": "x", "client_id": service["clientId"], "exp": 4102444800}, stranger)
+    with statements_run() as seen:
+        for token in (forged, "garbage", own + "x"):
+            assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=token).json() == {"active": False}
+            assert oauth.revoke_token(f"{ISSUER}/oauth/revoke", token=token).status_code == 200
+    assert seen == []
 
 
 def test_introspection_needs_an_authenticated_confidential_client(app, service):
