@@ -62,6 +62,27 @@ def neighbours(before: Measurement, after: Measurement) -> Measurement:
     )
 
 
+@dataclass(frozen=True)
+class Round:
+    """One run of a scenario and the mean of the bare-route runs right before and after it."""
+
+    m: Measurement
+    base: Measurement
+
+    @property
+    def ratio(self) -> float:
+        return self.m.rate / self.base.rate if self.base.rate else 0.0
+
+
+def median_round(rounds: Sequence[Round]) -> Round:
+    """The round whose ratio is the median (the lower middle one of an even number): a stall of
+    the shared host during one round moves the figure no more than one round's rank."""
+    if not rounds:
+        raise ValueError("no rounds")
+    ordered = sorted(rounds, key=lambda r: r.ratio)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def percentile_ms(ordered_s: Sequence[float], pct: float) -> float | None:
     """Nearest-rank percentile of sorted latencies in seconds, in milliseconds."""
     if not ordered_s:

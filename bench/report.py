@@ -70,11 +70,14 @@ METHOD = """\
 - One run, side by side: every endpoint is measured with a bare `return "ok"` Flask route
   (`bench/bare_app.py`) served by the same gunicorn configuration (`gunicorn -c gunicorn.conf.py`,
   same workers and threads), and quoted as a ratio to it; absolute numbers on a shared 2-core
-  machine drift from run to run, ratios much less. The bare route is measured between the
-  single-endpoint scenarios (before the first, between each two, after the last), and each ratio
-  is to the mean of the two runs around its scenario: the machine's speed was seen to drift by a
-  third within one run, and one neighbour alone carried its swings into the ratio (the bare route
-  row is the first of these runs; a note gives the range).
+  machine drift from run to run, ratios much less. Each single-endpoint scenario runs in rounds
+  (`--rounds`, default 3, of `--round-seconds`, default 3 s), round-robin: every scenario's first
+  round, then every second one, and so on, with a run of the bare route before the first, between
+  each two and after the last. Each round is compared with the mean of the two bare runs around it,
+  and the table shows a scenario's median round (of an even number, the lower middle one): the
+  machine's speed was seen to drift by a third within one run and to stall for a second or two at
+  a time, which a single long run took in whole. A note lists every round's ratio; the bare route
+  row is the first bare run, and the note gives the range of all of them.
 - **1 core**: gunicorn pinned to core 0 (`taskset -c 0`), wrk to core 1 (`taskset -c 1`); these
   per-core ratios are the ones judged against the targets. PostgreSQL and Redis are not pinned.
   **2 cores**: the normal configuration, server and load generator sharing both cores (headline).

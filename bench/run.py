@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -24,7 +25,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from bench.argon2_floor import Floor, measure_floor
-from bench.measure import Measurement, Row, Target, error_text, neighbours
+from bench.measure import Measurement, Round, Row, Target, error_text, median_round, neighbours
 from bench.oauth_flow import REDIRECT_URI, RelyingParty, relying_party_sessions
 from bench.report import facts_text, text_table, write_markdown
 from bench.services import ROOT, BenchError, Database, DeliveryWorker, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
@@ -90,6 +91,8 @@ def general_limit_setting() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=int, default=6, help="duration of each wrk run (default 6)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each single-endpoint scenario, the median one shown (default 3)")
+    parser.add_argument("--round-seconds", type=int, default=3, help="duration of each of those runs and of the bare runs between them (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--floor-seconds", type=float, default=4.0, help="each Argon2 floor measurement (default 4)")
     parser.add_argument("--users", type=int, default=500, help="stress test accounts (default 500)")
@@ -105,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", choices=ONLY,
         help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, discovery, API refresh, OAuth "
         "refresh_token and client_credentials grants, introspection, userinfo), in both configurations; login: only "
-        "password login against its Argon2 floor, on both cores. Quick runs (about 2 minutes) that print their table "
+        "password login against its Argon2 floor, on both cores. Partial runs (about 6 and 1 minutes) that print their table "
         "and leave docs/performance.md alone",
     )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
@@ -116,7 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL") or os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    for name in ("seconds", "connections", "users", "logins_per_user", "concurrency", "twofa_users", "twofa_flows_per_user", "twofa_concurrency"):
+    for name in ("seconds", "rounds", "round_seconds", "connections", "users", "logins_per_user", "concurrency", "twofa_users", "twofa_flows_per_user", "twofa_concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -257,7 +260,7 @@ class Bench:
              f"{on_one_core} (gunicorn.conf.py: a process per usable core)"),
             ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login, register, two-factor and code send {ROOMY_LIMIT} (Redis)"),
             ("mail", f"console outbox (OUTBOX_PATH in the run's folder), queued on RQ ({self.env['DELIVERY_QUEUE']}), one `flask --app wsgi worker`"),
-            ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run; httpx {httpx.__version__} (async)"),
+            ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run ({self.args.rounds} rounds of {self.args.round_seconds} s for single endpoints); httpx {httpx.__version__} (async)"),
             ("Python", f"{platform.python_version()}, IDP_ENV=test"),
             ("load average at start", " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min; other processes share these cores)"),
         ]
@@ -294,7 +297,7 @@ class Bench:
         return result
 
     def seed(self, idp: Server, pools: int) -> tuple[list[BenchUser], list[Path]]:
-        """Accounts for the login scenario and, per refresh run, a pool of fresh sessions."""
+        """Accounts for the login scenario and, per API refresh run (a round of a configuration), a pool of fresh sessions."""
         seeds = make_users(self.run_id, "s", SEED_ACCOUNTS)
         [reg] = run_flow(idp.base_url, [Phase("register", register)], seeds, concurrency=SEED_ACCOUNTS, budget_s=60)
         if reg.m.errors or reg.m.not_run:
@@ -321,64 +324,78 @@ class Bench:
             raise BenchError(f"POST {TOKEN} (client_credentials) answered {answer.status_code}: {answer.text[:300]}")
         return token
 
-    def relying_party_tokens(self, idp: Server, party: RelyingParty, seeds: list[BenchUser], tag: str) -> tuple[Path, str]:
+    def relying_party_tokens(self, idp: Server, party: RelyingParty, seeds: list[BenchUser], tag: str) -> tuple[list[Path], str]:
         """Sessions of a relying party for one configuration, from the authorization code flow: a
-        pool of refresh tokens (a file, one a line) and one more session's access token for userinfo."""
+        pool of refresh tokens per round (files, one token a line) and one more session's access
+        token for userinfo."""
         size = 4 * self.args.connections
-        answers = relying_party_sessions(idp.base_url, party, seeds, size + 1, concurrency=self.args.connections)
-        if len(answers) < size + 1:
-            raise BenchError(f"only {len(answers)} of {size + 1} relying-party sessions could be opened")
-        path = self.out / f"oauth-refresh-tokens-{tag}.txt"
-        path.write_text("".join(a["refresh_token"] + "\n" for a in answers[1:]))
-        return path, answers[0]["access_token"]
+        wanted = size * self.args.rounds + 1
+        answers = relying_party_sessions(idp.base_url, party, seeds, wanted, concurrency=self.args.connections)
+        if len(answers) < wanted:
+            raise BenchError(f"only {len(answers)} of {wanted} relying-party sessions could be opened")
+        pools = []
+        for n in range(self.args.rounds):
+            path = self.out / f"oauth-refresh-tokens-{tag}-{n}.txt"
+            path.write_text("".join(a["refresh_token"] + "\n" for a in answers[1 + n * size : 1 + (n + 1) * size]))
+            pools.append(path)
+        return pools, answers[0]["access_token"]
 
-    def endpoints(self, idp: Server, bare: Server, cores: str, cpus: str | None, tokens: Path, judged: bool, seeds: list[BenchUser]) -> None:
+    def endpoints(
+        self, idp: Server, bare: Server, cores: str, cpus: str | None, api_pools: list[Path], judged: bool, seeds: list[BenchUser]
+    ) -> None:
+        """The single-endpoint scenarios, each run `--rounds` times, round-robin (every scenario's
+        first round, then every second one...), each run between two runs of the bare route. Each
+        round is compared with the mean of its two bare neighbours, and the table shows a
+        scenario's median round: the machine's speed drifts and stalls for a second or two at a
+        time (other tenants of the host, the disk's flushes), which one long run took in whole."""
         assert self.relying_party is not None and self.es256_party is not None, "prepare() registers the relying parties"
         tag = "pinned" if cpus else "shared"
-        oauth_tokens, user_access_token = self.relying_party_tokens(idp, self.relying_party, seeds, tag)
-        es256_tokens, _ = self.relying_party_tokens(idp, self.es256_party, seeds, f"{tag}-es256")
-        self.wrk(bare, "/", cpus=cpus, seconds=1)
-        self.wrk(idp, JWKS, cpus=cpus, seconds=1)
-        bare_runs: list[Measurement] = []
-        measured: list[tuple[str, Measurement, Target | None]] = []
-
-        def beside_bare(scenario: str, path: str, target: Target | None, **wrk: Any) -> None:
-            """The bare route right before the scenario (and, being the next one's, right after):
-            this machine's speed drifts within a run (other tenants of the host), the ratio of a
-            scenario to the mean of its two neighbours much less."""
-            bare_runs.append(self.wrk(bare, "/", cpus=cpus))
-            measured.append((scenario, self.wrk(idp, path, cpus=cpus, **wrk), target if judged else None))
-
-        beside_bare("GET " + JWKS, JWKS, JWKS_TARGET)
-        beside_bare("GET " + DISCOVERY, DISCOVERY, JWKS_TARGET)
-        beside_bare("POST /api/auth/refresh", "/api/auth/refresh", REFRESH_TARGET, mode="refresh", data=tokens)
-        # OAuth 2.0: the same form body and Basic client authentication with every request
+        rs256_pools, user_access_token = self.relying_party_tokens(idp, self.relying_party, seeds, tag)
+        es256_pools, _ = self.relying_party_tokens(idp, self.es256_party, seeds, f"{tag}-es256")
         grant = self.out / "form-client-credentials.txt"
         grant.write_text("grant_type=client_credentials\n")
-        beside_bare(f"POST {TOKEN} client_credentials", TOKEN, CLIENT_CREDENTIALS_TARGET, mode="form", data=grant,
-                    expect_body=TOKEN_BODY, authorization=self.client_authorization)
-        # refresh_token grant: a fresh refresh token every request, the rotated one read from the JSON
-        # body. Judged with the client that registered ES256 ID tokens (the rotation is the same);
-        # the default client's RS256 signature is shown beside it.
-        for party, pool, alg, target in (
-            (self.es256_party, es256_tokens, "ES256", OAUTH_REFRESH_TARGET), (self.relying_party, oauth_tokens, "RS256", None),
-        ):
-            beside_bare(f"POST {TOKEN} refresh_token (rotation, {alg} ID token)", TOKEN, target, mode="oauth-refresh", data=pool,
-                        expect_body=ROTATED_BODY, authorization=party.authorization)
         introspected = self.out / "form-introspect.txt"
         introspected.write_text(f"token={self.access_token(idp)}\n")  # a JWT: URL-safe as it is
-        beside_bare(f"POST {INTROSPECT} (access token)", INTROSPECT, INTROSPECT_TARGET, mode="form", data=introspected,
-                    expect_body=ACTIVE_BODY, authorization=self.client_authorization)
-        beside_bare(f"GET {USERINFO} (Bearer, openid profile email)", USERINFO, USERINFO_TARGET, expect_body=CLAIMS_BODY,
-                    authorization=f"Bearer {user_access_token}")
-        bare_runs.append(self.wrk(bare, "/", cpus=cpus))
+        es256, rs256 = self.es256_party, self.relying_party
+        # (scenario, path, target, wrk options of round n). OAuth: the same form body and Basic client
+        # authentication every time; refresh grants spend a token never sent before with every
+        # request (a fresh pool each round), judged with the client that registered ES256 ID tokens
+        # (the rotation is the same), the default client's RS256 signature shown beside it.
+        scenarios: list[tuple[str, str, Target | None, Callable[[int], dict[str, Any]]]] = [
+            ("GET " + JWKS, JWKS, JWKS_TARGET, lambda n: {}),
+            ("GET " + DISCOVERY, DISCOVERY, JWKS_TARGET, lambda n: {}),
+            ("POST /api/auth/refresh", "/api/auth/refresh", REFRESH_TARGET, lambda n: {"mode": "refresh", "data": api_pools[n]}),
+            (f"POST {TOKEN} client_credentials", TOKEN, CLIENT_CREDENTIALS_TARGET,
+             lambda n: {"mode": "form", "data": grant, "expect_body": TOKEN_BODY, "authorization": self.client_authorization}),
+            (f"POST {TOKEN} refresh_token (rotation, ES256 ID token)", TOKEN, OAUTH_REFRESH_TARGET,
+             lambda n: {"mode": "oauth-refresh", "data": es256_pools[n], "expect_body": ROTATED_BODY, "authorization": es256.authorization}),
+            (f"POST {TOKEN} refresh_token (rotation, RS256 ID token)", TOKEN, None,
+             lambda n: {"mode": "oauth-refresh", "data": rs256_pools[n], "expect_body": ROTATED_BODY, "authorization": rs256.authorization}),
+            (f"POST {INTROSPECT} (access token)", INTROSPECT, INTROSPECT_TARGET,
+             lambda n: {"mode": "form", "data": introspected, "expect_body": ACTIVE_BODY, "authorization": self.client_authorization}),
+            (f"GET {USERINFO} (Bearer, openid profile email)", USERINFO, USERINFO_TARGET,
+             lambda n: {"expect_body": CLAIMS_BODY, "authorization": f"Bearer {user_access_token}"}),
+        ]
+        seconds = self.args.round_seconds
+        self.wrk(bare, "/", cpus=cpus, seconds=1)
+        self.wrk(idp, JWKS, cpus=cpus, seconds=1)
+        bare_runs = [self.wrk(bare, "/", cpus=cpus, seconds=seconds)]
+        rounds: dict[str, list[Round]] = {scenario: [] for scenario, *_ in scenarios}
+        for n in range(self.args.rounds):
+            for scenario, path, _, options in scenarios:
+                m = self.wrk(idp, path, cpus=cpus, seconds=seconds, **options(n))
+                bare_runs.append(self.wrk(bare, "/", cpus=cpus, seconds=seconds))
+                rounds[scenario].append(Round(m, neighbours(bare_runs[-2], bare_runs[-1])))
         self.add("bare route GET /", cores, bare_runs[0])
-        for n, (scenario, m, target) in enumerate(measured):
-            self.add(scenario, cores, m, base=neighbours(bare_runs[n], bare_runs[n + 1]), base_name="bare", target=target)
+        for scenario, _, target, _ in scenarios:
+            shown = median_round(rounds[scenario])
+            self.add(scenario, cores, shown.m, base=shown.base, base_name="bare", target=target if judged else None)
         rates = sorted(m.rate for m in bare_runs)
+        spread = "; ".join(f"{scenario} " + ", ".join(f"{r.ratio:.2f}" for r in rounds[scenario]) for scenario, *_ in scenarios)
         self.notes.append(
-            f"Bare route [{cores}], measured between the scenarios: {rates[0]:,.0f}–{rates[-1]:,.0f} req/s "
-            f"({len(rates)} runs; each ratio is to the mean of the runs right before and right after it)."
+            f"[{cores}] {self.args.rounds} rounds of {seconds} s per scenario, round-robin, each run between two bare-route "
+            f"runs ({len(rates)} of them: {rates[0]:,.0f}–{rates[-1]:,.0f} req/s); the table shows each scenario's median "
+            f"round against the mean of its two bare neighbours. The rounds' ratios, in order: {spread}."
         )
 
     def floor(self, processes: int) -> Floor:
@@ -531,11 +548,12 @@ class Bench:
             _log(f"starting gunicorn ({cores})")
             idp, bare = self.serve(server_cpus)
             if not seeds:
-                seeds, pools = self.seed(idp, len(configurations))
+                seeds, pools = self.seed(idp, len(configurations) * (1 if login_only else self.args.rounds))
             if login_only:
                 self.password_login(idp, bare, cores, seeds, workers)
             else:
-                self.endpoints(idp, bare, cores, client_cpus, pools[n], judged=n == 0, seeds=seeds)
+                rounds = self.args.rounds
+                self.endpoints(idp, bare, cores, client_cpus, pools[n * rounds : (n + 1) * rounds], judged=n == 0, seeds=seeds)
             if cores == "2 cores" and self.args.only is None:
                 self.password_login(idp, bare, cores, seeds, workers)
                 self.start_worker()
