@@ -306,12 +306,16 @@ class Bench:
         tokens = refresh_tokens(idp.base_url, seeds, size * pools, concurrency=self.args.connections, budget_s=120)
         if len(tokens) < size * pools:
             raise BenchError(f"only {len(tokens)} of {size * pools} sessions could be opened")
-        files = []
-        for n in range(pools):
-            path = self.out / f"refresh-tokens-{n}.txt"
-            path.write_text("\n".join(tokens[n * size : (n + 1) * size]) + "\n")
-            files.append(path)
-        return seeds, files
+        return seeds, self.token_pools(tokens, size, pools, "refresh-tokens")
+
+    def token_pools(self, tokens: list[str], size: int, count: int, stem: str) -> list[Path]:
+        """`count` files of `size` refresh tokens each (one a line, none in two files), for as many runs."""
+        paths = []
+        for n in range(count):
+            path = self.out / f"{stem}-{n}.txt"
+            path.write_text("".join(token + "\n" for token in tokens[n * size : (n + 1) * size]))
+            paths.append(path)
+        return paths
 
     def access_token(self, idp: Server) -> str:
         """One client_credentials access token, for the introspection scenario (valid for the token TTL)."""
@@ -333,12 +337,8 @@ class Bench:
         answers = relying_party_sessions(idp.base_url, party, seeds, wanted, concurrency=self.args.connections)
         if len(answers) < wanted:
             raise BenchError(f"only {len(answers)} of {wanted} relying-party sessions could be opened")
-        pools = []
-        for n in range(self.args.rounds):
-            path = self.out / f"oauth-refresh-tokens-{tag}-{n}.txt"
-            path.write_text("".join(a["refresh_token"] + "\n" for a in answers[1 + n * size : 1 + (n + 1) * size]))
-            pools.append(path)
-        return pools, answers[0]["access_token"]
+        refresh = [a["refresh_token"] for a in answers[1:]]
+        return self.token_pools(refresh, size, self.args.rounds, f"oauth-refresh-tokens-{tag}"), answers[0]["access_token"]
 
     def endpoints(
         self, idp: Server, bare: Server, cores: str, cpus: str | None, api_pools: list[Path], judged: bool, seeds: list[BenchUser]

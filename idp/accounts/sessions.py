@@ -155,10 +155,10 @@ class ClaimsIdentity:
     claims: AccessTokenClaims
 
 
-def split_refresh_token(refresh_token: str) -> tuple[str, str] | None:
-    """A refresh token (or a browser session's cookie) is `<session id>.<256 random bits>`; only
+def split_session_token(token: str) -> tuple[str, str] | None:
+    """A refresh token, like a browser session's cookie, is `<session id>.<256 random bits>`; only
     its digest is stored. None for anything else (a JWT, garbage): not worth a query."""
-    session_id, _, secret = refresh_token.partition(".")
+    session_id, _, secret = token.partition(".")
     if len(session_id) != 36 or len(secret) < 40:
         return None
     return session_id, secret
@@ -236,7 +236,7 @@ class SessionService:
         live session of this client but is not its current one has been used before: the session
         is revoked. A token of another client is refused and changes nothing. `with_claims`: the
         same statement also returns the user's claim columns (`IssuedTokens.user`), for an ID token."""
-        parts = split_refresh_token(refresh_token)
+        parts = split_session_token(refresh_token)
         if parts is None:
             raise InvalidRefreshToken()
         session_id, _ = parts
@@ -293,7 +293,7 @@ class SessionService:
 
     def browser_session(self, cookie: str | None) -> BrowserSession | None:
         """The live browser session behind a cookie value, for an active user (one query)."""
-        parts = split_refresh_token(cookie) if cookie else None
+        parts = split_session_token(cookie) if cookie else None
         if parts is None:
             return None
         row = self._db.execute(
@@ -353,7 +353,7 @@ class SessionService:
         """End the session of the refresh token and of the bearer token. Never fails."""
         now = self._clock()
         session_ids = set()
-        if refresh_token and (parts := split_refresh_token(refresh_token)):
+        if refresh_token and (parts := split_session_token(refresh_token)):
             session_ids.add(parts[0])
         if bearer_session_id:
             session_ids.add(bearer_session_id)

@@ -12,6 +12,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from redis import RedisError
 
+from idp.ratelimits import is_on
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ class AccountThrottle:
     def __init__(self, strategy: RateLimiter, limit: str, namespace: str, fallback: RateLimiter) -> None:
         self._strategy = strategy
         self._fallback = fallback
-        self._limit: RateLimitItem | None = _parsed(limit) if limit.strip().lower() != "off" else None
+        self._limit: RateLimitItem | None = _parsed(limit) if is_on(limit) else None
         self._namespace = namespace
 
     def blocked(self, account_key: str) -> bool:

@@ -22,7 +22,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.accounts.models import Session
-from idp.accounts.sessions import split_refresh_token
+from idp.accounts.sessions import split_session_token
 from idp.audit.service import ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
@@ -122,7 +122,7 @@ def find_token(tokens: AccessTokens, value: str, hint: str | None) -> KnownToken
 def _live_refresh_token(value: str) -> KnownToken | None:
     """The live session whose current refresh token is `value`. A value of another shape (an
     access token with a bad or foreign signature, an expired one, garbage) has none: no query."""
-    parts = split_refresh_token(value)
+    parts = split_session_token(value)
     if parts is None:
         return None
     session_id, _ = parts
