@@ -362,6 +362,7 @@ class Settings:
     delivery: DeliverySettings
     translations_dir: Path = DEFAULT_TRANSLATIONS_DIR
     api_key_rate_limit: int = 1000  # requests per hour of a key created without its own rateLimit
+    refresh_synchronous_commit: bool = False  # a rotation waits for PostgreSQL's WAL flush (SessionStatements)
     webhooks: WebhookSettings = WebhookSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
@@ -418,6 +419,7 @@ class Settings:
             trusted_proxies=parse_int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
             access_token_ttl=parse_int("ACCESS_TOKEN_TTL", env.get("ACCESS_TOKEN_TTL"), 15 * 60),
             refresh_token_ttl=parse_int("REFRESH_TOKEN_TTL", env.get("REFRESH_TOKEN_TTL"), 7 * 24 * 3600),
+            refresh_synchronous_commit=parse_bool("REFRESH_SYNCHRONOUS_COMMIT", env.get("REFRESH_SYNCHRONOUS_COMMIT"), False),
             browser_session_ttl=parse_int("BROWSER_SESSION_TTL", env.get("BROWSER_SESSION_TTL"), 12 * 3600),
             client_cache_seconds=parse_int("CLIENT_CACHE_SECONDS", env.get("CLIENT_CACHE_SECONDS"), 10),
             argon2=argon2,

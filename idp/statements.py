@@ -8,6 +8,12 @@ directly, which takes named parameters and returns the Python values the columns
 (timestamps with their zone, booleans), so nothing is lost. Other drivers (SQLite's, which
 returns dates as strings) run the statement through SQLAlchemy as usual.
 
+A write whose loss in a crash of the database server costs little (a refresh token's rotation:
+see `SessionStatements`) may be committed without waiting for the write-ahead log's flush: on
+PostgreSQL the statement is sent as `SET LOCAL synchronous_commit TO off; <statement>`, one
+simple query, hence one implicit transaction, so the setting ends with it and the pooled
+connection is left as it was.
+
 Errors keep SQLAlchemy's form (`sqlalchemy.exc.DBAPIError` subclasses), and a dropped connection
 renews the pool as SQLAlchemy's own execution does, so the request after a database restart works.
 """
@@ -21,15 +27,21 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off; "
+
 
 class HotStatement:
     """One statement that returns at most one row, on an autocommit engine."""
 
-    def __init__(self, engine: Engine, statement: Executable) -> None:
+    def __init__(self, engine: Engine, statement: Executable, *, wait_for_flush: bool = True) -> None:
         self._engine = engine
         self._statement = statement
         self._direct = engine.dialect.driver == "psycopg2"
         self._sql = str(statement.compile(dialect=engine.dialect))  # type: ignore[attr-defined]
+        # SQLite (through SQLAlchemy) keeps its own journal settings: the flag applies to PostgreSQL
+        self.waits_for_flush = wait_for_flush or not self._direct
+        if not self.waits_for_flush:
+            self._sql = f"{ASYNC_COMMIT}{self._sql}"
         self._row: Any = None  # the namedtuple type of its rows, made from the first answer
 
     def first(self, params: dict[str, Any]) -> Any | None:

@@ -114,7 +114,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         senders=senders,
         delivery_queue=build_queue(settings.delivery, senders, client, webhook_retry_intervals=settings.webhooks.retry_intervals),
         autocommit=autocommit,
-        session_statements=SessionStatements(autocommit),
+        session_statements=SessionStatements(autocommit, rotation_waits_for_flush=settings.refresh_synchronous_commit),
         audit_observers=(OutcomeMetrics(metrics), AuditLogLines()),
         metrics=metrics,
     )
