@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import http.cookiejar
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import httpx
 
 from bench.services import BenchError
-from bench.stress import BenchUser
+from bench.stress import BenchUser, bench_client
 
 AUTHORIZE = "/oauth/authorize"
 TOKEN = "/oauth/token"
@@ -135,11 +134,7 @@ class Browser:
 
 
 async def _sessions(base_url: str, rp: RelyingParty, users: list[BenchUser], count: int, concurrency: int) -> list[dict[str, Any]]:
-    no_cookies = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    async with httpx.AsyncClient(
-        base_url=base_url, trust_env=False, timeout=30, cookies=no_cookies,
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-    ) as client:
+    async with bench_client(base_url, concurrency, timeout=30) as client:
         browsers = [Browser(client, user, rp) for user in users]
         # every browser signs in once (its first code), then codes come from its SSO session
         first = await asyncio.gather(*(b.tokens() for b in browsers))

@@ -72,14 +72,23 @@ def make_users(run_id: str, tag: str, count: int) -> list[BenchUser]:
     return users
 
 
-def _client(base_url: str, concurrency: int) -> httpx.AsyncClient:
+# An idle connection is dropped well before gunicorn's keep-alive (5 s) closes it: at the same
+# expiry (httpx's default is 5 s too) a request sent as the server closed the connection failed
+# with a ReadError, a race of the two clocks that no real client should be measured with.
+KEEPALIVE_EXPIRY_S = 2.0
+
+
+def bench_client(base_url: str, concurrency: int, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
+    """An async client without cookies, holding up to `concurrency` keep-alive connections."""
     no_cookies = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return httpx.AsyncClient(
         base_url=base_url,
         trust_env=False,
         cookies=no_cookies,
-        timeout=REQUEST_TIMEOUT_S,
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        timeout=timeout,
+        limits=httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=KEEPALIVE_EXPIRY_S
+        ),
     )
 
 
@@ -309,7 +318,7 @@ async def _run_phase(client: httpx.AsyncClient, phase: Phase, users: Sequence[Be
 
 async def _run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[BenchUser], concurrency: int, budget_s: float) -> list[PhaseResult]:
     deadline = time.monotonic() + budget_s
-    async with _client(base_url, concurrency) as client:
+    async with bench_client(base_url, concurrency) as client:
         return [await _run_phase(client, phase, users, concurrency, deadline) for phase in phases]
 
 
@@ -336,7 +345,7 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
     flow_errors: Counter[str] = Counter()
     waits = 0
     wait_s = 0.0
-    async with _client(base_url, concurrency) as client:
+    async with bench_client(base_url, concurrency) as client:
         logins, verifies = Probe(client), Probe(client)
 
         async def flow(user: BenchUser) -> None:
