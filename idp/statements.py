@@ -38,7 +38,7 @@ class HotStatement:
         self._statement = statement
         self._direct = engine.dialect.driver == "psycopg2"
         self._sql = str(statement.compile(dialect=engine.dialect))  # type: ignore[attr-defined]
-        # SQLite (through SQLAlchemy) keeps its own journal settings: the flag applies to PostgreSQL
+        # only the direct psycopg2 path sends the prefix; SQLite (through SQLAlchemy) has no such setting
         self.waits_for_flush = wait_for_flush or not self._direct
         if not self.waits_for_flush:
             self._sql = f"{ASYNC_COMMIT}{self._sql}"

@@ -91,14 +91,9 @@ def claims_user(row: Any) -> ClaimColumns:
 
 class SessionStatements:
     """The statements of the hot paths, compiled once per app for its autocommit engine: each is
-    one round trip with no BEGIN, no ROLLBACK and no ORM identity map (`idp.statements`).
-
-    A rotation does not wait for PostgreSQL's write-ahead-log flush unless
-    `rotation_waits_for_flush` (REFRESH_SYNCHRONOUS_COMMIT): the flush, not CPU, was what bounded
-    the refresh rate. What a crash of the database server (not of the app) can lose is the last
-    fraction of a second of rotations: such a client's new refresh token is unknown, so it signs
-    in again, and its previous token is current again, which its next use (by anyone) makes a
-    reuse. Revocations, reuse detection, logouts and every other write wait for the flush."""
+    one round trip with no BEGIN, no ROLLBACK and no ORM identity map (`idp.statements`). A
+    rotation does not wait for PostgreSQL's write-ahead-log flush unless `rotation_waits_for_flush`
+    (REFRESH_SYNCHRONOUS_COMMIT); what that can cost is in the README ("Commit latency")."""
 
     def __init__(self, autocommit: Engine, *, rotation_waits_for_flush: bool = False) -> None:
         self.rotate = HotStatement(autocommit, ROTATE, wait_for_flush=rotation_waits_for_flush)
