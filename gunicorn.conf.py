@@ -50,7 +50,7 @@ _embedded = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
 _cores = usable_cores()
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '3001')}"
-worker_class = "gthread"
+worker_class = "idp.serving.BalancedThreadWorker"  # gthread, keeping connections even across processes
 workers = int(os.environ.get("WEB_CONCURRENCY") or (1 if _embedded else _cores))
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 keepalive = 5
@@ -60,14 +60,14 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 0)
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
-# Let each process run one Argon2 per core. On the embedded default one process holds all the
-# threads; with several, keep-alive connections are not spread evenly (the workers race to accept
-# them: 16 connections were seen to land 16/0 or 13/3), and a limit of one computation per process
-# then left a core idle while logins queued on the busy process (measured: 47-64 instead of 92
-# verifications/s on 2 cores). Balanced, the processes together may run workers × cores at once,
-# which costs a little (about a tenth, measured) against an exact limit; unbalanced, no core waits.
+# Argon2 at once: the cores, shared among the processes (at least one each). More than one
+# computation per core only makes them take turns, each with 19 MiB to keep in cache: with one per
+# process on 2 cores the stress test's logins ran at 66-70/s, with one per core in each process at
+# 61-63/s. This needs the processes to hold as many connections each (idp.serving): unbalanced
+# (16 connections were seen to land 16/0 or 13/3) a limit of one per process left a core idle
+# while logins queued on the busy process.
 if "ARGON2_CONCURRENCY" not in os.environ:
-    raw_env = [f"ARGON2_CONCURRENCY={_cores}"]
+    raw_env = [f"ARGON2_CONCURRENCY={max(1, _cores // workers)}"]
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # /metrics adds up the counts of every worker process: prometheus_client keeps each process's values

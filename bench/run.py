@@ -71,7 +71,7 @@ LOGIN_TARGET = Target("≥ 0.85 of floor (aim 0.95)", ratio_floor=0.85)
 STRESS_TARGET = Target("no unexpected error, p99 < 2 s", p99_below_ms=2000)
 NO_ERROR_TARGET = Target("no unexpected error")
 ROOMY_LIMITS = ("login", "login_account", "register", "two_factor", "code_send")
-ONLY = ("endpoints", "login")
+ONLY = ("endpoints", "login", "stress")
 # Lua patterns (bench/wrk.lua, BENCH_EXPECT_BODY) that a 200 answer must match
 TOKEN_BODY = '"access_token"%s*:%s*"'
 ACTIVE_BODY = '"active"%s*:%s*true'
@@ -108,8 +108,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", choices=ONLY,
         help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, discovery, API refresh, OAuth "
         "refresh_token and client_credentials grants, introspection, userinfo), in both configurations; login: only "
-        "password login against its Argon2 floor, on both cores. Partial runs (about 6 and 1 minutes) that print their table "
-        "and leave docs/performance.md alone",
+        "password login against its Argon2 floor, on both cores; stress: only the old service's stress test and the 2FA "
+        "login, on both cores. Partial runs (about 6, 1 and 5 minutes) that print their table and leave docs/performance.md alone",
     )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
@@ -540,22 +540,21 @@ class Bench:
         pinned = not self.args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
         workers, threads = self.record_configuration(pinned)
         print(facts_text(self.facts), flush=True)
-        login_only = self.args.only == "login"
-        configurations = ([("1 core", SERVER_CPU, CLIENT_CPU)] if pinned and not login_only else []) + [("2 cores", None, None)]
+        only = self.args.only
+        configurations = ([("1 core", SERVER_CPU, CLIENT_CPU)] if pinned and only in (None, "endpoints") else []) + [("2 cores", None, None)]
         seeds: list[BenchUser] = []
         pools: list[Path] = []
         for n, (cores, server_cpus, client_cpus) in enumerate(configurations):
             _log(f"starting gunicorn ({cores})")
             idp, bare = self.serve(server_cpus)
-            if not seeds:
-                seeds, pools = self.seed(idp, len(configurations) * (1 if login_only else self.args.rounds))
-            if login_only:
-                self.password_login(idp, bare, cores, seeds, workers)
-            else:
+            if not seeds and only != "stress":
+                seeds, pools = self.seed(idp, len(configurations) * (1 if only == "login" else self.args.rounds))
+            if only in (None, "endpoints"):
                 rounds = self.args.rounds
                 self.endpoints(idp, bare, cores, client_cpus, pools[n * rounds : (n + 1) * rounds], judged=n == 0, seeds=seeds)
-            if cores == "2 cores" and self.args.only is None:
+            if cores == "2 cores" and only in (None, "login"):
                 self.password_login(idp, bare, cores, seeds, workers)
+            if cores == "2 cores" and only in (None, "stress"):
                 self.start_worker()
                 _log(f"stress test: {self.args.users} registrations, TOTP setups, then {self.args.users * self.args.logins_per_user:,} logins")
                 self.stress(idp, cores)

@@ -45,7 +45,14 @@ def test_one_process_per_core_the_server_may_use():
     assert pinned["raw_env"] == ["ARGON2_CONCURRENCY=1"]
     whole = load(REDIS_URL="redis://127.0.0.1:6379/0")
     assert whole["workers"] == len(ALL_CORES)
-    assert whole["raw_env"] == [f"ARGON2_CONCURRENCY={len(ALL_CORES)}"]
+    assert whole["raw_env"] == ["ARGON2_CONCURRENCY=1"]  # a core each: one computation per process
+
+
+def test_argon2_computations_share_the_cores_among_the_processes():
+    """One process (the embedded default) runs as many at once as there are cores; more processes than cores, one each."""
+    assert load()["raw_env"] == [f"ARGON2_CONCURRENCY={len(ALL_CORES)}"]
+    assert load(REDIS_URL="redis://127.0.0.1:6379/0", WEB_CONCURRENCY=str(4 * len(ALL_CORES)))["raw_env"] == ["ARGON2_CONCURRENCY=1"]
+    assert load(REDIS_URL="redis://127.0.0.1:6379/0", WEB_CONCURRENCY="1")["raw_env"] == [f"ARGON2_CONCURRENCY={len(ALL_CORES)}"]
 
 
 def test_operators_settings_win():
