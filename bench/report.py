@@ -120,8 +120,10 @@ METHOD = """\
   every HTTP request costs on these cores (wrk, gunicorn, the kernel), so a login measured through
   HTTP cannot reach it.
 - The old service's stress test runs with an async client (httpx), phase after phase with a fixed
-  number of requests in flight: registrations; the TOTP setup (`POST /api/2fa/totp/setup` with the
-  access token from registration); then logins. Every request's latency counts, errors are counted
+  number of requests in flight, each simulated user in flight with a client and keep-alive
+  connection of its own (with one pool of 100 connections, requests waited in it for seconds
+  while most connections were idle): registrations; the TOTP setup (`POST
+  /api/2fa/totp/setup` with the access token from registration); then logins. Every request's latency counts, errors are counted
   by kind (HTTP status, exception, or a 200 without the expected body). The whole-test row is
   these three phases; requests not started within the time budget are reported as not run.
 - TOTP setup needs a verified email, so each user first calls `POST /api/email/send-verification`

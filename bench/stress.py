@@ -14,13 +14,16 @@ SETUP_MARGIN_S to spare, otherwise the current or the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import http.cookiejar
 import json
 import re
 import secrets
+import ssl
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,7 @@ def bench_client(base_url: str, concurrency: int, timeout: float = REQUEST_TIMEO
     return httpx.AsyncClient(
         base_url=base_url,
         trust_env=False,
+        verify=_tls_context(),
         cookies=no_cookies,
         timeout=timeout,
         limits=httpx.Limits(
@@ -92,13 +96,33 @@ def bench_client(base_url: str, concurrency: int, timeout: float = REQUEST_TIMEO
     )
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One for every client (never used on http://, but each client would build its own)."""
+    return ssl.create_default_context()
+
+
+@contextlib.asynccontextmanager
+async def user_clients(base_url: str, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """A client of one connection for each simulated user in flight, as separate users have. With
+    one pool of 100 connections, requests of the short phases (TOTP setup, email verification)
+    waited in the pool for seconds while most connections were idle and the server was not busy
+    (httpx looks over every pooled connection for each request and answer)."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(bench_client(base_url, 1)) for _ in range(count)]
+
+
 @dataclass
 class Probe:
     """Sends the requests of one phase and keeps every latency and every unexpected outcome."""
 
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient | None = None
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+
+    def on(self, client: httpx.AsyncClient) -> Probe:
+        """This probe, sending with `client` (one user's), into the same records."""
+        return Probe(client, self.latencies, self.errors)
 
     async def post(self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None) -> httpx.Response | None:
         response, _ = await self.send(path, body, expect=expect, headers=headers)
@@ -108,6 +132,7 @@ class Probe:
         self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None
     ) -> tuple[httpx.Response | None, str | None]:
         """The response if its status is `expect`, else None and the kind of error (also counted)."""
+        assert self.client is not None, "Probe.on(client) gives the probe a client to send with"
         began = time.perf_counter()
         try:
             response = await self.client.post(path, json=body, headers=headers)
@@ -287,39 +312,41 @@ class PhaseResult:
     latencies: list[float]
 
 
-async def _run_jobs(jobs: Sequence[BenchUser], action: Callable[[BenchUser], Awaitable[None]], concurrency: int, deadline: float) -> tuple[float, int]:
-    """Run `action` for every job with `concurrency` in flight; (seconds taken, jobs not started by the deadline)."""
+async def _run_jobs(
+    jobs: Sequence[BenchUser], action: Callable[[httpx.AsyncClient, BenchUser], Awaitable[None]], clients: Sequence[httpx.AsyncClient], deadline: float
+) -> tuple[float, int]:
+    """Run `action` for every job, one in flight per client; (seconds taken, jobs not started by the deadline)."""
     queue = iter(jobs)
     not_run = 0
 
-    async def worker() -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         nonlocal not_run
         for user in queue:
             if time.monotonic() > deadline:
                 not_run += 1
                 continue
-            await action(user)
+            await action(client, user)
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(jobs))))))
+    await asyncio.gather(*(worker(client) for client in clients[: max(1, len(jobs))]))
     return time.perf_counter() - began, not_run
 
 
-async def _run_phase(client: httpx.AsyncClient, phase: Phase, users: Sequence[BenchUser], concurrency: int, deadline: float) -> PhaseResult:
-    probe = Probe(client)
+async def _run_phase(clients: Sequence[httpx.AsyncClient], phase: Phase, users: Sequence[BenchUser], deadline: float) -> PhaseResult:
+    probe = Probe()
 
-    async def action(user: BenchUser) -> None:
-        await phase.action(probe, user)
+    async def action(client: httpx.AsyncClient, user: BenchUser) -> None:
+        await phase.action(probe.on(client), user)
 
     jobs = [user for _ in range(phase.rounds) for user in users]
-    elapsed, not_run = await _run_jobs(jobs, action, concurrency, deadline)
+    elapsed, not_run = await _run_jobs(jobs, action, clients, deadline)
     return PhaseResult(phase, len(users), Measurement.from_latencies(probe.latencies, elapsed, probe.errors, not_run), probe.latencies)
 
 
 async def _run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[BenchUser], concurrency: int, budget_s: float) -> list[PhaseResult]:
     deadline = time.monotonic() + budget_s
-    async with bench_client(base_url, concurrency) as client:
-        return [await _run_phase(client, phase, users, concurrency, deadline) for phase in phases]
+    async with user_clients(base_url, concurrency) as clients:
+        return [await _run_phase(clients, phase, users, deadline) for phase in phases]
 
 
 def run_flow(base_url: str, phases: Sequence[Phase], users: Sequence[BenchUser], *, concurrency: int, budget_s: float) -> list[PhaseResult]:
@@ -345,10 +372,10 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
     flow_errors: Counter[str] = Counter()
     waits = 0
     wait_s = 0.0
-    async with bench_client(base_url, concurrency) as client:
-        logins, verifies = Probe(client), Probe(client)
+    async with user_clients(base_url, concurrency) as clients:
+        logins, verifies = Probe(), Probe()
 
-        async def flow(user: BenchUser) -> None:
+        async def flow(client: httpx.AsyncClient, user: BenchUser) -> None:
             nonlocal waits, wait_s
             async with locks[user.username]:  # one flow at a time per user: its steps are used in order
                 # A fresh step is one the server accepts: at most the current step + 1, so the
@@ -359,12 +386,12 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
                     wait_s += wait
                     await asyncio.sleep(wait + 0.05)
                 began = time.perf_counter()
-                failed = await one_flow(user)
+                failed = await one_flow(logins.on(client), verifies.on(client), user)
                 flow_latencies.append(time.perf_counter() - began)
                 if failed:
                     flow_errors[failed] += 1
 
-        async def one_flow(user: BenchUser) -> str | None:
+        async def one_flow(logins: Probe, verifies: Probe, user: BenchUser) -> str | None:
             body = {"emailOrUsername": user.username, "password": user.password}
             response, failed = await logins.send("/api/auth/login", body, expect=200)
             if response is None:
@@ -383,7 +410,7 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
 
         # Each user's flows far apart: every user's first flow, then every user's second, ...
         jobs = [user for _ in range(flows_per_user) for user in users]
-        elapsed, not_run = await _run_jobs(jobs, flow, concurrency, deadline)
+        elapsed, not_run = await _run_jobs(jobs, flow, clients, deadline)
     return TwoFactorLogins(
         flow=Measurement.from_latencies(flow_latencies, elapsed, flow_errors, not_run),
         login=Measurement.from_latencies(logins.latencies, elapsed, logins.errors, not_run),
