@@ -87,7 +87,10 @@ class BalancedThreadWorker(ThreadWorker):
         # This runs in the master, before the fork: the first worker made creates the table they all share.
         cls = type(self)
         if cls.table is None:
-            cls.table = ConnectionTable(slots=2 * self.cfg.workers + 2)  # room for replacements starting as others stop
+            try:
+                cls.table = ConnectionTable(slots=2 * self.cfg.workers + 2)  # room for replacements starting as others stop
+            except OSError as exc:  # no shared memory or semaphores here (no /dev/shm): serve, unbalanced
+                self.log.warning("connections are not balanced across processes: %s", exc)
 
     def accept(self, listener: Any) -> None:
         """Every process is woken by a new connection; the one holding the fewest takes it, and
@@ -114,7 +117,8 @@ class BalancedThreadWorker(ThreadWorker):
         super().handle_exit(sig, frame)
 
     def _publish(self) -> None:
-        assert self.table is not None
+        if self.table is None:
+            return
         now = time.monotonic()
         if self._slot is None and self.alive:  # joins once it serves (a process loading the app accepts nothing yet)
             self._slot = self.table.claim(os.getpid(), now=now)

@@ -58,3 +58,24 @@ def test_the_entry_of_an_ended_process_is_taken_by_a_new_one():
     assert ended is not None
     assert table.claim(os.getppid(), now=0.1) == ended
     assert table.claim(1, now=0.2) is None  # both entries belong to running processes
+
+
+def test_without_shared_memory_the_worker_serves_unbalanced(monkeypatch, tmp_path):
+    """Where semaphores or shared memory cannot be made (no /dev/shm), gunicorn still starts."""
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from idp import serving
+
+    def unavailable(*args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    cfg = Config()
+    cfg.set("workers", 2)
+    cfg.set("worker_tmp_dir", str(tmp_path))
+    monkeypatch.setattr(serving, "ConnectionTable", unavailable)
+    monkeypatch.setattr(serving.BalancedThreadWorker, "table", None)
+    worker = serving.BalancedThreadWorker(1, os.getppid(), [], None, 30, cfg, Logger(cfg))
+    assert worker.table is None
+    assert worker._ahead() is False  # takes every connection offered
+    worker.tmp.close()
