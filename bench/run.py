@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="endpoints: only the single-endpoint wrk scenarios (bare route, JWKS, discovery, API refresh, OAuth "
         "refresh_token and client_credentials grants, introspection, userinfo), in both configurations; login: only "
         "password login against its Argon2 floor, on both cores; stress: only the old service's stress test and the 2FA "
-        "login, on both cores. Partial runs (about 6, 1 and 5 minutes) that print their table and leave docs/performance.md alone",
+        "login, on both cores. Partial runs (about 6, 1 and 3 minutes) that print their table and leave docs/performance.md alone",
     )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
