@@ -11,7 +11,8 @@ stress test the logins' p99 was 3.2 s where their mean wait was 1.6 s; balanced,
 process holds no more connections than the least loaded of the others; the others then accept
 the next ones. Each process publishes its count in a small table of shared memory, made by the
 master before the first fork. A process that stops (graceful shutdown, max_requests) leaves the
-table at once; one that dies without leaving is ignored once its entry is older than STALE_S.
+table at once; one that dies without leaving is ignored once it has ended or its entry is older
+than STALE_S.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 STALE_S = 2.5  # a live process writes its entry at least every second (gunicorn's event wait)
 YIELD_S = 0.001  # how long a process that leaves a connection to the others waits before it looks again
+LOCK_WAIT_S = 0.5
 
 
 class Entry(ctypes.Structure):
@@ -38,16 +40,21 @@ class ConnectionTable:
 
     def __init__(self, slots: int) -> None:
         self._entries: Any = RawArray(Entry, slots)
-        self._lock = multiprocessing.Lock()
+        self._lock = multiprocessing.get_context("fork").Lock()  # gunicorn forks its workers
 
     def claim(self, pid: int, *, now: float) -> int | None:
-        """An entry for process `pid` (a free one, or a process's that has ended); None if all are taken."""
-        with self._lock:
+        """An entry for process `pid` (a free one, or a process's that has ended); None if all are
+        taken, or if the lock is not free within LOCK_WAIT_S (a process killed while holding it)."""
+        if not self._lock.acquire(timeout=LOCK_WAIT_S):
+            return None
+        try:
             for index, entry in enumerate(self._entries):
                 if entry.pid == 0 or not _running(entry.pid):
                     entry.pid, entry.connections, entry.written = pid, 0, now
                     return index
-        return None
+            return None
+        finally:
+            self._lock.release()
 
     def write(self, index: int, connections: int, *, now: float) -> None:
         entry = self._entries[index]
@@ -61,7 +68,7 @@ class ConnectionTable:
         counts = [
             entry.connections
             for other, entry in enumerate(self._entries)
-            if other != index and entry.pid and now - entry.written <= STALE_S
+            if other != index and entry.pid and now - entry.written <= STALE_S and _running(entry.pid)
         ]
         return min(counts) if counts else None
 
@@ -85,11 +92,13 @@ class BalancedThreadWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self._slot: int | None = None
         # This runs in the master, before the fork: the first worker made creates the table they all share.
+        # With reuse_port every process has a listen queue of its own: a connection the kernel put in
+        # the queue of a process that is ahead would wait there, so there is nothing to balance.
         cls = type(self)
-        if cls.table is None:
+        if cls.table is None and not self.cfg.reuse_port:
             try:
                 cls.table = ConnectionTable(slots=2 * self.cfg.workers + 2)  # room for replacements starting as others stop
-            except OSError as exc:  # no shared memory or semaphores here (no /dev/shm): serve, unbalanced
+            except (OSError, ImportError) as exc:  # no shared memory or sem_open here (no /dev/shm): serve, unbalanced
                 self.log.warning("connections are not balanced across processes: %s", exc)
 
     def accept(self, listener: Any) -> None:
@@ -102,14 +111,17 @@ class BalancedThreadWorker(ThreadWorker):
         while True:
             held = self.nr_conns
             super().accept(listener)  # one connection, if one is waiting
-            if self.nr_conns == held or self._ahead():
+            if self.nr_conns == held or self.nr_conns >= self.worker_connections or not self.alive or self._ahead():
                 return
 
-    def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        if self.alive:
-            self._publish()  # at least once a second (gunicorn's longest wait), so the entry stays fresh
-        else:
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:  # however the loop ends (max_requests, SIGQUIT, an error)
             self._leave()
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        self._publish()  # at least once a second (gunicorn's longest wait), so the entry stays fresh
         super().wait_for_and_dispatch_events(timeout)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
@@ -119,22 +131,27 @@ class BalancedThreadWorker(ThreadWorker):
     def _publish(self) -> None:
         if self.table is None:
             return
+        if not self.alive:
+            self._leave()
+            return
         now = time.monotonic()
-        if self._slot is None and self.alive:  # joins once it serves (a process loading the app accepts nothing yet)
+        if self._slot is None:  # joins once it serves (a process loading the app accepts nothing yet)
             self._slot = self.table.claim(os.getpid(), now=now)
-        if self._slot is not None:
-            self.table.write(self._slot, self.nr_conns, now=now)
+        slot = self._slot  # a signal handler may leave the table meanwhile
+        if slot is not None:
+            self.table.write(slot, self.nr_conns, now=now)
 
     def _ahead(self) -> bool:
         """Whether this process holds more connections than another live one."""
         self._publish()
-        if self._slot is None or self.table is None:
+        slot = self._slot
+        if slot is None or self.table is None:
             return False
-        fewest = self.table.fewest_elsewhere(self._slot, now=time.monotonic())
+        fewest = self.table.fewest_elsewhere(slot, now=time.monotonic())
         return fewest is not None and self.nr_conns > fewest
 
     def _leave(self) -> None:
         """Out of the table: a stopping process accepts nothing more, so no other waits for it."""
-        if self._slot is not None and self.table is not None:
-            self.table.release(self._slot)
-            self._slot = None
+        slot, self._slot = self._slot, None
+        if slot is not None and self.table is not None:
+            self.table.release(slot)

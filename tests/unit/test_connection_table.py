@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+
+import pytest
 
 from idp.serving import STALE_S, ConnectionTable
 
@@ -60,22 +63,98 @@ def test_the_entry_of_an_ended_process_is_taken_by_a_new_one():
     assert table.claim(1, now=0.2) is None  # both entries belong to running processes
 
 
-def test_without_shared_memory_the_worker_serves_unbalanced(monkeypatch, tmp_path):
-    """Where semaphores or shared memory cannot be made (no /dev/shm), gunicorn still starts."""
+def make_worker(monkeypatch, tmp_path, **settings):
+    """A worker as the master makes it (before the fork), with a table of its own."""
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
     from idp import serving
 
-    def unavailable(*args, **kwargs):
-        raise OSError(38, "Function not implemented")
-
     cfg = Config()
     cfg.set("workers", 2)
     cfg.set("worker_tmp_dir", str(tmp_path))
-    monkeypatch.setattr(serving, "ConnectionTable", unavailable)
+    for name, value in settings.items():
+        cfg.set(name, value)
     monkeypatch.setattr(serving.BalancedThreadWorker, "table", None)
     worker = serving.BalancedThreadWorker(1, os.getppid(), [], None, 30, cfg, Logger(cfg))
+    return worker
+
+
+def waiting_connections(monkeypatch, count: int) -> list[int]:
+    """gthread's accept, taking one of `count` queued connections a call (the list holds what is left)."""
+    from idp import serving
+
+    queue = [count]
+
+    def accept_one(self, listener):
+        if queue[0]:
+            queue[0] -= 1
+            self.nr_conns += 1
+
+    monkeypatch.setattr(serving.ThreadWorker, "accept", accept_one)
+    return queue
+
+
+def test_without_shared_memory_the_worker_serves_unbalanced(monkeypatch, tmp_path):
+    """Where semaphores or shared memory cannot be made (no /dev/shm), gunicorn still starts."""
+    from idp import serving
+
+    def unavailable(*args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(serving, "ConnectionTable", unavailable)
+    worker = make_worker(monkeypatch, tmp_path)
     assert worker.table is None
     assert worker._ahead() is False  # takes every connection offered
+    worker.tmp.close()
+
+
+def test_the_least_loaded_process_takes_the_waiting_connections_up_to_its_cap(monkeypatch, tmp_path):
+    worker = make_worker(monkeypatch, tmp_path, worker_connections=3)
+    queue = waiting_connections(monkeypatch, 10)
+    worker.accept(None)  # alone: no other process to leave them to
+    assert (worker.nr_conns, queue) == (3, [7])
+    worker.tmp.close()
+
+
+def test_a_process_ahead_of_another_leaves_the_connection_to_it(monkeypatch, tmp_path):
+    worker = make_worker(monkeypatch, tmp_path)
+    other = worker.table.claim(os.getppid(), now=time.monotonic())
+    worker.table.write(other, 1, now=time.monotonic())
+    queue = waiting_connections(monkeypatch, 5)
+    worker.accept(None)
+    assert (worker.nr_conns, queue) == (2, [3])  # level with the other, then one more: ahead, so it stops
+    worker.accept(None)
+    assert (worker.nr_conns, queue) == (2, [3])
+    worker.table.write(other, 2, now=time.monotonic())
+    worker.accept(None)
+    assert (worker.nr_conns, queue) == (3, [2])
+    worker.tmp.close()
+
+
+def test_a_process_leaves_the_table_however_its_loop_ends(monkeypatch, tmp_path):
+    """max_requests or SIGQUIT end the loop without SIGTERM's handler: the others must not wait for it."""
+    from idp import serving
+
+    def loop_ends(self):
+        raise SystemExit(0)
+
+    worker = make_worker(monkeypatch, tmp_path)
+    worker._publish()
+    slot = worker._slot
+    assert slot is not None and worker.table._entries[slot].pid == os.getpid()
+    monkeypatch.setattr(serving.ThreadWorker, "run", loop_ends)
+    with pytest.raises(SystemExit):
+        worker.run()
+    assert worker._slot is None and worker.table._entries[slot].pid == 0
+    worker.tmp.close()
+
+
+def test_a_stopping_process_leaves_the_table_at_its_next_look(monkeypatch, tmp_path):
+    worker = make_worker(monkeypatch, tmp_path)
+    worker._publish()
+    slot = worker._slot
+    worker.alive = False  # what gthread does on max_requests, from a request's thread
+    worker._publish()
+    assert worker._slot is None and worker.table._entries[slot].pid == 0
     worker.tmp.close()
