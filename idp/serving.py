@@ -76,9 +76,7 @@ class ConnectionTable:
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a process of another user has the number now
+    except (ProcessLookupError, PermissionError):  # gone, or the number is another user's process now
         return False
     return True
 
@@ -91,6 +89,7 @@ class BalancedThreadWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._slot: int | None = None
+        self._claimed = False  # one try: a full table or a stuck lock must not cost every loop its wait
         # This runs in the master, before the fork: the first worker made creates the table they all share.
         # With reuse_port every process has a listen queue of its own: a connection the kernel put in
         # the queue of a process that is ahead would wait there, so there is nothing to balance.
@@ -124,10 +123,6 @@ class BalancedThreadWorker(ThreadWorker):
         self._publish()  # at least once a second (gunicorn's longest wait), so the entry stays fresh
         super().wait_for_and_dispatch_events(timeout)
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self._leave()
-        super().handle_exit(sig, frame)
-
     def _publish(self) -> None:
         if self.table is None:
             return
@@ -135,7 +130,8 @@ class BalancedThreadWorker(ThreadWorker):
             self._leave()
             return
         now = time.monotonic()
-        if self._slot is None:  # joins once it serves (a process loading the app accepts nothing yet)
+        if not self._claimed:  # joins once it serves (a process loading the app accepts nothing yet)
+            self._claimed = True
             self._slot = self.table.claim(os.getpid(), now=now)
         slot = self._slot  # a signal handler may leave the table meanwhile
         if slot is not None:

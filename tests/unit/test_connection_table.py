@@ -158,3 +158,15 @@ def test_a_stopping_process_leaves_the_table_at_its_next_look(monkeypatch, tmp_p
     worker._publish()
     assert worker._slot is None and worker.table._entries[slot].pid == 0
     worker.tmp.close()
+
+
+def test_a_process_tries_once_for_an_entry(monkeypatch, tmp_path):
+    """With the table full, or its lock held by a killed process, the process runs unbalanced
+    rather than trying again (and waiting for the lock) on every turn of its loop."""
+    worker = make_worker(monkeypatch, tmp_path)
+    tries = []
+    monkeypatch.setattr(worker.table, "claim", lambda pid, *, now: tries.append(pid))
+    for _ in range(3):
+        worker._publish()
+    assert tries == [os.getpid()] and worker._slot is None
+    worker.tmp.close()
