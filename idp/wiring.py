@@ -256,8 +256,8 @@ def login_flow() -> LoginFlow[IssuedTokens]:
     """The API's login: a signed-in user gets tokens of the API's built-in client."""
     sessions = session_service()
 
-    def open_api_session(user: User, client: ClientInfo, amr: list[str]) -> IssuedTokens:
-        return sessions.start(user, client=client, amr=amr)
+    def open_api_session(user: User, client: ClientInfo, amr: list[str], method: str) -> IssuedTokens:
+        return sessions.start(user, client=client, amr=amr, signed_in_by=method)
 
     return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_api_session)
 
@@ -268,8 +268,8 @@ def browser_login_flow() -> LoginFlow[tuple[BrowserSession, str]]:
     sessions = session_service()
     ttl = components().settings.browser_session_ttl
 
-    def open_browser_session(user: User, client: ClientInfo, amr: list[str]) -> tuple[BrowserSession, str]:
-        return sessions.start_browser(user, client=client, amr=amr, ttl=ttl)
+    def open_browser_session(user: User, client: ClientInfo, amr: list[str], method: str) -> tuple[BrowserSession, str]:
+        return sessions.start_browser(user, client=client, amr=amr, ttl=ttl, signed_in_by=method)
 
     return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_browser_session)
 

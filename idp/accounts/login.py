@@ -18,8 +18,9 @@ from idp.mfa.challenge import ChallengeStarted, LoginChallenges, SecondFactorPas
 from idp.mfa.devices import TrustedDevices
 
 S = TypeVar("S")
-# (user, client, amr) -> what "signed in" means to the caller
-SessionOpener = Callable[[User, ClientInfo, list[str]], S]
+# (user, client, amr, method) -> what "signed in" means to the caller; it also records the
+# `login_success` event (with `method`), written together with the session it opens
+SessionOpener = Callable[[User, ClientInfo, list[str], str], S]
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,10 @@ class LoginFlow(Generic[S]):
         if user.two_factor_enabled:
             if second_factor_required or self._devices.recognise(user.id, device_token) is None:
                 return LoginOutcome(user, challenge=self._challenges.start(user, client=client))
-            self._accounts.record_login(user, client=client, method="pwd+trusted_device")
+            method = "pwd+trusted_device"
         else:
-            self._accounts.record_login(user, client=client)
-        return LoginOutcome(user, session=self._open(user, client, ["pwd"]))
+            method = "pwd"
+        return LoginOutcome(user, session=self._open(user, client, ["pwd"], method))
 
     def with_second_factor(
         self, passed: SecondFactorPassed, *, trust_device: bool, device_name: str | None, client: ClientInfo
@@ -80,5 +81,4 @@ class LoginFlow(Generic[S]):
                 sentence=f"A device ({device.device_name or 'unnamed'}) was trusted to skip the second factor for 30 days.",
                 details={"deviceName": device.device_name},
             )
-        self._accounts.record_login(user, client=client, method=passed.method)
-        return LoginOutcome(user, session=self._open(user, client, passed.amr), device_token=device_token)
+        return LoginOutcome(user, session=self._open(user, client, passed.amr, passed.method), device_token=device_token)

@@ -114,9 +114,6 @@ class AccountService:
         self._db.commit()
         raise error or InvalidCredentials()
 
-    def record_login(self, user: User, *, client: ClientInfo, method: str = "pwd") -> None:
-        self._audit.record("login_success", user_id=user.id, client=client, details={"method": method})
-
     def change_password(self, user: User, *, current_password: str, new_password: str, client: ClientInfo) -> None:
         """Replace the password after checking the current one; revokes every session."""
         if not self._hashing.verify(user.password_hash, current_password):

@@ -23,7 +23,14 @@ API_CLIENT_ID = "idp-api"
 BROWSER_CLIENT_ID = "idp-browser"  # the provider's own sign-in session in a browser (SSO)
 
 _sessions = Session.__table__
-_INSERT_SESSION = insert(_sessions)
+# A new session's row (explicit parameters, so a sign-in's audit event can ride along: AuditLog.record_with)
+_OPENED_COLUMNS = (
+    "id", "user_id", "client_id", "token_hash", "auth_time", "amr", "scope", "browser_session_id",
+    "ip_address", "user_agent", "created_at", "last_used_at", "expires_at",
+)
+# (parameters named apart from the columns: an execution's parameter named like a column of the
+# CTE's table would be taken as that table's value too)
+_INSERT_SESSION = insert(_sessions).values({name: bindparam(f"opened_{name}") for name in _OPENED_COLUMNS})
 _users = User.__table__
 # What the claims of an ID token or of userinfo are made of (idp.oidc.claims.user_claims)
 CLAIM_COLUMNS = (_users.c.id, _users.c.username, _users.c.email, _users.c.email_verified, _users.c.updated_at)
@@ -196,38 +203,47 @@ class SessionService:
         auth_time: datetime | None = None,
         scope: str = "",
         browser_session_id: str | None = None,
+        signed_in_by: str | None = None,
     ) -> IssuedTokens:
         """Open a session after a successful authentication and issue its first tokens.
-        Adds to the unit of work and commits it."""
+        Adds to the unit of work and commits it. `signed_in_by` (a sign-in's method): the session
+        is a login's, whose `login_success` event is written with it."""
         now = self._clock()
         grant = SessionGrant(user.id, client_id, amr, auth_time or now, scope, browser_session_id)
-        session_id, refresh_token = self._open(grant, client, now, now + self._refresh_ttl)
+        session_id, refresh_token = self._open(grant, client, now, now + self._refresh_ttl, signed_in_by)
         return self._issue(session_id, grant, refresh_token, now + self._refresh_ttl)
 
-    def _open(self, grant: SessionGrant, client: ClientInfo, now: datetime, expires_at: datetime) -> tuple[str, str]:
+    def _open(
+        self, grant: SessionGrant, client: ClientInfo, now: datetime, expires_at: datetime, signed_in_by: str | None
+    ) -> tuple[str, str]:
         session_id = new_id()
         token = f"{session_id}.{random_token()}"
         # A Core INSERT in the same unit of work (what else the caller added is flushed first):
         # no ORM object to build, track, flush and expire on the login path; the statement is built
-        # once, so it is not compiled or even cache-keyed again per login.
-        self._db.execute(
-            _INSERT_SESSION,
-            {
-                "id": session_id,
-                "user_id": grant.user_id,
-                "client_id": grant.client_id,
-                "token_hash": digest(token),
-                "auth_time": grant.auth_time,
-                "amr": " ".join(grant.amr),
-                "scope": grant.scope,
-                "browser_session_id": grant.browser_session_id,
-                "ip_address": client.ip_address,
-                "user_agent": (client.user_agent or "")[:512] or None,
-                "created_at": now,
-                "last_used_at": now,
-                "expires_at": expires_at,
-            },
-        )
+        # once, so it is not compiled or even cache-keyed again per login. A login's event is
+        # written by the same statement where the database allows it (one round trip, not two).
+        values = {
+            "id": session_id,
+            "user_id": grant.user_id,
+            "client_id": grant.client_id,
+            "token_hash": digest(token),
+            "auth_time": grant.auth_time,
+            "amr": " ".join(grant.amr),
+            "scope": grant.scope,
+            "browser_session_id": grant.browser_session_id,
+            "ip_address": client.ip_address,
+            "user_agent": (client.user_agent or "")[:512] or None,
+            "created_at": now,
+            "last_used_at": now,
+            "expires_at": expires_at,
+        }
+        row = {f"opened_{name}": value for name, value in values.items()}
+        if signed_in_by is None:
+            self._db.execute(_INSERT_SESSION, row)
+        else:
+            self._audit.record_with(
+                _INSERT_SESSION, row, "login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by}
+            )
         self._db.commit()
         return session_id, token
 
@@ -285,12 +301,15 @@ class SessionService:
 
     # -- the browser session (SSO) ---------------------------------------------------------
 
-    def start_browser(self, user: User, *, client: ClientInfo, amr: list[str], ttl: int) -> tuple[BrowserSession, str]:
+    def start_browser(
+        self, user: User, *, client: ClientInfo, amr: list[str], ttl: int, signed_in_by: str | None = None
+    ) -> tuple[BrowserSession, str]:
         """Open the provider's own session in a browser; returns it and the cookie value (shown once,
-        stored as a digest). No tokens: relying parties get theirs from authorization codes."""
+        stored as a digest). No tokens: relying parties get theirs from authorization codes.
+        `signed_in_by` as for `start`."""
         now = self._clock()
         grant = SessionGrant(user.id, BROWSER_CLIENT_ID, amr, now)
-        session_id, token = self._open(grant, client, now, now + timedelta(seconds=ttl))
+        session_id, token = self._open(grant, client, now, now + timedelta(seconds=ttl), signed_in_by)
         return BrowserSession(session_id, user, now, amr), token
 
     def browser_session(self, cookie: str | None) -> BrowserSession | None:

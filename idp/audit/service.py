@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, Insert, bindparam, func, insert, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.audit.models import AuditEvent
@@ -97,6 +98,16 @@ class AuditObserver(Protocol):
 
 
 _INSERT_EVENT = insert(AuditEvent.__table__)
+_EVENT_PARAM = "event_"  # the event's parameters, where it rides in another statement
+
+
+@functools.cache
+def _with_event(statement: Insert) -> Insert:
+    """`statement` with the event's INSERT as a data-modifying CTE: both rows in one statement,
+    hence one round trip and one atomic write (PostgreSQL; built once per statement)."""
+    columns = [column.name for column in AuditEvent.__table__.c if column.name != "id"]
+    event = insert(AuditEvent.__table__).values({name: bindparam(_EVENT_PARAM + name) for name in columns})
+    return statement.add_cte(event.cte("recorded_event"))
 
 
 class AuditLog:
@@ -116,9 +127,45 @@ class AuditLog:
         success: bool = True,
         details: dict[str, Any] | None = None,
     ) -> None:
+        row = self._recorded(event, user_id, client, success, details)
+        # A Core INSERT in the caller's transaction (what it added before is flushed first, so the
+        # user a new account's event names exists): no ORM object to build, track, flush and expire.
+        self._session.execute(_INSERT_EVENT, vars(row))
+        self._notify(row)
+
+    def record_with(
+        self,
+        statement: Insert,
+        params: dict[str, Any],
+        event: str,
+        *,
+        user_id: str | None,
+        client: ClientInfo,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a successful event and run `statement` (an INSERT with explicit parameters, such as
+        the session a sign-in opens) in the caller's unit of work, in one statement where the
+        database allows it: on PostgreSQL the event rides as a CTE of `statement`; SQLite has no
+        data-modifying CTEs, so there they are two statements. A login's writes are then one round
+        trip instead of two."""
+        row = self._recorded(event, user_id, client, True, details)
+        if self._session.get_bind().dialect.name == "postgresql":
+            # as plain Core on the unit of work's connection (the ORM's bulk INSERT would treat the
+            # CTE's table as its own), after flushing what the caller added, as `execute` would
+            self._session.flush()
+            combined = {**params, **{_EVENT_PARAM + k: v for k, v in vars(row).items()}}
+            self._session.connection().execute(_with_event(statement), combined)
+        else:
+            self._session.execute(_INSERT_EVENT, vars(row))
+            self._session.execute(statement, params)
+        self._notify(row)
+
+    def _recorded(
+        self, event: str, user_id: str | None, client: ClientInfo, success: bool, details: dict[str, Any] | None
+    ) -> RecordedEvent:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
-        row = RecordedEvent(
+        return RecordedEvent(
             event=event,
             user_id=user_id,
             success=success,
@@ -127,9 +174,8 @@ class AuditLog:
             details=details or {},
             created_at=self._clock(),
         )
-        # A Core INSERT in the caller's transaction (what it added before is flushed first, so the
-        # user a new account's event names exists): no ORM object to build, track, flush and expire.
-        self._session.execute(_INSERT_EVENT, vars(row))
+
+    def _notify(self, row: RecordedEvent) -> None:
         for observer in self._observers:
             observer.observe(row)
 

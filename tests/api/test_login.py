@@ -5,10 +5,13 @@ from __future__ import annotations
 import statistics
 import time
 
-from idp.accounts.models import User
+from idp.accounts import sessions
+from idp.accounts.models import Session, User
+from idp.audit.models import AuditEvent
 from idp.config import Argon2Settings
 from idp.extensions import db
 from idp.security.passwords import PasswordHashing
+from tests.support.statements import statements_run
 
 WRONG = {"success": False, "message": "Invalid credentials", "code": "invalid_credentials"}
 
@@ -60,6 +63,38 @@ def test_failed_and_successful_logins_are_audited(api):
     assert actions[:2] == [("login_success", True), ("login_failed", False)]
     assert logs[1]["details"] == {"reason": "wrong_password"}
     assert logs[0]["ipAddress"] == "127.0.0.1"
+
+
+def test_a_login_writes_its_event_and_its_session_in_one_statement_on_postgresql(api, app, backend):
+    """The writes of a password login are one round trip on PostgreSQL (the event's INSERT is a CTE
+    of the session's), two INSERTs on SQLite (no data-modifying CTEs); the rows are the same."""
+    api.register("alice")
+    with statements_run() as seen:
+        assert api.login("alice").status_code == 200
+    writes = [sql for sql in seen if sql.lstrip().upper().startswith(("INSERT", "WITH", "UPDATE", "DELETE"))]
+    if backend == "postgres":
+        assert len(writes) == 1 and writes[0].lstrip().startswith("WITH") and "INSERT INTO audit_logs" in writes[0]
+        assert "INSERT INTO sessions" in writes[0]
+    else:
+        assert [w.split("(")[0].strip() for w in writes] == ["INSERT INTO audit_logs", "INSERT INTO sessions"]
+    with app.app_context():
+        event = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "login_success")).one()
+        session = db.session.scalars(db.select(Session).order_by(Session.created_at.desc())).first()
+    assert event.details == {"method": "pwd"} and event.success and event.ip_address == "127.0.0.1"
+    assert event.user_id == session.user_id and session.amr == "pwd" and session.ip_address == "127.0.0.1"
+
+
+def test_a_login_whose_session_cannot_be_written_records_no_success(api, app, monkeypatch):
+    """The event and the session are one unit: when the session's INSERT fails (here a clashing
+    id), no `login_success` is left behind for a sign-in that never happened."""
+    registered = api.register("alice").json["data"]
+    with app.app_context():
+        taken = db.session.scalars(db.select(Session.id)).one()
+    monkeypatch.setattr(sessions, "new_id", lambda: taken)
+    assert api.login("alice").status_code == 500
+    with app.app_context():
+        events = db.session.scalars(db.select(AuditEvent.event).where(AuditEvent.user_id == registered["user"]["id"])).all()
+    assert "login_success" not in events
 
 
 def test_disabled_account_is_told_only_after_the_correct_password(api, app):

@@ -3,17 +3,14 @@ own OAuth 2.0 client over the WSGI app."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import Engine, event
 
 from tests.oidc.test_clients import create
+from tests.support.statements import statements_run
 
 ISSUER = "http://localhost:3001"
 
@@ -84,21 +81,6 @@ def test_introspection_of_access_and_refresh_tokens_and_of_revoked_sessions(app,
     api.client.post("/api/auth/logout", headers=api.bearer(user_access))
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=user_access).json() == {"active": False}
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token="garbage").json() == {"active": False}
-
-
-@contextlib.contextmanager
-def statements_run() -> Iterator[list[str]]:
-    """The SQL statements any engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *args) -> None:
-        seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
 
 
 def test_a_token_of_no_known_shape_is_inactive_without_a_database_query(app, service):
