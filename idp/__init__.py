@@ -38,7 +38,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.oidc.discovery import DISCOVERY_PATH, JWKS_PATH, StaticDocument, provider_metadata
     from idp.oidc.jwks import WellKnownDocuments
     from idp.oidc.server import build_authorization_server
-    from idp.ratelimits import install_limiter
+    from idp.ratelimits import install_limiter, storage_uri
     from idp.wiring import build_components
 
     env = environment_with_dotenv(dotenv_path=str(ROOT / ".env")) if dotenv else dict(os.environ)
@@ -65,7 +65,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a form left open still works
         WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks under Referrer-Policy: no-referrer
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_STORAGE_URI=storage_uri(settings.redis_url),
         RATELIMIT_KEY_PREFIX=settings.rate_limit_key_prefix,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_HEADER_LIMIT="RateLimit-Limit",

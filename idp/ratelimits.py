@@ -10,9 +10,10 @@ import functools
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, has_request_context, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.storage import RedisStorage
 
 from idp.config import Settings
 
@@ -33,6 +34,55 @@ def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] |
         return view
 
     return mark
+
+
+WINDOW_SCHEME = "idp+"  # before a Redis URL: the storage below
+_WINDOWS = "idp.rate_windows"  # in the request's WSGI environment: the windows it has read
+
+
+class RequestWindowsRedisStorage(RedisStorage):
+    """Redis rate-limit storage that keeps, for the rest of a request, each moving window it has
+    read (a `limits` storage, registered by its scheme: `idp+redis://…`).
+
+    Flask-Limiter tests a limit before the view and reads the same window again for the
+    RateLimit headers after it: for a login, one more Redis script on every success. Here that
+    second read is the first's answer, unless the request counted an event in that window since
+    (a failed login), which reads it afresh. Outside a request (the CLI, the worker) every read
+    goes to Redis."""
+
+    STORAGE_SCHEME = [WINDOW_SCHEME + scheme for scheme in ("redis", "rediss", "redis+unix")]
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri.removeprefix(WINDOW_SCHEME), **options)
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        if not has_request_context():
+            return super().get_moving_window(key, limit, expiry)
+        read: dict[tuple[str, int, int], tuple[float, int]] = request.environ.setdefault(_WINDOWS, {})
+        window = read.get((key, limit, expiry))
+        if window is None:
+            window = read[key, limit, expiry] = super().get_moving_window(key, limit, expiry)
+        return window
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        self._forget(key)
+        return super().acquire_entry(key, limit, expiry, amount)
+
+    def clear(self, key: str) -> None:
+        self._forget(key)
+        super().clear(key)
+
+    def _forget(self, key: str) -> None:
+        if has_request_context():
+            read = request.environ.get(_WINDOWS)
+            if read:
+                for remembered in [k for k in read if k[0] == key]:
+                    del read[remembered]
+
+
+def storage_uri(redis_url: str | None) -> str:
+    """Flask-Limiter's storage: Redis through `RequestWindowsRedisStorage`, else process memory."""
+    return WINDOW_SCHEME + redis_url if redis_url else "memory://"
 
 
 def _failed(response: Response) -> bool:

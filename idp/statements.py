@@ -3,10 +3,12 @@
 SQLAlchemy's execution of a Core statement (connection wrapper, compiled-cache lookup, parameter
 and result processing) costs about 70 µs of CPU per statement on this machine, more than
 PostgreSQL takes to answer a primary-key read. The one statement each of refresh, userinfo and
-introspection runs is therefore compiled once for the engine's dialect and executed by psycopg2
+introspection runs (and those of a password login: the account's row, the session with its
+audit event, the event's webhooks) is therefore compiled once for the engine's dialect and executed by psycopg2
 directly, which takes named parameters and returns the Python values the columns' types mean
 (timestamps with their zone, booleans), so nothing is lost. Other drivers (SQLite's, which
-returns dates as strings) run the statement through SQLAlchemy as usual.
+returns dates as strings) run the statement through SQLAlchemy as usual. On the direct path the
+parameters are not processed by the columns' types: a JSON value is passed serialised.
 
 A write whose loss in a crash of the database server costs little (a refresh token's rotation:
 see `SessionStatements`) may be committed without waiting for the write-ahead log's flush: on
@@ -36,26 +38,39 @@ class HotStatement:
     def __init__(self, engine: Engine, statement: Executable, *, wait_for_flush: bool = True) -> None:
         self._engine = engine
         self._statement = statement
-        self._direct = engine.dialect.driver == "psycopg2"
-        self._sql = str(statement.compile(dialect=engine.dialect))  # type: ignore[attr-defined]
+        #: sent to psycopg2 directly (PostgreSQL); otherwise executed by SQLAlchemy on the engine
+        self.direct = engine.dialect.driver == "psycopg2"
+        self.sql = str(statement.compile(dialect=engine.dialect))  # type: ignore[attr-defined]
         # only the direct psycopg2 path sends the prefix; SQLite (through SQLAlchemy) has no such setting
-        self.waits_for_flush = wait_for_flush or not self._direct
+        self.waits_for_flush = wait_for_flush or not self.direct
         if not self.waits_for_flush:
-            self._sql = f"{ASYNC_COMMIT}{self._sql}"
+            self.sql = f"{ASYNC_COMMIT}{self.sql}"
         self._row: Any = None  # the namedtuple type of its rows, made from the first answer
 
     def first(self, params: dict[str, Any]) -> Any | None:
         """The first row (attributes named like the columns), or None."""
-        if not self._direct:
+        rows = self._run(params, everything=False)
+        return rows[0] if rows else None
+
+    def all(self, params: dict[str, Any]) -> list[Any]:
+        """Every row (attributes named like the columns)."""
+        return self._run(params, everything=True)
+
+    def _run(self, params: dict[str, Any], *, everything: bool) -> list[Any]:
+        if not self.direct:
             with self._engine.connect() as core:
-                return core.execute(self._statement, params).first()
+                result = core.execute(self._statement, params)
+                return list(result.all() if everything else result.fetchmany(1))
         connection: Any = self._engine.raw_connection()
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(self._sql, params)
-                values = cursor.fetchone() if cursor.description else None
+                cursor.execute(self.sql, params)
                 names = cursor.description
+                if names is None:
+                    values = []
+                else:
+                    values = cursor.fetchall() if everything else cursor.fetchmany(1)
             finally:
                 cursor.close()
             if not connection.dbapi_connection.autocommit:  # an engine without isolation_level=AUTOCOMMIT
@@ -64,11 +79,11 @@ class HotStatement:
             self._failed(connection, exc, params)
         finally:
             connection.close()
-        if values is None:
-            return None
+        if not values:
+            return []
         if self._row is None:
             self._row = namedtuple("Row", [column[0] for column in names])  # type: ignore[misc]
-        return self._row(*values)
+        return [self._row(*row) for row in values]
 
     def _failed(self, connection: Any, exc: Any, params: dict[str, Any]) -> None:
         dialect = self._engine.dialect
@@ -77,5 +92,5 @@ class HotStatement:
             connection.invalidate(exc)
             self._engine.dispose(close=False)  # the others were dropped too: a new pool
         raise DBAPIError.instance(
-            self._sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
+            self.sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
         ) from exc

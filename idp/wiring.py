@@ -24,7 +24,7 @@ from idp.accounts.admin import UserAdministration
 from idp.accounts.login import LoginFlow
 from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
-from idp.accounts.service import AccountService
+from idp.accounts.service import AccountService, AccountStatements
 from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService, SessionStatements
 from idp.accounts.throttle import AccountThrottle, memory_fallback
 from idp.apikeys.service import ApiKeyService
@@ -51,9 +51,10 @@ from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
 from idp.security.tokens import AccessTokens
+from idp.statements import HotStatement
 from idp.webhooks.courier import WebhookCourier
 from idp.webhooks.models import WebhookDelivery
-from idp.webhooks.service import Dispatch, WebhookEvents, WebhookService
+from idp.webhooks.service import Dispatch, WebhookEvents, WebhookService, active_webhooks_lookup
 
 
 @dataclass
@@ -79,6 +80,8 @@ class Components:
     # without switching a pooled connection's isolation level back and forth (two more trips).
     autocommit: Engine
     session_statements: SessionStatements  # the hot paths' statements, compiled for `autocommit`
+    account_statements: AccountStatements  # a sign-in's account lookup, on `autocommit` too
+    webhook_lookup: HotStatement  # the active webhooks of an event's user (`WebhookEvents`), too
     # Told of every audit event as it is recorded (metrics, logs); per-request observers such as
     # the webhook dispatcher are added by `audit_log()`.
     audit_observers: tuple[AuditObserver, ...] = ()
@@ -115,6 +118,8 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         delivery_queue=build_queue(settings.delivery, senders, client, webhook_retry_intervals=settings.webhooks.retry_intervals),
         autocommit=autocommit,
         session_statements=SessionStatements(autocommit, rotation_waits_for_flush=settings.refresh_synchronous_commit),
+        account_statements=AccountStatements(autocommit),
+        webhook_lookup=active_webhooks_lookup(autocommit),
         audit_observers=(OutcomeMetrics(metrics), AuditLogLines()),
         metrics=metrics,
     )
@@ -165,7 +170,8 @@ def audit_log() -> AuditLog:
     ORM session is then made only when one is used, not on the hot paths that never use it
     (refresh, userinfo)."""
     session = cast(DbSession, db.session)  # a scoped_session: the same interface, resolved on use
-    return AuditLog(session, utcnow, observers=(*components().audit_observers, WebhookEvents(session, webhook_dispatch(), utcnow)))
+    c = components()
+    return AuditLog(session, utcnow, observers=(*c.audit_observers, WebhookEvents(session, webhook_dispatch(), utcnow, c.webhook_lookup)))
 
 
 @per_request
@@ -188,7 +194,8 @@ def account_throttle(limit_name: str) -> AccountThrottle:
 def account_service() -> AccountService:
     c = components()
     return AccountService(
-        db.session(), c.hashing, audit_log(), session_service(), account_throttle("login_account"), security_alerts(), utcnow
+        db.session(), c.hashing, audit_log(), session_service(), account_throttle("login_account"), security_alerts(), utcnow,
+        statements=c.account_statements,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Engine, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from idp.accounts.models import User
 from idp.accounts.sessions import SessionService
@@ -17,6 +18,7 @@ from idp.audit.service import AuditLog, ClientInfo
 from idp.errors import AccountDisabled, Conflict, InvalidCredentials, ValidationFailed, WrongCurrentPassword
 from idp.security.password_policy import password_problems
 from idp.security.passwords import PasswordHashing
+from idp.statements import HotStatement
 
 
 def normalise_email(email: str) -> str:
@@ -26,6 +28,16 @@ def normalise_email(email: str) -> str:
 # Built once: a statement made per call is cache-keyed again on every sign-in (its literal values walked).
 _BY_EMAIL = select(User).where(User.email == bindparam("identifier"))
 _BY_USERNAME = select(User).where(func.lower(User.username) == bindparam("identifier"))
+_users = User.__table__
+
+
+class AccountStatements:
+    """A sign-in's account lookup on the autocommit engine (`idp.statements`): the user's row by
+    email or by username, one round trip with no BEGIN, no COMMIT and no ORM query."""
+
+    def __init__(self, autocommit: Engine) -> None:
+        self.by_email = HotStatement(autocommit, select(*_users.c).where(_users.c.email == bindparam("identifier")))
+        self.by_username = HotStatement(autocommit, select(*_users.c).where(func.lower(_users.c.username) == bindparam("identifier")))
 
 
 class AccountService:
@@ -40,8 +52,10 @@ class AccountService:
         throttle: AccountThrottle,
         alerts: SecurityAlerts,
         clock: Callable[[], datetime],
+        statements: AccountStatements | None = None,
     ) -> None:
         self._db = db
+        self._statements = statements if statements is not None and statements.by_email.direct else None
         self._hashing = hashing
         self._audit = audit
         self._sessions = sessions
@@ -55,6 +69,21 @@ class AccountService:
     def find(self, email_or_username: str) -> User | None:
         identifier = email_or_username.strip().lower()
         return self._db.scalar(_BY_EMAIL if "@" in identifier else _BY_USERNAME, {"identifier": identifier})
+
+    def _find_signing_in(self, email_or_username: str) -> User | None:
+        """`find` for a sign-in. On PostgreSQL the row is read by a hot statement and the user
+        joins the unit of work as if an ORM query had loaded it (later changes, such as a rehashed
+        password, are flushed as usual), without the query's cost or a transaction of its own."""
+        if self._statements is None:
+            return self.find(email_or_username)
+        identifier = email_or_username.strip().lower()
+        lookup = self._statements.by_email if "@" in identifier else self._statements.by_username
+        row = lookup.first({"identifier": identifier})
+        if row is None:
+            return None
+        user = User(**row._asdict())
+        make_transient_to_detached(user)  # as if loaded: persistent once in the session, nothing to write
+        return self._db.merge(user, load=False)
 
     def register(self, *, email: str, username: str, password: str, client: ClientInfo) -> User:
         """Create an account. Raises ValidationFailed (password policy) or Conflict (taken)."""
@@ -87,7 +116,7 @@ class AccountService:
         """Check a password. Unknown user, wrong password and a throttled account all raise the
         same InvalidCredentials after the same amount of work; a disabled account is told only
         after its correct password."""
-        user = self.find(email_or_username)
+        user = self._find_signing_in(email_or_username)
         throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
         if self._throttle.blocked(throttle_key):
             self._hashing.verify_unknown_user(password)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import Session, User
-from idp.audit.service import AuditLog, ClientInfo
+from idp.audit.service import AuditLog, ClientInfo, with_event
 from idp.clock import as_utc
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
 from idp.models import new_id
@@ -107,6 +107,8 @@ class SessionStatements:
         self.rotate_with_claims = HotStatement(autocommit, ROTATE_WITH_CLAIMS, wait_for_flush=rotation_waits_for_flush)
         self.live_bearer = HotStatement(autocommit, LIVE_BEARER)
         self.not_revoked = HotStatement(autocommit, NOT_REVOKED)
+        # a sign-in's session with its `login_success` event (AuditLog.record_with)
+        self.open_with_event = HotStatement(autocommit, with_event(_INSERT_SESSION))
 
     def session_not_revoked(self, session_id: str) -> bool:
         """One primary-key read (introspection)."""
@@ -218,10 +220,6 @@ class SessionService:
     ) -> tuple[str, str]:
         session_id = new_id()
         token = f"{session_id}.{random_token()}"
-        # A Core INSERT in the same unit of work (what else the caller added is flushed first):
-        # no ORM object to build, track, flush and expire on the login path; the statement is built
-        # once, so it is not compiled or even cache-keyed again per login. A login's event is
-        # written by the same statement where the database allows it (one round trip, not two).
         values = {
             "id": session_id,
             "user_id": grant.user_id,
@@ -239,11 +237,18 @@ class SessionService:
         }
         row = {f"opened_{name}": value for name, value in values.items()}
         if signed_in_by is None:
+            # a Core INSERT in the unit of work: no ORM object to build, track, flush and expire
             self._db.execute(_INSERT_SESSION, row)
+        elif self._statements.open_with_event.direct:
+            # PostgreSQL: what the sign-in wrote before (a used challenge, a trusted device) is
+            # committed first; then the session and its event, one autocommit statement: one round
+            # trip, no BEGIN or COMMIT, and no success recorded for a session that was not written
+            self._db.commit()
+            self._audit.record_with(self._statements.open_with_event, row, "login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by})
         else:
-            self._audit.record_with(
-                _INSERT_SESSION, row, "login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by}
-            )
+            # SQLite has no data-modifying CTEs: two INSERTs in the unit of work, one commit
+            self._audit.record("login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by})
+            self._db.execute(_INSERT_SESSION, row)
         self._db.commit()
         return session_id, token
 

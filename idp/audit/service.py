@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Insert, bindparam, func, insert, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.audit.models import AuditEvent
+from idp.statements import HotStatement
 
 EVENTS = frozenset(
     {
@@ -101,10 +102,9 @@ _INSERT_EVENT = insert(AuditEvent.__table__)
 _EVENT_PARAM = "event_"  # the event's parameters, where it rides in another statement
 
 
-@functools.cache
-def _with_event(statement: Insert) -> Insert:
+def with_event(statement: Insert) -> Insert:
     """`statement` with the event's INSERT as a data-modifying CTE: both rows in one statement,
-    hence one round trip and one atomic write (PostgreSQL; built once per statement)."""
+    hence one round trip and one atomic write (PostgreSQL; for `AuditLog.record_with`)."""
     columns = [column.name for column in AuditEvent.__table__.c if column.name != "id"]
     event = insert(AuditEvent.__table__).values({name: bindparam(_EVENT_PARAM + name) for name in columns})
     return statement.add_cte(event.cte("recorded_event"))
@@ -135,7 +135,7 @@ class AuditLog:
 
     def record_with(
         self,
-        statement: Insert,
+        statement: HotStatement,
         params: dict[str, Any],
         event: str,
         *,
@@ -143,21 +143,14 @@ class AuditLog:
         client: ClientInfo,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Record a successful event and run `statement` (an INSERT with explicit parameters, such as
-        the session a sign-in opens) in the caller's unit of work, in one statement where the
-        database allows it: on PostgreSQL the event rides as a CTE of `statement`; SQLite has no
-        data-modifying CTEs, so there they are two statements. A login's writes are then one round
-        trip instead of two."""
+        """Record a successful event by running `statement` (made with `with_event`, such as the
+        session a sign-in opens): the event rides in it as a CTE, so both rows are one autocommit
+        statement on PostgreSQL: one round trip, atomic by itself, outside the caller's unit of
+        work (whose own writes the caller commits first). Observers are told as by `record`."""
         row = self._recorded(event, user_id, client, True, details)
-        if self._session.get_bind().dialect.name == "postgresql":
-            # as plain Core on the unit of work's connection (the ORM's bulk INSERT would treat the
-            # CTE's table as its own), after flushing what the caller added, as `execute` would
-            self._session.flush()
-            combined = {**params, **{_EVENT_PARAM + k: v for k, v in vars(row).items()}}
-            self._session.connection().execute(_with_event(statement), combined)
-        else:
-            self._session.execute(_INSERT_EVENT, vars(row))
-            self._session.execute(statement, params)
+        event_params = {_EVENT_PARAM + k: v for k, v in vars(row).items()}
+        event_params[_EVENT_PARAM + "details"] = json.dumps(row.details)  # the JSON column's bind processing
+        statement.first({**params, **event_params})
         self._notify(row)
 
     def _recorded(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.audit.service import AuditLog, ClientInfo, RecordedEvent
@@ -18,6 +18,7 @@ from idp.config import WebhookSettings
 from idp.errors import Conflict, NotFound, ValidationFailed
 from idp.models import new_id
 from idp.security.secretbox import SecretBox
+from idp.statements import HotStatement
 from idp.webhooks.events import FROM_AUDIT, event_data
 from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from idp.webhooks.signing import new_secret
@@ -160,15 +161,25 @@ class WebhookService:
 _ACTIVE_WEBHOOKS = select(Webhook.id, Webhook.events).where(Webhook.user_id == bindparam("user_id"), Webhook.is_active.is_(True))
 
 
+def active_webhooks_lookup(autocommit: Engine) -> HotStatement:
+    """The webhook lookup of `WebhookEvents` as a hot statement (`idp.statements`), built once per app."""
+    return HotStatement(autocommit, _ACTIVE_WEBHOOKS)
+
+
 class WebhookEvents:
     """An audit observer: a recorded event that maps to a webhook event becomes one delivery per
     active webhook of that user subscribed to it, sent after the transaction commits (and never
     if it rolls back)."""
 
-    def __init__(self, db: DbSession, dispatch: Dispatch, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, db: DbSession, dispatch: Dispatch, clock: Callable[[], datetime], lookup: HotStatement | None = None
+    ) -> None:
         self._db = db
         self._dispatch = dispatch
         self._clock = clock
+        # on PostgreSQL the lookup runs on the autocommit engine (`active_webhooks_lookup`): a
+        # sign-in's unit of work then holds no connection and its commit is no round trip
+        self._lookup = lookup if lookup is not None and lookup.direct else None
         # per user, (id, events) of the active webhooks: one query for all the events of a request
         self._active: dict[str, Sequence[tuple[str, list[str]]]] = {}
 
@@ -179,9 +190,13 @@ class WebhookEvents:
         webhooks = self._active.get(event.user_id)
         if webhooks is None:
             # two columns, no ORM objects: most users have no webhook and every sign-in asks
-            with self._db.no_autoflush:  # a logout records one event per session it ends
-                rows = self._db.execute(_ACTIVE_WEBHOOKS, {"user_id": event.user_id})
-                webhooks = self._active[event.user_id] = [(row.id, row.events) for row in rows]
+            params = {"user_id": event.user_id}
+            if self._lookup is not None:
+                rows = self._lookup.all(params)
+            else:
+                with self._db.no_autoflush:  # a logout records one event per session it ends
+                    rows = list(self._db.execute(_ACTIVE_WEBHOOKS, params))
+            webhooks = self._active[event.user_id] = [(row.id, row.events) for row in rows]
         now = self._clock()
         for webhook_id, events in webhooks:
             if name in events:

@@ -143,3 +143,35 @@ def test_second_factor_attempts_are_limited_per_ip_and_per_account(make_app):
     for _ in range(4):  # per IP, whatever the account
         last = api.client.post("/api/2fa/verify-backup-code", json={"tempToken": "x", "code": "y"}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
     assert_limited(last)
+
+
+def test_a_login_reads_each_window_from_redis_once(make_app, redis_url, monkeypatch):
+    """Flask-Limiter reads the login's window before the view and again for the RateLimit headers;
+    the second read is the first's answer (one Redis script fewer per sign-in) unless the request
+    counted a failure in that window since, which reads it afresh: the headers stay exact. (Redis
+    on both backends: SQLite with Redis is a configuration too.)"""
+    app = make_app(REDIS_URL=redis_url, RATE_LIMIT_LOGIN="5 per 15 minutes", RATE_LIMIT_LOGIN_ACCOUNT="50 per 15 minutes")
+    api = Api(app.test_client())
+    api.register("alice")
+    scripts: list[str] = []  # the key of each Redis script this process runs (whoever else uses the server)
+    execute = redis.Redis.execute_command
+
+    def recorded(self, *args, **options):
+        if str(args[0]).upper() == "EVALSHA":
+            scripts.append(args[3])
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", recorded)
+
+    def on_login_window() -> int:  # the address's login limit, not the general one or the account's
+        return sum(1 for key in scripts if key.endswith("/api.auth.login/5/15/minute"))
+
+    signed_in = api.login("alice")
+    assert signed_in.status_code == 200 and on_login_window() == 1  # tested, and that answer gave the headers
+    assert (signed_in.headers["RateLimit-Limit"], signed_in.headers["RateLimit-Remaining"]) == ("5", "5")
+    assert any(":login_account/" in key for key in scripts)  # the account's window was read too
+    scripts.clear()
+    failed = api.client.post("/api/auth/login", json=BAD)
+    assert failed.status_code == 401 and on_login_window() == 3  # tested, the failure counted, read again
+    assert failed.headers["RateLimit-Remaining"] == "4"
+    assert api.login("alice").headers["RateLimit-Remaining"] == "4"
