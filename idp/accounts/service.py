@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Engine, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +82,9 @@ class AccountService:
         row = lookup.first({"identifier": identifier})
         if row is None:
             return None
+        held = self._db.identity_map.get(self._db.identity_key(User, row.id))
+        if held is not None:  # the unit of work's own copy, with whatever it changed, wins
+            return cast(User, held)
         user = User(**row._asdict())
         make_transient_to_detached(user)  # as if loaded: persistent once in the session, nothing to write
         return self._db.merge(user, load=False)

@@ -8,9 +8,11 @@ import time
 from idp.accounts import sessions
 from idp.accounts.models import Session, User
 from idp.audit.models import AuditEvent
+from idp.audit.service import ClientInfo
 from idp.config import Argon2Settings
 from idp.extensions import db
 from idp.security.passwords import PasswordHashing
+from idp.wiring import account_service
 from tests.support.statements import statements_run
 
 WRONG = {"success": False, "message": "Invalid credentials", "code": "invalid_credentials"}
@@ -86,6 +88,18 @@ def test_a_login_is_three_round_trips_on_postgresql(api, app, backend):
         session = db.session.scalars(db.select(Session).order_by(Session.created_at.desc())).first()
     assert event.details == {"method": "pwd"} and event.success and event.ip_address == "127.0.0.1"
     assert event.user_id == session.user_id and session.amr == "pwd" and session.ip_address == "127.0.0.1"
+
+
+def test_a_sign_in_keeps_the_unit_of_works_own_copy_of_the_account(api, app):
+    """The sign-in's lookup (a hot statement on PostgreSQL) hands back the account the unit of
+    work already holds, with its unflushed changes, instead of overwriting it with the row read."""
+    api.register("alice")
+    with app.test_request_context():
+        user = db.session.scalars(db.select(User)).one()
+        user.email_verified = True  # changed, not flushed
+        assert account_service().authenticate("alice", api.PASSWORD, client=ClientInfo()) is user
+        assert user.email_verified is True
+        db.session.rollback()
 
 
 def test_a_login_whose_session_cannot_be_written_records_no_success(api, app, monkeypatch):
