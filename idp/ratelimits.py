@@ -58,10 +58,11 @@ class RequestWindowsRedisStorage(RedisStorage):
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         if not has_request_context():
             return super().get_moving_window(key, limit, expiry)
-        read: dict[tuple[str, int, int], tuple[float, int]] = request.environ.setdefault(_WINDOWS, {})
-        window = read.get((key, limit, expiry))
+        # by key alone: a limit's key names its amount and its window ("…/5/15/minute")
+        read: dict[str, tuple[float, int]] = request.environ.setdefault(_WINDOWS, {})
+        window = read.get(key)
         if window is None:
-            window = read[key, limit, expiry] = super().get_moving_window(key, limit, expiry)
+            window = read[key] = super().get_moving_window(key, limit, expiry)
         return window
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
@@ -74,10 +75,7 @@ class RequestWindowsRedisStorage(RedisStorage):
 
     def _forget(self, key: str) -> None:
         if has_request_context():
-            read = request.environ.get(_WINDOWS)
-            if read:
-                for remembered in [k for k in read if k[0] == key]:
-                    del read[remembered]
+            request.environ.get(_WINDOWS, {}).pop(key, None)
 
 
 def storage_uri(redis_url: str | None) -> str:

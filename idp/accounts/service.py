@@ -27,9 +27,16 @@ def normalise_email(email: str) -> str:
 
 
 # Built once: a statement made per call is cache-keyed again on every sign-in (its literal values walked).
-_BY_EMAIL = select(User).where(User.email == bindparam("identifier"))
-_BY_USERNAME = select(User).where(func.lower(User.username) == bindparam("identifier"))
-_users = User.__table__
+_EMAIL_IS = User.email == bindparam("identifier")
+_USERNAME_IS = func.lower(User.username) == bindparam("identifier")
+_BY_EMAIL = select(User).where(_EMAIL_IS)
+_BY_USERNAME = select(User).where(_USERNAME_IS)
+
+
+def _identifier(email_or_username: str) -> tuple[str, bool]:
+    """The identifier as stored (trimmed, lower case) and whether it is an email address."""
+    identifier = email_or_username.strip().lower()
+    return identifier, "@" in identifier
 
 
 class AccountStatements:
@@ -37,8 +44,9 @@ class AccountStatements:
     email or by username, one round trip with no BEGIN, no COMMIT and no ORM query."""
 
     def __init__(self, autocommit: Engine) -> None:
-        self.by_email = HotStatement(autocommit, select(*_users.c).where(_users.c.email == bindparam("identifier")))
-        self.by_username = HotStatement(autocommit, select(*_users.c).where(func.lower(_users.c.username) == bindparam("identifier")))
+        columns = User.__table__.c
+        self.by_email = HotStatement(autocommit, select(*columns).where(_EMAIL_IS))
+        self.by_username = HotStatement(autocommit, select(*columns).where(_USERNAME_IS))
 
 
 class AccountService:
@@ -68,8 +76,8 @@ class AccountService:
         return self._db.get(User, user_id)
 
     def find(self, email_or_username: str) -> User | None:
-        identifier = email_or_username.strip().lower()
-        return self._db.scalar(_BY_EMAIL if "@" in identifier else _BY_USERNAME, {"identifier": identifier})
+        identifier, is_email = _identifier(email_or_username)
+        return self._db.scalar(_BY_EMAIL if is_email else _BY_USERNAME, {"identifier": identifier})
 
     def _find_signing_in(self, email_or_username: str) -> User | None:
         """`find` for a sign-in. On PostgreSQL the row is read by a hot statement and the user
@@ -77,8 +85,8 @@ class AccountService:
         password, are flushed as usual), without the query's cost or a transaction of its own."""
         if self._statements is None:
             return self.find(email_or_username)
-        identifier = email_or_username.strip().lower()
-        lookup = self._statements.by_email if "@" in identifier else self._statements.by_username
+        identifier, is_email = _identifier(email_or_username)
+        lookup = self._statements.by_email if is_email else self._statements.by_username
         row = lookup.first({"identifier": identifier})
         if row is None:
             return None

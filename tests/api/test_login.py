@@ -69,9 +69,9 @@ def test_failed_and_successful_logins_are_audited(api):
 
 def test_a_login_is_three_round_trips_on_postgresql(api, app, backend):
     """A password login on PostgreSQL sends three statements and no transaction control: the
-    account's row, the session with its `login_success` event as one INSERT (the event a CTE of the
-    session's), then the webhooks the event may go to, each in autocommit. SQLite (no data-modifying CTEs) writes the
-    two rows in one transaction. The rows are the same either way."""
+    account's row, the session with its `login_success` event as one INSERT (the event a CTE of
+    the session's), then the webhooks the event may go to, each in autocommit. SQLite (no
+    data-modifying CTEs) writes the two rows in one transaction. The rows are the same either way."""
     api.register("alice")
     with statements_run() as seen:
         assert api.login("alice").status_code == 200
