@@ -20,6 +20,7 @@ from idp.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "_idp_rate_limits"
 UNLIMITED = "idp.unlimited_endpoints"  # app.extensions: the endpoints the limiter's hooks skip
+DECORATED = "idp.view_limited_endpoints"  # app.extensions: the endpoints its before-request hook skips
 
 
 def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:
@@ -96,11 +97,14 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     limiter = Limiter(key_func=get_remote_address, app=app)
     quiet = list(exempt)  # blueprints whose undeclared endpoints no limit reaches
     if is_on(settings.rate_limits.general):
-        limiter.limit(settings.rate_limits.general, scope="general")(general)
+        # one window per address for the whole of `general` (API.md), not one per endpoint: a
+        # blueprint limit that is not shared counts each endpoint apart
+        limiter.shared_limit(settings.rate_limits.general, scope="general")(general)
     else:
         quiet.append(general)
     for blueprint in exempt:
         limiter.exempt(blueprint)
+    decorated = set()
     for endpoint, view in list(app.view_functions.items()):
         limited: Any = view
         for name, failures_only, methods in getattr(view, MARK, []):
@@ -109,18 +113,28 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
                 limited = limiter.limit(
                     value, deduct_when=_failed if failures_only else None, override_defaults=False, methods=methods
                 )(limited)
+                decorated.add(endpoint)
         app.view_functions[endpoint] = limited
-    unlimited = _unlimited_endpoints(app, quiet)
+    app_wide = _app_wide_limits(app)
+    unlimited = frozenset() if app_wide else _unlimited_endpoints(app, quiet)
     app.extensions[UNLIMITED] = unlimited
-    _quiet_on(app, limiter, unlimited)
+    # Before the view, Flask-Limiter evaluates only application-wide, default and blueprint limits;
+    # for a view it decorated it leaves the blueprint's (the general limit) and its own to the
+    # decorator, which runs them all. With no application-wide limit, its before-request
+    # evaluation of such a view finds nothing (yet resolves it, a tenth of a sign-in's own work).
+    app.extensions[DECORATED] = frozenset() if app_wide else frozenset(decorated)
+    _quiet_on(app, limiter, unlimited, app.extensions[DECORATED])
     return limiter
+
+
+def _app_wide_limits(app: Flask) -> bool:
+    """Whether limits are set for the whole app (none are by this service; Flask-Limiter's own settings)."""
+    return any(app.config.get(name) for name in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META"))
 
 
 def _unlimited_endpoints(app: Flask, exempt: list[Blueprint]) -> frozenset[str]:
     """Endpoints no limit can apply to: views that declare none, on an exempt top-level blueprint
-    (or the general one while its limit is off), while the app sets no default or application-wide limits."""
-    if any(app.config.get(name) for name in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
-        return frozenset()
+    (or the general one while its limit is off), the app setting no default or application-wide limits."""
     names = {name for name, blueprint in app.blueprints.items() if blueprint in exempt and "." not in name}
     return frozenset(
         endpoint for endpoint, view in app.view_functions.items()
@@ -128,18 +142,18 @@ def _unlimited_endpoints(app: Flask, exempt: list[Blueprint]) -> frozenset[str]:
     )
 
 
-def _quiet_on(app: Flask, limiter: Limiter, endpoints: Collection[str]) -> None:
+def _quiet_on(app: Flask, limiter: Limiter, endpoints: Collection[str], decorated: Collection[str]) -> None:
     """Flask-Limiter's request hooks run for every request, exempt or not: resolving that nothing
     applies, its per-request context and its headers cost more than some whole endpoints (the OAuth
-    token, introspection and userinfo routes). For `endpoints` the hooks are skipped; every other
-    request goes through them unchanged."""
-    if not endpoints:
+    token, introspection and userinfo routes). For `endpoints` the hooks are skipped, for
+    `decorated` the one before the view; every other request goes through them unchanged."""
+    if not endpoints and not decorated:
         return
 
-    def skipping(hook: Callable[..., Any], passthrough: bool) -> Callable[..., Any]:
+    def skipping(hook: Callable[..., Any], passthrough: bool, skipped: Collection[str]) -> Callable[..., Any]:
         @functools.wraps(hook)
         def hook_unless_unlimited(*args: Any) -> Any:
-            if request.endpoint in endpoints:
+            if request.endpoint in skipped:
                 return args[0] if passthrough else None
             return hook(*args)
 
@@ -149,12 +163,13 @@ def _quiet_on(app: Flask, limiter: Limiter, endpoints: Collection[str]) -> None:
         owner = getattr(hook, "__self__", None)
         return owner is limiter or (isinstance(hook, functools.partial) and hook.args[:1] == (limiter,))
 
-    registries: list[tuple[dict[Any, list[Any]], bool]] = [
-        (app.before_request_funcs, False), (app.after_request_funcs, True), (app.teardown_request_funcs, False)
+    before_view = frozenset(endpoints) | frozenset(decorated)
+    registries: list[tuple[dict[Any, list[Any]], bool, Collection[str]]] = [
+        (app.before_request_funcs, False, before_view), (app.after_request_funcs, True, endpoints), (app.teardown_request_funcs, False, endpoints)
     ]
-    for registry, passthrough in registries:
+    for registry, passthrough, skipped in registries:
         hooks = registry.get(None, [])
-        registry[None] = [skipping(h, passthrough) if is_limiters(h) else h for h in hooks]
+        registry[None] = [skipping(h, passthrough, skipped) if is_limiters(h) else h for h in hooks]
 
 
 def is_on(limit: str) -> bool:

@@ -51,6 +51,17 @@ def test_registration_is_limited_per_ip(make_app):
     assert_limited(api.register("dan"))
 
 
+def test_the_general_limit_is_one_window_for_the_whole_api(make_app):
+    """API.md: 100 requests per 15 minutes for all of /api from one address, not 100 on each endpoint."""
+    app = make_app(RATE_LIMIT_GENERAL="3 per 15 minutes")
+    client = app.test_client()
+    assert client.get("/api/auth/me").status_code == 401
+    assert client.get("/api/auth/sessions").status_code == 401
+    assert client.post("/api/auth/refresh").status_code == 401
+    assert_limited(client.get("/api/audit-logs"))
+    assert_limited(client.get("/api/auth/me"))
+
+
 def test_general_limit_covers_the_api_but_not_health_checks(make_app):
     app = make_app(RATE_LIMIT_GENERAL="5 per 15 minutes")
     client = app.test_client()
@@ -127,6 +138,38 @@ def test_with_the_general_limit_off_the_limiter_skips_what_no_limit_reaches(make
     assert {"api.auth.refresh", "api.auth.me", "oauth.token"} <= off
     assert "api.auth.refresh" not in on and "oauth.token" in on
     assert "api.auth.login" not in off and "api.auth.register" not in off  # they declare their own limits
+
+
+def test_a_view_with_its_own_limit_is_evaluated_once_a_request(make_app, monkeypatch):
+    """Flask-Limiter resolves a request's limits before the view and again in the decorator of a
+    view with its own limit; the first finds nothing for such a view (its own and the general
+    limit are the decorator's), so it is skipped: one evaluation a login, not two."""
+    from flask_limiter import Limiter
+
+    evaluated: list[str] = []
+    evaluate = Limiter._Limiter__evaluate_limits  # type: ignore[attr-defined]
+
+    def counted(self, endpoint, limits):
+        evaluated.append(endpoint)
+        return evaluate(self, endpoint, limits)
+
+    monkeypatch.setattr(Limiter, "_Limiter__evaluate_limits", counted)
+    for general in ("off", "100 per minute"):
+        api = Api(make_app(RATE_LIMIT_GENERAL=general).test_client())
+        api.register(f"eve{general[:3]}")
+        evaluated.clear()
+        assert api.login(f"eve{general[:3]}").status_code == 200
+        assert evaluated == ["api.auth.login"], general
+
+
+def test_the_general_limit_covers_views_with_their_own_limit(make_app):
+    """The login counts failures only against its own limit, but every request against the general one."""
+    app = make_app(RATE_LIMIT_GENERAL="4 per 15 minutes", RATE_LIMIT_LOGIN="100 per 15 minutes")
+    api = Api(app.test_client())
+    assert api.register("frank").status_code == 201
+    for _ in range(3):
+        assert api.login("frank").status_code == 200
+    assert_limited(api.login("frank"))
 
 
 def test_second_factor_attempts_are_limited_per_ip_and_per_account(make_app):
