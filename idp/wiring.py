@@ -266,7 +266,7 @@ def login_flow() -> LoginFlow[IssuedTokens]:
     def open_api_session(user: User, client: ClientInfo, amr: list[str], method: str) -> IssuedTokens:
         return sessions.start(user, client=client, amr=amr, signed_in_by=method)
 
-    return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_api_session)
+    return LoginFlow(account_service(), login_challenges, trusted_devices, security_alerts, open_api_session)
 
 
 @per_request
@@ -278,7 +278,7 @@ def browser_login_flow() -> LoginFlow[tuple[BrowserSession, str]]:
     def open_browser_session(user: User, client: ClientInfo, amr: list[str], method: str) -> tuple[BrowserSession, str]:
         return sessions.start_browser(user, client=client, amr=amr, ttl=ttl, signed_in_by=method)
 
-    return LoginFlow(account_service(), login_challenges(), trusted_devices(), security_alerts(), open_browser_session)
+    return LoginFlow(account_service(), login_challenges, trusted_devices, security_alerts, open_browser_session)
 
 
 @per_request
