@@ -90,6 +90,30 @@ def test_a_login_is_three_round_trips_on_postgresql(api, app, backend):
     assert event.user_id == session.user_id and session.amr == "pwd" and session.ip_address == "127.0.0.1"
 
 
+def test_a_login_without_a_second_factor_builds_none_of_its_collaborators(api, monkeypatch):
+    """The second factor's challenges (with the two-factor service, one-time and backup codes they
+    need) and trusted devices are built only for an account that has one: most sign-ins have
+    none, and building them cost a twentieth of a login's own work."""
+    from idp.mfa.backup_codes import BackupCodes
+    from idp.mfa.challenge import LoginChallenges
+    from idp.mfa.codes import OneTimeCodes
+    from idp.mfa.devices import TrustedDevices
+    from idp.mfa.methods import TwoFactorService
+
+    api.register("alice")
+    built: list[str] = []
+    for kind in (LoginChallenges, TwoFactorService, OneTimeCodes, BackupCodes, TrustedDevices):
+        init = kind.__init__
+
+        def recorded(self, *args, _init=init, _name=kind.__name__, **kwargs):
+            built.append(_name)
+            _init(self, *args, **kwargs)
+
+        monkeypatch.setattr(kind, "__init__", recorded)
+    assert api.login("alice").status_code == 200
+    assert built == []
+
+
 def test_a_sign_in_keeps_the_unit_of_works_own_copy_of_the_account(api, app):
     """The sign-in's lookup (a hot statement on PostgreSQL) hands back the account the unit of
     work already holds, with its unflushed changes, instead of overwriting it with the row read."""
