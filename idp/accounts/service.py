@@ -95,7 +95,8 @@ class AccountService:
             return cast(User, held)
         user = User(**row._asdict())
         make_transient_to_detached(user)  # as if loaded: persistent once in the session, nothing to write
-        return self._db.merge(user, load=False)
+        self._db.add(user)  # attached as it is (merge would copy it into another instance)
+        return user
 
     def register(self, *, email: str, username: str, password: str, client: ClientInfo) -> User:
         """Create an account. Raises ValidationFailed (password policy) or Conflict (taken)."""
