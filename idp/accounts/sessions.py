@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import scoped_session
 
 from idp.accounts.models import Session, User
 from idp.audit.service import AuditLog, ClientInfo, with_event
@@ -245,6 +246,8 @@ class SessionService:
             # trip, no BEGIN or COMMIT, and no success recorded for a session that was not written
             self._db.commit()
             self._audit.record_with(self._statements.open_with_event, row, "login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by})
+            if not _unit_of_work(self._db).in_transaction():  # no observer wrote anything (a webhook delivery) since
+                return session_id, token
         else:
             # SQLite has no data-modifying CTEs: two INSERTs in the unit of work, one commit
             self._audit.record("login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by})
@@ -488,3 +491,8 @@ class SessionService:
         if user is None:
             raise Unauthorized()
         return BearerIdentity(user, claims)
+
+
+def _unit_of_work(db: DbSession) -> DbSession:
+    """The ORM session itself, where `db` is the request's scoped session (which does not pass on every method)."""
+    return db.registry() if isinstance(db, scoped_session) else db

@@ -98,6 +98,18 @@ def test_events_are_fired_where_they_happen_and_signed_both_ways(api, app, recei
     assert len({r.payload["id"] for r in receiver.received}) == len(receiver.received)
 
 
+def test_a_password_login_fires_its_webhook(api, app, receiver):
+    """A sign-in without a second factor writes its session and event in one autocommit statement
+    and skips the unit of work's commit when nothing else was written: a delivery the event
+    queued is such a write, committed and sent."""
+    token = api.verified_token("alice")
+    create_webhook(api, token, receiver, ["user.login"])
+    assert api.login("alice").status_code == 200
+    run_jobs(app)
+    assert receiver.events() == ["user.login"]
+    assert receiver.received[0].payload["data"]["method"] == "pwd"
+
+
 def test_only_subscribed_events_of_the_owner_are_sent(api, app, receiver):
     alice = api.verified_token("alice")
     create_webhook(api, alice, receiver, ["2fa.enabled"])
