@@ -114,8 +114,9 @@ METHOD = """\
   /argon2` of the bare app (`bench/bare_app.py`: one argon2id verification with the service's
   parameters and per-process concurrency, `PasswordHashing` built from the same environment)
   behind the same gunicorn configuration, driven by the same wrk with the same connections on the
-  same two cores, before and after the login scenario (mean of the two). Password login is judged
-  against it. The raw floor (argon2-cffi `PasswordHasher` verifying in a loop in as many processes
+  same two cores. Password login runs in rounds (`--rounds` of `--seconds` each), every login run
+  between two floor runs and compared with their mean, and the table shows the median round (the
+  note lists every round). Password login is judged against this floor. The raw floor (argon2-cffi `PasswordHasher` verifying in a loop in as many processes
   as gunicorn has workers, no HTTP, no load generator) is recorded beside it: it leaves out what
   every HTTP request costs on these cores (wrk, gunicorn, the kernel), so a login measured through
   HTTP cannot reach it.

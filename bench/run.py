@@ -407,34 +407,43 @@ class Bench:
         """Password login against the Argon2 floor measured the same way: `GET /argon2` of the bare
         app (one verification with the service's parameters and per-process concurrency) behind the
         same gunicorn configuration, driven by the same wrk with the same connections on the same
-        cores, before and after the login run (mean of the two). The raw floor (verifying in a loop
-        in as many processes as gunicorn has workers, no HTTP, nothing else on the cores) is
+        cores. In `--rounds` rounds, each login run between two floor runs and compared with their
+        mean; the table shows the median round (the host's speed was seen to swing by a fifth
+        between runs a minute apart, which one round takes in whole). The raw floor (verifying in
+        a loop in as many processes as gunicorn has workers, no HTTP, nothing else on the cores) is
         recorded beside it."""
         accounts = self.out / "login-accounts.txt"
         accounts.write_text("".join(f"{u.username}\t{u.password}\n" for u in seeds))
         raw_before = self.floor(workers)
         self.wrk(bare, "/argon2", cpus=None, seconds=1)  # every worker hashes its reference password first
-        http_before = self.wrk(bare, "/argon2", cpus=None)
-        login = self.wrk(idp, "/api/auth/login", cpus=None, mode="login", data=accounts)
-        http_after = self.wrk(bare, "/argon2", cpus=None)
+        self.wrk(idp, "/api/auth/login", cpus=None, mode="login", data=accounts, seconds=1)
+        floors = [self.wrk(bare, "/argon2", cpus=None)]
+        rounds: list[Round] = []
+        for _ in range(self.args.rounds):
+            login = self.wrk(idp, "/api/auth/login", cpus=None, mode="login", data=accounts)
+            floors.append(self.wrk(bare, "/argon2", cpus=None))
+            rounds.append(Round(login, neighbours(floors[-2], floors[-1])))
         raw_after = self.floor(workers)
         raw_rate = (raw_before.rate + raw_after.rate) / 2
         raw_verifies = raw_before.verifies + raw_after.verifies
         raw = Measurement(
             raw_verifies, raw_verifies / raw_rate, None, None, None, Counter(), (raw_before.cpu_ms_per_verify + raw_after.cpu_ms_per_verify) / 2
         )
-        floor_m = neighbours(http_before, http_after)
+        shown = median_round(rounds)
         self.add(f"Argon2 floor, raw ({workers} processes, no HTTP)", cores, raw)
-        self.add(f"Argon2 floor, GET /argon2 (bare app, {workers} workers, wrk)", cores, floor_m)
-        self.add("POST /api/auth/login", cores, login, base=floor_m, base_name="floor", target=LOGIN_TARGET)
+        self.add(f"Argon2 floor, GET /argon2 (bare app, {workers} workers, wrk)", cores, shown.base)
+        self.add("POST /api/auth/login", cores, shown.m, base=shown.base, base_name="floor", target=LOGIN_TARGET)
         self.notes.append(
             f"Argon2 floor: GET /argon2 of the bare app (one verification per request, same gunicorn configuration, same wrk "
-            f"and cores as the login) ran at {http_before.rate:.1f} req/s before the login run and {http_after.rate:.1f} after; "
-            f"the raw floor ({workers} processes verifying in a loop, no HTTP, no load generator, no database on the cores) "
-            f"at {raw_before.rate:.1f} and {raw_after.rate:.1f} verifies/s ({raw_before.ms_per_verify:.1f} / "
-            f"{raw_after.ms_per_verify:.1f} ms per verify in one process). Login is judged against the first, which is "
-            f"measured the same way; against the raw floor it is {login.rate / raw_rate if raw_rate else 0:.2f}. A login cost "
-            f"the workers {login.server_cpu_ms or 0:.1f} ms of CPU, a floor request {floor_m.server_cpu_ms or 0:.1f} ms and one "
+            f"and cores as the login), run before, between and after {len(rounds)} login rounds of {self.args.seconds} s: "
+            + ", ".join(f"{m.rate:.1f}" for m in floors) + " req/s; the logins' rates "
+            + ", ".join(f"{r.m.rate:.1f}" for r in rounds) + " req/s, ratios to their neighbouring floors "
+            + ", ".join(f"{r.ratio:.3f}" for r in rounds) + " (the table shows the median round). "
+            f"The raw floor ({workers} processes verifying in a loop, no HTTP, no load generator, no database on the cores) "
+            f"ran at {raw_before.rate:.1f} and {raw_after.rate:.1f} verifies/s ({raw_before.ms_per_verify:.1f} / "
+            f"{raw_after.ms_per_verify:.1f} ms per verify in one process). Login is judged against the HTTP floor, which is "
+            f"measured the same way; against the raw floor it is {shown.m.rate / raw_rate if raw_rate else 0:.2f}. A login cost "
+            f"the workers {shown.m.server_cpu_ms or 0:.1f} ms of CPU, a floor request {shown.base.server_cpu_ms or 0:.1f} ms and one "
             f"raw verification {raw.server_cpu_ms or 0:.1f} ms; PostgreSQL and Redis (the login's, not the floor's) and wrk "
             "share the same two cores."
         )
