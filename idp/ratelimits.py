@@ -24,7 +24,8 @@ DECORATED = "idp.view_limited_endpoints"  # app.extensions: the endpoints its be
 
 
 def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:
-    """Declare that a view counts against the named limit of `Settings.rate_limits`.
+    """Declare that a view counts against the named limit of `Settings.rate_limits`: one window per
+    client address for all the views that declare it.
 
     With `failures_only`, only answers of 401 use up the limit (failed logins); `methods` limits
     only those methods (a page's GET is free, its POST counts).
@@ -110,8 +111,10 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
         for name, failures_only, methods in getattr(view, MARK, []):
             value = getattr(settings.rate_limits, name)
             if is_on(value):
-                limited = limiter.limit(
-                    value, deduct_when=_failed if failures_only else None, override_defaults=False, methods=methods
+                # one window per address and limit, shared by every view declaring it (the API's
+                # login and the sign-in page spend the same five failures), not one per endpoint
+                limited = limiter.shared_limit(
+                    value, scope=name, deduct_when=_failed if failures_only else None, override_defaults=False, methods=methods
                 )(limited)
                 decorated.add(endpoint)
         app.view_functions[endpoint] = limited

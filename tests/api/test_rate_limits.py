@@ -207,7 +207,7 @@ def test_a_login_reads_each_window_from_redis_once(make_app, redis_url, monkeypa
     monkeypatch.setattr(redis.Redis, "execute_command", recorded)
 
     def on_login_window() -> int:  # the address's login limit, not the general one or the account's
-        return sum(1 for key in scripts if key.endswith("/api.auth.login/5/15/minute"))
+        return sum(1 for key in scripts if key.endswith("/login/5/15/minute"))
 
     signed_in = api.login("alice")
     assert signed_in.status_code == 200 and on_login_window() == 1  # tested, and that answer gave the headers

@@ -86,6 +86,21 @@ def test_failed_hosted_logins_are_rate_limited_like_the_api(make_app, api):
     assert response.status_code == 429 and response.headers["Retry-After"]
 
 
+def test_the_api_and_the_sign_in_page_spend_one_window_of_failures(make_app):
+    """A limit is one window per address, whichever views declare it: failures at the API's login
+    and at the sign-in page add up (with a window per endpoint an address had one budget each)."""
+    app = make_app(RATE_LIMIT_LOGIN="3 per 15 minutes")
+    api = app.test_client()
+    for _ in range(2):
+        assert api.post("/api/auth/login", json={"emailOrUsername": "nobody", "password": "wrong"}).status_code == 401
+    browser = Browser(app)
+    browser.open("/login")
+    assert browser.sign_in("nobody", "wrong").status_code == 401
+    browser.open("/login")
+    assert browser.submit("/login", identifier="nobody", password="wrong").status_code == 429
+    assert api.post("/api/auth/login", json={"emailOrUsername": "nobody", "password": "wrong"}).status_code == 429
+
+
 def test_pages_whose_forms_end_at_the_relying_party_allow_only_its_registered_origin(rp, browser, alice):
     browser.open(rp.authorization_url())
     login_csp = browser.page.headers["Content-Security-Policy"]
