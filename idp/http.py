@@ -1,13 +1,17 @@
-"""Response policies for every route: security headers, caching of API answers, CORS; and the
-cookie session's signing serializer, built once instead of on every request."""
+"""Request and response policies for every route: security headers, caching of API answers, CORS,
+requests holding the NUL character refused; and the cookie session's signing serializer, built
+once instead of on every request."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
 from flask_cors import CORS
 from itsdangerous import URLSafeTimedSerializer
 
@@ -37,9 +41,43 @@ class CookieSessions(SecureCookieSessionInterface):
         return serializer
 
 
+# OAuth endpoints whose clients read a JSON error (RFC 6749 5.2); the others answer with a page
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+OAUTH_JSON_ENDPOINTS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo"})
+
+
+def holds_nul() -> bool:
+    """Whether a parameter of the request (query, path, form, HTTP Basic credentials) holds U+0000.
+    No column stores it (PostgreSQL refuses it outright), so such a request can only be a mistake
+    or a probe. The query is read as its raw, percent-encoded bytes; the form as parsed (by the CSRF
+    check, or by the OAuth endpoint that reads it next)."""
+    if b"%00" in request.query_string or "\x00" in request.path:
+        return True
+    if request.mimetype in FORM_TYPES and any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
+        return True
+    credentials = request.headers.get("Authorization", "")
+    if credentials[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(credentials[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False  # not Basic credentials at all: for the endpoint to refuse
+        return b"\x00" in decoded or b"%00" in decoded
+    return False
+
+
 def register_http_policies(app: Flask, settings: Settings) -> None:
     api_prefix = settings.api_base_path
     app.session_interface = CookieSessions()
+
+    @app.before_request
+    def refuse_nul() -> Any:
+        """The API refuses NUL field by field (idp/api/envelope.py); the pages and the OAuth
+        endpoints refuse the whole request: 400, never the database's 500."""
+        if request.path.startswith(api_prefix) or not holds_nul():
+            return None
+        if request.path in OAUTH_JSON_ENDPOINTS:
+            return jsonify(error="invalid_request", error_description="A parameter holds the NUL character"), 400
+        return render_template("error.html", status=400, message=_("This request holds a character that no field may contain.")), 400
 
     if settings.cors_origins:
         CORS(
