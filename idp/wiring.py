@@ -25,7 +25,7 @@ from idp.accounts.login import LoginFlow
 from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService, AccountStatements
-from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionService, SessionStatements
+from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionSecrets, SessionService, SessionStatements
 from idp.accounts.throttle import AccountThrottle, memory_fallback
 from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
@@ -80,6 +80,7 @@ class Components:
     # without switching a pooled connection's isolation level back and forth (two more trips).
     autocommit: Engine
     session_statements: SessionStatements  # the hot paths' statements, compiled for `autocommit`
+    session_secrets: SessionSecrets  # refresh tokens' and browser-session cookies' secrets, tagged
     account_statements: AccountStatements  # a sign-in's account lookup, on `autocommit` too
     webhook_lookup: HotStatement  # the active webhooks of an event's user (`WebhookEvents`), too
     # Told of every audit event as it is recorded (metrics, logs); per-request observers such as
@@ -118,6 +119,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         delivery_queue=build_queue(settings.delivery, senders, client, webhook_retry_intervals=settings.webhooks.retry_intervals),
         autocommit=autocommit,
         session_statements=SessionStatements(autocommit, rotation_waits_for_flush=settings.refresh_synchronous_commit),
+        session_secrets=SessionSecrets(settings.secret_key),
         account_statements=AccountStatements(autocommit),
         webhook_lookup=active_webhooks_lookup(autocommit),
         audit_observers=(OutcomeMetrics(metrics), AuditLogLines()),
@@ -178,15 +180,17 @@ def audit_log() -> AuditLog:
 def session_service() -> SessionService:
     c = components()
     return SessionService(
-        cast(DbSession, db.session), c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow, statements=c.session_statements
+        cast(DbSession, db.session), c.tokens, audit_log(), refresh_ttl=c.settings.refresh_token_ttl, clock=utcnow, statements=c.session_statements,
+        session_secrets=c.session_secrets,
     )
 
 
-def account_throttle(limit_name: str) -> AccountThrottle:
-    """A per-account counter for one of the limits in `Settings.rate_limits`."""
+def account_throttle(limit_name: str, counter: str | None = None) -> AccountThrottle:
+    """A per-account counter for one of the limits in `Settings.rate_limits` (its own, or another
+    `counter` of the same amount and window)."""
     c = components()
     limit = getattr(c.settings.rate_limits, limit_name)
-    namespace = f"{c.settings.rate_limit_key_prefix}:{limit_name}"
+    namespace = f"{c.settings.rate_limit_key_prefix}:{counter or limit_name}"
     return AccountThrottle(c.limiter.limiter, limit, namespace, c.throttle_fallback)
 
 
@@ -295,6 +299,7 @@ def recovery() -> Recovery:
         security_alerts(),
         delivery(),
         account_throttle("code_send"),
+        account_throttle("code_send", counter="password_reset"),
         frontend_url=c.settings.frontend_url,
         clock=utcnow,
     )

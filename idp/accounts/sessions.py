@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,7 +21,7 @@ from idp.audit.service import AuditLog, ClientInfo, with_event
 from idp.clock import as_utc
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
 from idp.models import new_id
-from idp.security.digests import digest, random_token
+from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 from idp.statements import HotStatement
 
@@ -168,12 +173,55 @@ class ClaimsIdentity:
 
 
 def split_session_token(token: str) -> tuple[str, str] | None:
-    """A refresh token, like a browser session's cookie, is `<session id>.<256 random bits>`; only
-    its digest is stored. None for anything else (a JWT, garbage): not worth a query."""
+    """A refresh token, like a browser session's cookie, is `<session id>.<secret>`; only its digest
+    is stored. None for anything else (a JWT, garbage): not worth a query."""
     session_id, _, secret = token.partition(".")
     if len(session_id) != 36 or len(secret) < 40:
         return None
     return session_id, secret
+
+
+class SessionSecrets:
+    """The secrets of refresh tokens and browser-session cookies: 256 random bits and a 128-bit tag,
+    HMAC-SHA256 of the session id and those bits under a key derived from SECRET_KEY, so that a
+    token this service issued can be told from one made up, without storing every token ever issued.
+
+    Presenting a token that was issued but is no longer its session's current one is a replay, which
+    ends the session (SECURITY.md 14); a made-up token is only refused. Were any token naming a live
+    session taken for a replay, knowing a session's id (the `sid` claim of each of its access
+    tokens, the sessions list) would be enough to end it."""
+
+    RANDOM_BYTES = 32
+    TAG_BYTES = 16
+
+    def __init__(self, secret_key: str) -> None:
+        self._key = hashlib.sha256(b"session-token-tags:" + secret_key.encode()).digest()
+
+    def new_token(self, session_id: str) -> str:
+        random_part = secrets.token_bytes(self.RANDOM_BYTES)
+        return f"{session_id}.{_b64(random_part + self._tag(session_id, random_part))}"
+
+    def issued(self, token: str) -> bool:
+        """Whether this service issued `token` (for some session, now current or not)."""
+        parts = split_session_token(token)
+        if parts is None:
+            return False
+        session_id, secret = parts
+        try:
+            raw = base64.b64decode(secret + "=" * (-len(secret) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        if len(raw) != self.RANDOM_BYTES + self.TAG_BYTES:
+            return False
+        random_part, tag = raw[: self.RANDOM_BYTES], raw[self.RANDOM_BYTES :]
+        return hmac.compare_digest(tag, self._tag(session_id, random_part))
+
+    def _tag(self, session_id: str, random_part: bytes) -> bytes:
+        return hmac.new(self._key, session_id.encode() + b"." + random_part, hashlib.sha256).digest()[: self.TAG_BYTES]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 class SessionService:
@@ -188,8 +236,10 @@ class SessionService:
         refresh_ttl: int,
         clock: Callable[[], datetime],
         statements: SessionStatements,
+        session_secrets: SessionSecrets,
     ) -> None:
         self._db = db
+        self._secrets = session_secrets
         self._tokens = tokens
         self._audit = audit
         self._refresh_ttl = timedelta(seconds=refresh_ttl)
@@ -220,7 +270,7 @@ class SessionService:
         self, grant: SessionGrant, client: ClientInfo, now: datetime, expires_at: datetime, signed_in_by: str | None
     ) -> tuple[str, str]:
         session_id = new_id()
-        token = f"{session_id}.{random_token()}"
+        token = self._secrets.new_token(session_id)
         values = {
             "id": session_id,
             "user_id": grant.user_id,
@@ -267,7 +317,7 @@ class SessionService:
             raise InvalidRefreshToken()
         session_id, _ = parts
         now = self._clock()
-        new_token = f"{session_id}.{random_token()}"
+        new_token = self._secrets.new_token(session_id)
         # The hot path: one statement, one round trip (autocommit; the UPDATE is atomic by itself).
         params = {
             "session_id": session_id,
@@ -278,7 +328,8 @@ class SessionService:
         }
         row = (self._statements.rotate_with_claims if with_claims else self._statements.rotate).first(params)
         if row is None:
-            self._detect_reuse(session_id, client_id, now, client)
+            if self._secrets.issued(refresh_token):  # a replay; a made-up token changes nothing
+                self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
         grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), row.scope, row.browser_session_id)
         issued = self._issue(session_id, grant, new_token, row.expires_at)
@@ -382,8 +433,8 @@ class SessionService:
         """End the session of the refresh token and of the bearer token. Never fails."""
         now = self._clock()
         session_ids = set()
-        if refresh_token and (parts := split_session_token(refresh_token)):
-            session_ids.add(parts[0])
+        if refresh_token and self._secrets.issued(refresh_token):  # not a made-up one naming someone's session
+            session_ids.add(refresh_token.partition(".")[0])
         if bearer_session_id:
             session_ids.add(bearer_session_id)
         for session_id in session_ids:

@@ -56,6 +56,22 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(api):
     assert api.client.get("/api/auth/me", headers=api.bearer(access)).status_code == 401  # and its access tokens
 
 
+def test_a_made_up_token_naming_a_live_session_ends_nothing(api):
+    """A session's id is no secret (the `sid` of every access token it issues, the sessions list):
+    a token made up around it is refused, at refresh and at logout, and the session lives on. Only
+    a token the service issued, presented after its rotation, is a replay."""
+    registered = api.register("alice")
+    token, access = refresh_cookie(registered), registered.json["data"]["accessToken"]
+    session_id = token.partition(".")[0]
+    shaped_like_ours = token[:-8] + ("A" * 8 if not token.endswith("A" * 8) else "B" * 8)  # the tag no longer matches
+    for forged in (f"{session_id}." + "A" * 43, f"{session_id}." + "A" * 64, shaped_like_ours):
+        assert refresh_with(api.client, forged).status_code == 401
+        api.client.delete_cookie("refreshToken", path="/api/auth")  # only the forged token, in the body
+        assert api.client.post("/api/auth/logout", json={"refreshToken": forged}).status_code == 200
+    assert api.client.get("/api/auth/me", headers=api.bearer(access)).status_code == 200
+    assert refresh_with(api.client, token).status_code == 200  # still its current token
+
+
 def test_missing_unknown_and_malformed_refresh_tokens_are_401(api):
     api.register("alice")
     api.client.delete_cookie("refreshToken", path="/api/auth")
