@@ -84,6 +84,7 @@ class Recovery:
         alerts: SecurityAlerts,
         delivery: Delivery,
         send_throttle: AccountThrottle,
+        reset_throttle: AccountThrottle,
         *,
         frontend_url: str,
         clock: Callable[[], datetime],
@@ -97,6 +98,10 @@ class Recovery:
         self._alerts = alerts
         self._delivery = delivery
         self._send_throttle = send_throttle
+        # Reset links are counted apart from the codes and verification emails a user asks for:
+        # anyone may ask for a reset of any address, and were the two one counter, three such
+        # requests an hour would stop the codes of that user's sign-ins (an SMS or email second factor).
+        self._reset_throttle = reset_throttle
         self._frontend_url = frontend_url
         self._clock = clock
 
@@ -137,9 +142,9 @@ class Recovery:
     def request_reset(self, email: str, *, client: ClientInfo) -> None:
         """Send a reset link if the address has an account. The answer is the same either way."""
         user = self._db.scalar(select(User).where(User.email == normalise_email(email)))
-        if user is None or not user.is_active or self._send_throttle.blocked(user.id):
+        if user is None or not user.is_active or self._reset_throttle.blocked(user.id):
             return
-        self._send_throttle.record(user.id)
+        self._reset_throttle.record(user.id)
         token = self._tokens.issue(user, "password_reset", RESET_TTL)
         minutes = int(RESET_TTL.total_seconds() // 60)
         try:

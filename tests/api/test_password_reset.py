@@ -71,3 +71,24 @@ def test_change_password_is_announced_by_email(api):
     token = api.token("alice")
     api.client.post("/api/auth/change-password", headers=api.bearer(token), json={"currentPassword": api.PASSWORD, "newPassword": NEW})
     assert "password was changed" in api.outbox.last("alice@example.com")["text"].lower()
+
+
+def test_reset_requests_do_not_use_up_the_codes_of_a_sign_in(make_app):
+    """Anyone may ask for a reset of any address: the links have a counter of their own, so three
+    requests an hour from a stranger do not stop the codes an email or SMS second factor needs."""
+    from tests.conftest import Api
+
+    api = Api(make_app(RATE_LIMIT_CODE_SEND="3 per hour").test_client())
+    token = api.verified_token()  # the verification email: one code sent of three
+    api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "codes@example.com"})
+    api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code("codes@example.com")})
+    links = len(api.outbox.messages("alice@example.com"))
+    for _ in range(4):
+        assert request_reset(api, "alice@example.com").status_code == 200
+    assert len(api.outbox.messages("alice@example.com")) == links + 3  # the fourth link is capped
+    codes = len(api.outbox.messages("codes@example.com"))
+    challenge = api.challenge()
+    assert challenge["methods"] == ["email", "backup_code"]
+    assert len(api.outbox.messages("codes@example.com")) == codes + 1  # the sign-in's code was sent
+    signed_in = api.client.post("/api/2fa/verify", json={"tempToken": challenge["tempToken"], "code": api.outbox.code("codes@example.com")})
+    assert signed_in.status_code == 200
