@@ -111,9 +111,8 @@ class Recovery:
     def send_verification(self, user: User, *, client: ClientInfo) -> None:
         if user.email_verified:
             return
-        if self._send_throttle.blocked(user.id):
+        if not self._send_throttle.acquire(user.id):
             raise RateLimited("Too many emails sent; try again later", retry_after=self._send_throttle.retry_after(user.id))
-        self._send_throttle.record(user.id)
         token = self._tokens.issue(user, "verify_email", VERIFY_TTL)
         minutes = int(VERIFY_TTL.total_seconds() // 60)
         self._delivery.email(
@@ -142,9 +141,8 @@ class Recovery:
     def request_reset(self, email: str, *, client: ClientInfo) -> None:
         """Send a reset link if the address has an account. The answer is the same either way."""
         user = self._db.scalar(select(User).where(User.email == normalise_email(email)))
-        if user is None or not user.is_active or self._reset_throttle.blocked(user.id):
+        if user is None or not user.is_active or not self._reset_throttle.acquire(user.id):
             return
-        self._reset_throttle.record(user.id)
         token = self._tokens.issue(user, "password_reset", RESET_TTL)
         minutes = int(RESET_TTL.total_seconds() // 60)
         try:

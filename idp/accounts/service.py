@@ -131,17 +131,19 @@ class AccountService:
         after its correct password."""
         user = self._find_signing_in(email_or_username)
         throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
-        if self._throttle.blocked(throttle_key):
+        # Every attempt is counted before its check, atomically, and a right password forgets the
+        # account's failures (as Keycloak does): counting only after a failed check let concurrent
+        # guesses all pass a test made before any of them was counted (SECURITY.md 4).
+        if not self._throttle.acquire(throttle_key):
             self._hashing.verify_unknown_user(password)
             self._fail(user, client, "throttled")
         if user is None:
             self._hashing.verify_unknown_user(password)
-            self._throttle.record(throttle_key)
             self._fail(None, client, "unknown_user")
         assert user is not None
         if not self._hashing.verify(user.password_hash, password):
-            self._throttle.record(throttle_key)
             self._fail(user, client, "wrong_password")
+        self._throttle.forget(throttle_key)
         if not user.is_active:
             self._fail(user, client, "disabled", AccountDisabled())
         if self._hashing.needs_rehash(user.password_hash):

@@ -38,6 +38,16 @@ class AccountThrottle:
     def record(self, account_key: str) -> None:
         self._call("hit", account_key)
 
+    def acquire(self, account_key: str) -> bool:
+        """Count an event if the limit allows one more, in one atomic step; False, counting nothing,
+        when it does not. Where events are counted before the work they limit (a password check),
+        concurrent requests cannot all pass a test made before any of them was counted."""
+        return bool(self._call("hit", account_key))
+
+    def forget(self, account_key: str) -> None:
+        """Forget the account's events in this window (its failures, after a right password)."""
+        self._call("clear", account_key)
+
     def retry_after(self, account_key: str) -> int:
         """Seconds until the next event is allowed (0 when it is allowed now)."""
         if self._limit is None:

@@ -173,9 +173,8 @@ class ApiKeyService:
         if api_key.expires_at is not None and as_utc(api_key.expires_at) <= now:
             raise Unauthorized()
         throttle = self._throttle(api_key.rate_limit)
-        if throttle.blocked(api_key.id):
+        if not throttle.acquire(api_key.id):
             raise RateLimited("API key rate limit exceeded", retry_after=throttle.retry_after(api_key.id))
-        throttle.record(api_key.id)
         if scope is None:
             raise Forbidden("API keys cannot be used for this endpoint")
         if not covers(api_key.scopes, scope):

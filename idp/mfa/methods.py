@@ -149,9 +149,8 @@ class TwoFactorService:
         return self._code_sends.blocked(user_id)
 
     def throttle_code_send(self, user_id: str) -> None:
-        if self._code_sends.blocked(user_id):
+        if not self._code_sends.acquire(user_id):
             raise RateLimited("Too many codes sent; try again later", retry_after=self._code_sends.retry_after(user_id))
-        self._code_sends.record(user_id)
 
     def deliver_code(self, user: User, method: TwoFactorMethod, code: str, *, purpose: str) -> None:
         minutes = int(CODE_TTL.total_seconds() // 60)

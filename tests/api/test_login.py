@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from idp.accounts import sessions
 from idp.accounts.models import Session, User
@@ -187,6 +189,45 @@ def test_account_throttle_holds_across_many_ips_and_answers_like_a_wrong_passwor
     # other accounts are unaffected
     api.register("bob")
     assert api.login("bob").status_code == 200
+
+
+def test_concurrent_guesses_cannot_outrun_the_account_throttle(make_app):
+    """Each attempt is counted before its password check, in one atomic step: ten guesses at once,
+    each from another address, get three password checks (the limit), not ten."""
+    app = make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes")
+    from tests.conftest import Api
+
+    Api(app.test_client()).register("alice")
+    start = threading.Barrier(10)
+
+    def guess(n: int) -> int:
+        client = app.test_client()
+        start.wait(timeout=30)
+        body = {"emailOrUsername": "alice", "password": f"Wrong-Password-{n}!"}
+        return client.post("/api/auth/login", json=body, environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        assert list(pool.map(guess, range(10))) == [401] * 10
+    with app.app_context():
+        reasons = db.session.scalars(db.select(AuditEvent.details).where(AuditEvent.event == "login_failed")).all()
+    assert sorted(r["reason"] for r in reasons) == ["throttled"] * 7 + ["wrong_password"] * 3
+
+
+def test_a_right_password_forgets_the_accounts_failures(make_app):
+    app = make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes")
+    from tests.conftest import Api
+
+    api = Api(app.test_client())
+    api.register("alice")
+    for _ in range(2):
+        assert api.login("alice", "Wrong-Password-1!").status_code == 401
+    assert api.login("alice").status_code == 200  # not a guess: the two failures are forgotten
+    for _ in range(2):
+        assert api.login("alice", "Wrong-Password-1!").status_code == 401
+    assert api.login("alice").status_code == 200  # two since, not four
+    for _ in range(3):
+        assert api.login("alice", "Wrong-Password-1!").status_code == 401
+    assert api.login("alice").json == WRONG  # three failures since: throttled, like a wrong password
 
 
 def test_login_with_missing_fields_is_400(api):
