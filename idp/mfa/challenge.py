@@ -118,7 +118,10 @@ class LoginChallenges:
         return challenge, user
 
     def _guard(self, user: User) -> None:
-        if self._throttle.blocked(user.id):
+        """Count the attempt before its check, atomically (a right code forgets it again, with the
+        account's earlier failures): counted after a wrong code, concurrent guesses all passed a
+        test made before any of them was counted."""
+        if not self._throttle.acquire(user.id):
             raise RateLimited("Too many verification attempts; try again later", retry_after=self._throttle.retry_after(user.id))
 
     def verify(self, temp_token: str, code: str, *, client: ClientInfo) -> SecondFactorPassed:
@@ -129,6 +132,7 @@ class LoginChallenges:
         method = self._check_totp(user, code, client) or self._check_sent_code(user, challenge, code)
         if method is None:
             raise self._wrong(challenge, user, client, "code")
+        self._throttle.forget(user.id)
         return self._finish(challenge, user, method, client)
 
     def verify_backup_code(self, temp_token: str, code: str, *, client: ClientInfo) -> SecondFactorPassed:
@@ -136,6 +140,7 @@ class LoginChallenges:
         self._guard(user)
         if not self._backup.use(user.id, code):
             raise self._wrong(challenge, user, client, "backup_code")
+        self._throttle.forget(user.id)
         self._audit.record("backup_code_used", user_id=user.id, client=client, details={"remaining": self._backup.count(user.id)})
         return self._finish(challenge, user, "backup_code", client)
 
@@ -173,9 +178,11 @@ class LoginChallenges:
 
     def _wrong(self, challenge: LoginChallenge, user: User, client: ClientInfo, kind: str) -> DomainError:
         """Count a wrong code (the fifth kills the challenge) and return the error to raise."""
-        challenge.failed_attempts += 1
-        left = MAX_WRONG - challenge.failed_attempts
-        self._throttle.record(user.id)
+        # counted by the database (failed_attempts + 1), not from the value read: concurrent wrong
+        # codes must not overwrite each other's count
+        challenge.failed_attempts = LoginChallenge.failed_attempts + 1
+        self._db.flush()
+        left = MAX_WRONG - challenge.failed_attempts  # read back after the UPDATE
         self._audit.record(
             "2fa_failed", user_id=user.id, client=client, success=False, details={"method": kind, "attemptsLeft": max(left, 0)}
         )

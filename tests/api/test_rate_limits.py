@@ -188,6 +188,35 @@ def test_second_factor_attempts_are_limited_per_ip_and_per_account(make_app):
     assert_limited(last)
 
 
+def test_concurrent_second_factor_guesses_cannot_outrun_the_account_limit(make_app):
+    """Each code is counted before its check, atomically: eight wrong codes at once, each from
+    another address and with a challenge of its own, get three checks (the limit), not eight."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from idp.audit.models import AuditEvent
+    from idp.extensions import db
+
+    app = make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes")
+    api = Api(app.test_client())
+    api.enable_totp(api.verified_token())
+    challenges = [api.challenge()["tempToken"] for _ in range(8)]
+    start = Barrier(8)
+
+    def guess(n: int) -> int:
+        client = app.test_client()
+        start.wait(timeout=30)
+        body = {"tempToken": challenges[n], "code": "000000"}
+        return client.post("/api/2fa/verify", json=body, environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(guess, range(8)))
+    assert statuses == [400] * 3 + [429] * 5
+    with app.app_context():
+        failed = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "2fa_failed")).all()
+    assert len(failed) == 3
+
+
 def test_a_login_reads_each_window_from_redis_once(make_app, redis_url, monkeypatch):
     """Flask-Limiter reads the login's window before the view and again for the RateLimit headers;
     the second read is the first's answer (one Redis script fewer per sign-in) unless the request
