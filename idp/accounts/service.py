@@ -159,13 +159,16 @@ class AccountService:
         raise error or InvalidCredentials()
 
     def change_password(self, user: User, *, current_password: str, new_password: str, client: ClientInfo) -> None:
-        """Replace the password after checking the current one; revokes every session."""
-        if not self._hashing.verify(user.password_hash, current_password):
-            self._audit.record(
-                "password_changed", user_id=user.id, client=client, success=False, details={"reason": "wrong_password"}
-            )
+        """Replace the password after checking the current one; revokes every session. A wrong
+        current password counts against the account like a failed login (whoever holds a recent
+        token must not get unlimited guesses), and a throttled account answers like a wrong one."""
+        allowed = self._throttle.acquire(user.id)
+        if not allowed or not self._hashing.verify(user.password_hash, current_password):
+            reason = "wrong_password" if allowed else "throttled"
+            self._audit.record("password_changed", user_id=user.id, client=client, success=False, details={"reason": reason})
             self._db.commit()
             raise WrongCurrentPassword()
+        self._throttle.forget(user.id)
         problems = password_problems(new_password, email=user.email, username=user.username)
         if self._hashing.verify(user.password_hash, new_password):
             problems.append("must differ from the current password")

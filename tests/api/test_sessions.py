@@ -188,6 +188,23 @@ def test_change_password_checks_the_current_password_and_the_policy(api):
     assert api.client.get("/api/auth/me", headers=api.bearer(token)).status_code == 200  # nothing was revoked
 
 
+def test_wrong_current_passwords_count_against_the_account_like_failed_logins(make_app):
+    """Whoever holds a recent access token gets no more password guesses at change-password than
+    at login: the same per-account limit, across addresses, and a throttled account is answered
+    like a wrong password, even with the right one."""
+    from tests.conftest import Api
+
+    api = Api(make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes").test_client())
+    token = api.token("alice")
+    change = {"currentPassword": "Wrong-Password-1!", "newPassword": "Another-Secret-7?"}
+    for n in range(3):
+        answer = api.client.post("/api/auth/change-password", headers=api.bearer(token), json=change, environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+        assert answer.status_code == 400 and answer.json["code"] == "invalid_credentials"
+    right = api.client.post("/api/auth/change-password", headers=api.bearer(token), json={**change, "currentPassword": api.PASSWORD})
+    assert right.status_code == 400 and right.json["code"] == "invalid_credentials"
+    assert api.login("alice").status_code == 401  # the same count as the login's
+
+
 def test_me_returns_the_full_profile(api):
     token = api.token("alice")
     user = api.client.get("/api/auth/me", headers=api.bearer(token)).json["data"]["user"]
