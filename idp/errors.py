@@ -135,9 +135,10 @@ class RateLimited(DomainError):
     code = "rate_limited"
     message = "Too many requests, please try again later"
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, limit: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.limit = limit  # how many the refused limit allows in its window, when one is known
 
 
 HTTP_CODES = {
@@ -185,7 +186,8 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         else:
             response = app.make_response((render_template("error.html", status=exc.status, message=exc.message), exc.status))
         if isinstance(exc, RateLimited):
-            g.retry_after = exc.retry_after  # http.py keeps it over Flask-Limiter's own header
+            # http.py sends these over Flask-Limiter's headers, which describe another limit (the general one)
+            g.retry_after, g.refused_limit = exc.retry_after, exc
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

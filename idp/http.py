@@ -127,7 +127,14 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
             headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace("form-action 'self'", widened)
         if "retry_after" in g:  # a service's own limit (cooldowns, per-account caps) knows better
             headers["Retry-After"] = str(g.retry_after)
-        if "ratelimit-reset" in present and (reset := headers.get("RateLimit-Reset")):
+        if "refused_limit" in g:  # and the RateLimit headers are of the limit that refused, not the general one's
+            refused = g.refused_limit
+            headers["RateLimit-Remaining"], headers["RateLimit-Reset"] = "0", str(refused.retry_after)
+            if refused.limit is not None:
+                headers["RateLimit-Limit"] = str(refused.limit)
+            else:
+                headers.pop("RateLimit-Limit", None)
+        elif "ratelimit-reset" in present and (reset := headers.get("RateLimit-Reset")):
             # Flask-Limiter sends the epoch second; the IETF draft (and the old service) send seconds to wait
             headers["RateLimit-Reset"] = str(max(0, int(float(reset)) - int(time.time())))
         return response

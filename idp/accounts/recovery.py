@@ -17,7 +17,7 @@ from idp.accounts.sessions import SessionService
 from idp.accounts.throttle import AccountThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
-from idp.errors import DeliveryUnavailable, InvalidToken, RateLimited, ValidationFailed
+from idp.errors import DeliveryUnavailable, InvalidToken, ValidationFailed
 from idp.mfa.devices import TrustedDevices
 from idp.security.digests import digest, random_token
 from idp.security.password_policy import password_problems
@@ -112,7 +112,7 @@ class Recovery:
         if user.email_verified:
             return
         if not self._send_throttle.acquire(user.id):
-            raise RateLimited("Too many emails sent; try again later", retry_after=self._send_throttle.retry_after(user.id))
+            raise self._send_throttle.refusal(user.id, "Too many emails sent; try again later")
         token = self._tokens.issue(user, "verify_email", VERIFY_TTL)
         minutes = int(VERIFY_TTL.total_seconds() // 60)
         self._delivery.email(

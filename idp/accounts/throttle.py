@@ -12,6 +12,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from redis import RedisError
 
+from idp.errors import RateLimited
 from idp.ratelimits import is_on
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class AccountThrottle:
     def forget(self, account_key: str) -> None:
         """Forget the account's events in this window (its failures, after a right password)."""
         self._call("clear", account_key)
+
+    def refusal(self, account_key: str, message: str) -> RateLimited:
+        """The error to raise for a refused event: its message, this limit's amount, and when to try again."""
+        return RateLimited(message, retry_after=self.retry_after(account_key), limit=self._limit.amount if self._limit else None)
 
     def retry_after(self, account_key: str) -> int:
         """Seconds until the next event is allowed (0 when it is allowed now)."""

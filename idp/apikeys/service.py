@@ -14,7 +14,7 @@ from idp.accounts.throttle import AccountThrottle
 from idp.apikeys.models import ApiKey
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc
-from idp.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from idp.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from idp.security.digests import digest, random_token
 
 KEY_PREFIX = "pk_live_"
@@ -174,7 +174,7 @@ class ApiKeyService:
             raise Unauthorized()
         throttle = self._throttle(api_key.rate_limit)
         if not throttle.acquire(api_key.id):
-            raise RateLimited("API key rate limit exceeded", retry_after=throttle.retry_after(api_key.id))
+            raise throttle.refusal(api_key.id, "API key rate limit exceeded")
         if scope is None:
             raise Forbidden("API keys cannot be used for this endpoint")
         if not covers(api_key.scopes, scope):

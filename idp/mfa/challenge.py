@@ -122,7 +122,7 @@ class LoginChallenges:
         account's earlier failures): counted after a wrong code, concurrent guesses all passed a
         test made before any of them was counted."""
         if not self._throttle.acquire(user.id):
-            raise RateLimited("Too many verification attempts; try again later", retry_after=self._throttle.retry_after(user.id))
+            raise self._throttle.refusal(user.id, "Too many verification attempts; try again later")
 
     def verify(self, temp_token: str, code: str, *, client: ClientInfo) -> SecondFactorPassed:
         """Accept a code from any enabled method: TOTP first, then the SMS or email code sent for
@@ -214,7 +214,7 @@ class LoginChallenges:
             raise ValidationFailed(errors=[f"method: {kind} is not enabled for this account"])
         last = self._codes.last_sent_at(user_id=user.id, purpose="login", challenge_id=challenge.id)
         if last is not None and (wait := (last + RESEND_COOLDOWN - self._clock()).total_seconds()) > 0:
-            raise RateLimited("Please wait before asking for another code", retry_after=int(wait) + 1)
+            raise RateLimited("Please wait before asking for another code", retry_after=int(wait) + 1, limit=1)
         self._two_factor.throttle_code_send(user.id)
         self._send(user, challenge, method)
         self._db.commit()

@@ -14,7 +14,7 @@ from idp.accounts.models import User
 from idp.accounts.throttle import AccountThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import ClientInfo
-from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited, SetupReplaced
+from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, SetupReplaced
 from idp.mfa import totp
 from idp.mfa.backup_codes import BackupCodes
 from idp.mfa.codes import CODE_TTL, OneTimeCodes
@@ -150,7 +150,7 @@ class TwoFactorService:
 
     def throttle_code_send(self, user_id: str) -> None:
         if not self._code_sends.acquire(user_id):
-            raise RateLimited("Too many codes sent; try again later", retry_after=self._code_sends.retry_after(user_id))
+            raise self._code_sends.refusal(user_id, "Too many codes sent; try again later")
 
     def deliver_code(self, user: User, method: TwoFactorMethod, code: str, *, purpose: str) -> None:
         minutes = int(CODE_TTL.total_seconds() // 60)

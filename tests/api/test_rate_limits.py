@@ -247,3 +247,17 @@ def test_a_login_reads_each_window_from_redis_once(make_app, redis_url, monkeypa
     assert failed.status_code == 401 and on_login_window() == 3  # tested, the failure counted, read again
     assert failed.headers["RateLimit-Remaining"] == "4"
     assert api.login("alice").headers["RateLimit-Remaining"] == "4"
+
+
+def test_a_per_user_limit_answers_with_its_own_ratelimit_headers(make_app):
+    """A 429 from a per-user or per-account limit (codes sent, second-factor tries, an API key)
+    carries that limit's headers, not those of the general limit the request also passed."""
+    app = make_app(RATE_LIMIT_GENERAL="100 per 15 minutes", RATE_LIMIT_CODE_SEND="2 per hour")
+    api = Api(app.test_client())
+    token = api.verified_token()  # the verification email: one code sent of two
+    sms = {"phoneNumber": "+14155550100"}
+    assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json=sms).status_code == 200
+    capped = api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json=sms)
+    assert capped.status_code == 429
+    assert (capped.headers["RateLimit-Limit"], capped.headers["RateLimit-Remaining"]) == ("2", "0")
+    assert capped.headers["RateLimit-Reset"] == capped.headers["Retry-After"] and 3500 < int(capped.headers["Retry-After"]) <= 3600
