@@ -438,6 +438,33 @@ def test_redirect_uri_must_match_exactly(rp, browser):
     assert response.status_code == 400 and "Location" not in response.headers
 
 
+def test_a_code_lives_at_most_ten_minutes(rp, browser, alice, time_machine):
+    """RFC 6749 4.1.2 and SECURITY.md 19: a code unused for ten minutes is dead (ours live five)."""
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    code = rp.callback(browser.submit("/oauth/authorize", decision="allow"))["code"]
+    time_machine.move_to(time.time() + 10 * 60 + 1)
+    with pytest.raises(Exception, match="invalid_grant"):
+        rp.exchange(code)
+
+
+def test_a_code_is_bound_to_its_redirect_uri(make_rp, browser, alice):
+    """A code issued for one registered redirect URI is refused with another registered one, or with none."""
+    second = "https://rp.example/other-callback"
+    rp = make_rp("--redirect-uri", second)
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    code = rp.callback(browser.submit("/oauth/authorize", decision="allow"))["code"]
+    assert second in rp.registered["redirectUris"] and rp.oauth.redirect_uri != second
+    for redirect_uri in (second, None):
+        form = {"grant_type": "authorization_code", "code": code, "code_verifier": rp.verifier}
+        if redirect_uri:
+            form["redirect_uri"] = redirect_uri
+        answer = rp.app.test_client().post("/oauth/token", data=form, auth=(rp.client_id, rp.registered["clientSecret"]))
+        assert answer.status_code == 400 and answer.json["error"] == "invalid_grant", answer.json
+    assert rp.exchange(code)["access_token"]  # refused for its redirect URI alone: with its own it works
+
+
 def test_token_endpoint_refuses_a_code_for_another_client(make_rp, rp, browser, alice):
     other = make_rp(name="Other")
     browser.open(rp.authorization_url())

@@ -48,6 +48,28 @@ def test_client_secret_post_when_registered_for_it(app):
         client_for(app, made, "client_secret_basic").fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")
 
 
+def test_a_client_secret_is_compared_in_constant_time(app, service, monkeypatch):
+    """SECURITY.md 18: the presented secret's digest is compared with the stored one by
+    hmac.compare_digest, not ==, whether it is right or wrong."""
+    import hashlib
+    import hmac
+
+    compared: list[tuple[bytes, bytes]] = []
+    compare = hmac.compare_digest
+
+    def recorded(a, b):
+        compared.append((a, b))
+        return compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recorded)
+    for secret in (service["clientSecret"] + "x", service["clientSecret"]):
+        answer = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(service["clientId"], secret))
+        assert answer.status_code == (200 if secret == service["clientSecret"] else 401)
+        presented = hashlib.sha256(secret.encode()).hexdigest().encode()
+        assert any(presented in pair for pair in compared), secret
+        compared.clear()
+
+
 def test_wrong_secret_and_unregistered_grant_are_refused(app, service):
     bad = {**service, "clientSecret": service["clientSecret"] + "x"}
     with pytest.raises(Exception, match="invalid_client"):
