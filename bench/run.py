@@ -582,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     run_id = secrets.token_hex(4)
     out_dir = ROOT / "bench" / "results" / f"{started:%Y%m%dT%H%M%SZ}-{run_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in sorted(p for p in out_dir.parent.iterdir() if p.is_dir())[:-KEEP_RESULTS]:
+    others = sorted((p for p in out_dir.parent.iterdir() if p.is_dir() and p != out_dir), key=lambda p: p.stat().st_mtime)
+    for old in others[: max(0, len(others) - (KEEP_RESULTS - 1))]:  # the oldest; never this run's own
         shutil.rmtree(old, ignore_errors=True)
     bench = Bench(args, wrk, run_id, out_dir)
     failed: BaseException | None = None
