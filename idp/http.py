@@ -41,8 +41,8 @@ class CookieSessions(SecureCookieSessionInterface):
         return serializer
 
 
-# OAuth endpoints whose clients read a JSON error (RFC 6749 5.2); the others answer with a page
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# OAuth endpoints whose clients read a JSON error (RFC 6749 5.2); the others answer with a page
 OAUTH_JSON_ENDPOINTS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo"})
 
 

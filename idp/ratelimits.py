@@ -20,7 +20,6 @@ from idp.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "_idp_rate_limits"
 UNLIMITED = "idp.unlimited_endpoints"  # app.extensions: the endpoints the limiter's hooks skip
-DECORATED = "idp.view_limited_endpoints"  # app.extensions: the endpoints its before-request hook skips
 
 
 def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:
@@ -125,8 +124,7 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     # for a view it decorated it leaves the blueprint's (the general limit) and its own to the
     # decorator, which runs them all. With no application-wide limit, its before-request
     # evaluation of such a view finds nothing (yet resolves it, a tenth of a sign-in's own work).
-    app.extensions[DECORATED] = frozenset() if app_wide else frozenset(decorated)
-    _quiet_on(app, limiter, unlimited, app.extensions[DECORATED])
+    _quiet_on(app, limiter, unlimited, frozenset() if app_wide else frozenset(decorated))
     return limiter
 
 

@@ -111,8 +111,7 @@ class Recovery:
     def send_verification(self, user: User, *, client: ClientInfo) -> None:
         if user.email_verified:
             return
-        if not self._send_throttle.acquire(user.id):
-            raise self._send_throttle.refusal(user.id, "Too many emails sent; try again later")
+        self._send_throttle.take(user.id, "Too many emails sent; try again later")
         token = self._tokens.issue(user, "verify_email", VERIFY_TTL)
         minutes = int(VERIFY_TTL.total_seconds() // 60)
         self._delivery.email(

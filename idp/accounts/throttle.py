@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
@@ -36,9 +37,6 @@ class AccountThrottle:
     def blocked(self, account_key: str) -> bool:
         return not self._call("test", account_key)
 
-    def record(self, account_key: str) -> None:
-        self._call("hit", account_key)
-
     def acquire(self, account_key: str) -> bool:
         """Count an event if the limit allows one more, in one atomic step; False, counting nothing,
         when it does not. Where events are counted before the work they limit (a password check),
@@ -49,21 +47,16 @@ class AccountThrottle:
         """Forget the account's events in this window (its failures, after a right password)."""
         self._call("clear", account_key)
 
-    def refusal(self, account_key: str, message: str) -> RateLimited:
-        """The error to raise for a refused event: its message, this limit's amount, and when to try again."""
-        return RateLimited(message, retry_after=self.retry_after(account_key), limit=self._limit.amount if self._limit else None)
+    def take(self, account_key: str, message: str) -> None:
+        """Count one event (`acquire`), or raise RateLimited with `message`, this limit's amount and
+        the seconds until the window lets the next one in."""
+        if self.acquire(account_key):
+            return
+        assert self._limit is not None  # a limit that is off allows every event
+        reset, _ = self._call("get_window_stats", account_key)
+        raise RateLimited(message, retry_after=max(1, int(reset - time.time())), limit=self._limit.amount)
 
-    def retry_after(self, account_key: str) -> int:
-        """Seconds until the next event is allowed (0 when it is allowed now)."""
-        if self._limit is None:
-            return 0
-        try:
-            reset, _ = self._strategy.get_window_stats(self._limit, self._namespace, account_key)
-        except (StorageError, RedisError, OSError):
-            reset, _ = self._fallback.get_window_stats(self._limit, self._namespace, account_key)
-        return max(1, int(reset - time.time())) if self.blocked(account_key) else 0
-
-    def _call(self, method: str, account_key: str) -> bool:
+    def _call(self, method: str, account_key: str) -> Any:
         if self._limit is None:
             return True
         try:

@@ -173,8 +173,7 @@ class ApiKeyService:
         if api_key.expires_at is not None and as_utc(api_key.expires_at) <= now:
             raise Unauthorized()
         throttle = self._throttle(api_key.rate_limit)
-        if not throttle.acquire(api_key.id):
-            raise throttle.refusal(api_key.id, "API key rate limit exceeded")
+        throttle.take(api_key.id, "API key rate limit exceeded")
         if scope is None:
             raise Forbidden("API keys cannot be used for this endpoint")
         if not covers(api_key.scopes, scope):

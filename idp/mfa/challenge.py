@@ -121,8 +121,7 @@ class LoginChallenges:
         """Count the attempt before its check, atomically (a right code forgets it again, with the
         account's earlier failures): counted after a wrong code, concurrent guesses all passed a
         test made before any of them was counted."""
-        if not self._throttle.acquire(user.id):
-            raise self._throttle.refusal(user.id, "Too many verification attempts; try again later")
+        self._throttle.take(user.id, "Too many verification attempts; try again later")
 
     def verify(self, temp_token: str, code: str, *, client: ClientInfo) -> SecondFactorPassed:
         """Accept a code from any enabled method: TOTP first, then the SMS or email code sent for

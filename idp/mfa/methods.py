@@ -149,8 +149,7 @@ class TwoFactorService:
         return self._code_sends.blocked(user_id)
 
     def throttle_code_send(self, user_id: str) -> None:
-        if not self._code_sends.acquire(user_id):
-            raise self._code_sends.refusal(user_id, "Too many codes sent; try again later")
+        self._code_sends.take(user_id, "Too many codes sent; try again later")
 
     def deliver_code(self, user: User, method: TwoFactorMethod, code: str, *, purpose: str) -> None:
         minutes = int(CODE_TTL.total_seconds() // 60)
