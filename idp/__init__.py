@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
+    from idp.after_response import install_after_response
     from idp.http import register_http_policies
     from idp.i18n import install_babel
     from idp.observability.install import install_observability
@@ -87,6 +88,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
 
     register_error_handlers(app, settings.api_base_path)
     register_http_policies(app, settings)
+    install_after_response(app)
     api, exempt = api_blueprints(settings)
     app.register_blueprint(api)
     for name, blueprint in app.blueprints.items():  # bearer tokens, not cookies, authenticate the JSON API

@@ -125,6 +125,7 @@ class RateLimits:
     login_account: str = "5 per 15 minutes"
     two_factor: str = "10 per 15 minutes"
     code_send: str = "3 per hour"
+    login_code: str = "10 per hour"  # codes sent by themselves at the start of a sign-in or step-up, per user
     register: str = "3 per hour"
     general: str = "100 per 15 minutes"
 

@@ -27,6 +27,7 @@ from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService, AccountStatements
 from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionSecrets, SessionService, SessionStatements
 from idp.accounts.throttle import AccountThrottle, memory_fallback
+from idp.after_response import after_response
 from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, AuditObserver, ClientInfo
@@ -258,6 +259,7 @@ def login_challenges() -> LoginChallenges:
         backup_codes(),
         audit_log(),
         account_throttle("two_factor"),
+        account_throttle("login_code"),
         utcnow,
     )
 
@@ -303,6 +305,13 @@ def recovery() -> Recovery:
         frontend_url=c.settings.frontend_url,
         clock=utcnow,
     )
+
+
+def request_password_reset(email: str, client: ClientInfo) -> None:
+    """Ask for a reset link for `email`, for the page and the API alike. Whether an account uses
+    the address (the lookup, the link, the email: a few milliseconds more for a known one) is
+    settled after the answer has been sent, so the answer is the same in time as in content."""
+    after_response(lambda: recovery().request_reset(email, client=client))
 
 
 # -- OpenID Connect --------------------------------------------------------------------------

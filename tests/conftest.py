@@ -27,6 +27,7 @@ from rq import SimpleWorker
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from werkzeug.test import TestResponse
 
 from idp import create_app
 from idp.extensions import db
@@ -44,6 +45,7 @@ ROOMY_LIMITS = {
     "RATE_LIMIT_GENERAL": "10000 per minute",
     "RATE_LIMIT_TWO_FACTOR": "1000 per minute",
     "RATE_LIMIT_CODE_SEND": "1000 per minute",
+    "RATE_LIMIT_LOGIN_CODE": "1000 per minute",
 }
 KEEP_TABLES = {"alembic_version", "signing_keys"}
 BACKENDS = ("postgres", "embedded")
@@ -115,6 +117,14 @@ def backend_config(request: pytest.FixtureRequest, instance_dir: Path) -> Callab
     return config
 
 
+class ServedClient(FlaskClient):
+    """Flask's test client, reading each answer whole and closing it as a WSGI server does: the work
+    a request leaves for after its answer (idp.after_response) has run when the call returns."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> TestResponse:
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -138,6 +148,7 @@ def make_app(
         env = {**backend_config(backend), **ROOMY_LIMITS, **isolation, **overrides}
         app = create_app(env, instance_path=str(instance_dir), dotenv=False)
         app.config["TESTING"] = True
+        app.test_client_class = ServedClient
         app.jinja_env.undefined = StrictUndefined  # every page and message of every test renders strictly
         apps.append(app)
         return app

@@ -24,7 +24,7 @@ from idp.api.users import session_view, user_profile, user_registered, user_summ
 from idp.errors import DomainError, InvalidRefreshToken
 from idp.ratelimits import rate_limited
 from idp.security.tokens import InvalidAccessToken
-from idp.wiring import account_service, components, login_flow, metrics, recovery, session_service
+from idp.wiring import account_service, components, login_flow, metrics, recovery, request_password_reset, session_service
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -71,6 +71,7 @@ def login() -> Response:
                 "tempToken": challenge.temp_token,
                 "methods": challenge.methods,
                 "expiresIn": challenge.expires_in,
+                "codeSentBy": challenge.code_sent_by,
             }
         )
     assert outcome.session is not None
@@ -123,7 +124,7 @@ def _refresh_token_in_body() -> str | None:
 @documented(request=PasswordResetRequest, responses={200: None})
 def password_reset_request() -> Response:
     data = parse(PasswordResetRequest)
-    recovery().request_reset(data.email, client=client_info())
+    request_password_reset(data.email, client_info())
     return ok(message="If an account uses this address, a reset link is on its way")
 
 

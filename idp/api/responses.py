@@ -100,6 +100,10 @@ class TwoFactorRequired(Wire):
     tempToken: str
     methods: list[Literal["totp", "sms", "email", "backup_code"]]
     expiresIn: int = Field(description="Seconds the tempToken stays valid")
+    codeSentBy: Literal["sms", "email"] | None = Field(
+        description="The channel of the code that went out with this challenge; null when none did (an authenticator"
+        " app is enabled, or the hourly allowance of such codes is used up): ask for one with `/2fa/resend`"
+    )
 
 
 class AccessToken(Wire):

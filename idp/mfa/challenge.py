@@ -42,6 +42,7 @@ class ChallengeStarted:
     temp_token: str
     methods: list[str]
     expires_in: int
+    code_sent_by: str | None = None  # "sms" or "email": the channel of the code sent by itself, if one was
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class LoginChallenges:
         backup_codes: BackupCodes,
         audit: AuditLog,
         throttle: AccountThrottle,
+        first_codes: AccountThrottle,
         clock: Callable[[], datetime],
     ) -> None:
         self._db = db
@@ -73,6 +75,7 @@ class LoginChallenges:
         self._backup = backup_codes
         self._audit = audit
         self._throttle = throttle
+        self._first_codes = first_codes
         self._clock = clock
 
     def start(self, user: User, *, client: ClientInfo) -> ChallengeStarted:
@@ -86,18 +89,26 @@ class LoginChallenges:
         kinds = list(dict.fromkeys(m.type for m in methods))
         if self._backup.count(user.id):
             kinds.append("backup_code")
+        sent_by = None
         if "totp" not in kinds:
-            # The first code of a login goes out by itself; it is not one of the "code send"
-            # requests capped per hour (API.md), but a user over the cap gets none.
             sendable = [m for m in methods if m.type in ("sms", "email")]
-            if sendable and not self._two_factor.code_sends_blocked(user.id):
+            if sendable and self._may_send_first_code(user.id):
                 try:
                     self._send(user, challenge, sendable[0])
+                    sent_by = sendable[0].type
                 except DeliveryUnavailable:
                     # answer as usual: a 503 here would confirm the password; backup codes still work
                     log.warning("login code for user %s not sent: %s delivery unavailable", user.id, sendable[0].type)
         self._db.commit()
-        return ChallengeStarted(token, kinds, int(CHALLENGE_TTL.total_seconds()))
+        return ChallengeStarted(token, kinds, int(CHALLENGE_TTL.total_seconds()), sent_by)
+
+    def _may_send_first_code(self, user_id: str) -> bool:
+        """The first code of a sign-in goes out by itself. It is not one of the code sends a user
+        asks for (API.md caps those at 3 an hour, and a user over that cap gets none), but it has an
+        hourly allowance of its own (RATE_LIMIT_LOGIN_CODE): each sign-in, and each visit to the
+        step-up page, which any site can send a signed-in browser to, would otherwise send an SMS.
+        Past either, the user asks for a code (counted) or uses a backup code."""
+        return not self._two_factor.code_sends_blocked(user_id) and self._first_codes.acquire(user_id)
 
     def _send(self, user: User, challenge: LoginChallenge, method: TwoFactorMethod) -> None:
         code = self._codes.issue(user_id=user.id, purpose="login", channel=method.type, challenge_id=challenge.id)
@@ -116,6 +127,14 @@ class LoginChallenges:
         if user is None or not user.is_active:
             raise InvalidTempToken()
         return challenge, user
+
+    def still_open(self, temp_token: str, user_id: str) -> bool:
+        """Whether this challenge of this user can still be answered."""
+        try:
+            _, user = self._live(temp_token)
+        except InvalidTempToken:
+            return False
+        return user.id == user_id
 
     def _guard(self, user: User) -> None:
         """Count the attempt before its check, atomically (a right code forgets it again, with the

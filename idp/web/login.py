@@ -16,6 +16,7 @@ from idp.api.cookies import DEVICE_COOKIE, set_device_cookie
 from idp.api.guard import client_info
 from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited
 from idp.extensions import db
+from idp.mfa.challenge import ChallengeStarted
 from idp.mfa.masking import mask_email, mask_phone
 from idp.oidc.claims import asks_for_mfa
 from idp.oidc.models import OAuthClient
@@ -104,13 +105,7 @@ def login() -> Any:
                 status = 429
             else:
                 if outcome.challenge is not None:
-                    flask_session[LOGIN_STATE] = {
-                        "token": outcome.challenge.temp_token,
-                        "methods": outcome.challenge.methods,
-                        "user": outcome.user.id,
-                        "next": next_url,
-                    }
-                    return redirect(url_for("login.second_factor"))
+                    return _ask_second_factor(outcome.challenge, outcome.user.id, next_url)
                 assert outcome.session is not None
                 return _signed_in(*outcome.session, next_url)
     _allow_return_to(next_url)
@@ -153,7 +148,7 @@ def second_factor() -> Any:
     if state is None:
         return _expired()
     methods: list[str] = state["methods"]
-    method = request.values.get("method") or ("totp" if "totp" in methods else methods[0])
+    method = request.values.get("method") or ("totp" if "totp" in methods else state.get("sent") or methods[0])
     if method not in methods:
         method = methods[0]
     errors: dict[str, str] = {}
@@ -190,22 +185,28 @@ def second_factor() -> Any:
                 return _signed_in(*outcome.session, state.get("next"), device_token=outcome.device_token)
     elif request.args.get("sent"):
         notice = _("We sent a new code.")
+    return _two_factor_page(state, method, errors=errors, notice=notice), status
+
+
+def _two_factor_page(state: dict[str, Any], method: str, *, errors: dict[str, str], notice: str | None, title: str | None = None) -> str:
     _allow_return_to(state.get("next"))
-    page = render_template(
+    code_sent = state.get("sent") == method  # a code of this channel went out for this sign-in
+    titles = {
+        "totp": _("Enter the code from your authenticator app"),
+        "sms": _("Enter the code we sent to your phone") if code_sent else _("Get a code by text message"),
+        "email": _("Enter the code we sent to your email") if code_sent else _("Get a code by email"),
+        "backup_code": _("Enter one of your backup codes"),
+    }
+    return render_template(
         "two_factor.html",
-        title={
-            "totp": _("Enter the code from your authenticator app"),
-            "sms": _("Enter the code we sent to your phone"),
-            "email": _("Enter the code we sent to your email"),
-            "backup_code": _("Enter one of your backup codes"),
-        }[method],
+        title=title or titles[method],
         method=method,
-        methods=methods,
+        methods=state["methods"],
         destinations=_destinations(state["user"]),
+        code_sent=code_sent,
         errors=errors,
         notice=notice,
     )
-    return page, status
 
 
 @bp.post("/two-factor/send")
@@ -223,17 +224,10 @@ def send_code() -> Any:
     except InvalidTempToken:
         return _expired()
     except RateLimited as exc:
-        _allow_return_to(state.get("next"))
-        page = render_template(
-            "two_factor.html",
-            title=_("Please wait before asking for another code"),
-            method=method,
-            methods=state["methods"],
-                destinations=_destinations(state["user"]),
-            errors={"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)},
-            notice=None,
-        )
-        return page, 429
+        errors = {"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)}
+        title = _("Please wait before asking for another code")
+        return _two_factor_page(state, method, errors=errors, notice=None, title=title), 429
+    flask_session[LOGIN_STATE] = {**state, "sent": method}
     return redirect(url_for("login.second_factor", method=method, sent=1))
 
 
@@ -244,6 +238,22 @@ def step_up() -> Any:
     sso = current_browser_session()
     if sso is None or not sso.user.two_factor_enabled:
         return redirect(url_for("login.login", next=next_url))
-    challenge = login_challenges().start(sso.user, client=client_info())
-    flask_session[LOGIN_STATE] = {"token": challenge.temp_token, "methods": challenge.methods, "user": sso.user.id, "next": next_url}
+    state = _state()
+    challenges = login_challenges()
+    if state is not None and challenges.still_open(state["token"], sso.user.id):
+        # the same browser again (a reload, or another visit while the first is pending): the code
+        # sent for the open challenge still works, and no new one goes out
+        flask_session[LOGIN_STATE] = {**state, "next": next_url}
+        return redirect(url_for("login.second_factor", method=state.get("sent")))
+    return _ask_second_factor(challenges.start(sso.user, client=client_info()), sso.user.id, next_url)
+
+
+def _ask_second_factor(challenge: ChallengeStarted, user_id: str, next_url: str | None) -> Any:
+    flask_session[LOGIN_STATE] = {
+        "token": challenge.temp_token,
+        "methods": challenge.methods,
+        "user": user_id,
+        "next": next_url,
+        "sent": challenge.code_sent_by,
+    }
     return redirect(url_for("login.second_factor"))

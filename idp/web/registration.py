@@ -21,7 +21,7 @@ from idp.security.password_policy import MAX_LENGTH, MIN_LENGTH, password_proble
 from idp.web.forms import domain_errors, read_form
 from idp.web.login import _allow_return_to, _client_for, switch_browser_session
 from idp.web.sso import ACCOUNT_PATH, clear_sso_cookie, current_browser_session, reset_browser_state, safe_next
-from idp.wiring import account_service, components, recovery, session_service
+from idp.wiring import account_service, components, recovery, request_password_reset, session_service
 
 bp = Blueprint("registration", __name__)
 
@@ -202,7 +202,7 @@ def forgot_password() -> Any:
     if request.method == "POST":
         data, errors = read_form(PasswordResetRequest, "email")
         if data is not None and data.email.strip():
-            recovery().request_reset(data.email, client=client_info())
+            request_password_reset(data.email, client_info())
             return render_template(
                 "forgot_password.html",
                 title=_("Check your email"),

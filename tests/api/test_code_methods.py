@@ -108,6 +108,22 @@ def test_codes_sent_per_user_are_capped_per_hour(make_app):
     assert capped.status_code == 429 and int(capped.headers["Retry-After"]) > 0
 
 
+def test_codes_sent_by_themselves_at_sign_in_have_an_hourly_allowance(make_app):
+    """Each sign-in sends its first code by itself (not one of the capped code sends), up to
+    RATE_LIMIT_LOGIN_CODE an hour per user: signing in again and again does not pump SMS."""
+    from tests.conftest import Api
+
+    api = Api(make_app(RATE_LIMIT_LOGIN_CODE="2 per hour").test_client())
+    enable_sms(api, api.verified_token())
+    sent = [api.challenge()["codeSentBy"] for _ in range(3)]
+    assert sent == ["sms", "sms", None]
+    assert len(api.outbox.messages(PHONE)) == 1 + 2  # the setup code and two sign-ins
+    temp = api.challenge()["tempToken"]
+    asked = api.client.post("/api/2fa/resend", json={"tempToken": temp, "method": "sms"})  # asking still works, counted
+    assert asked.status_code == 200 and len(api.outbox.messages(PHONE)) == 4
+    assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": api.outbox.code(PHONE)}).status_code == 200
+
+
 def test_a_new_phone_does_not_replace_the_old_one_until_verified(api):
     token = api.verified_token()
     enable_sms(api, token)

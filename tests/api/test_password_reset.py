@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
+import subprocess
+import sys
+import threading
+import time
 from datetime import timedelta
 
 import pyotp
+import requests
 import time_machine
 
 from idp.clock import utcnow
@@ -23,6 +29,71 @@ def test_request_answers_the_same_for_known_and_unknown_addresses(api):
     assert known.json == unknown.json
     assert api.outbox.messages("nobody@example.com") == []
     assert "reset-password?token=" in api.outbox.last("alice@example.com")["text"]
+
+
+# A client in a process of its own, timing the requests it is given one by one (address in,
+# "status seconds" out): in the test's process it would compete for the GIL with the server's
+# threads, and the work a server leaves for after its answer would show in the client's timing.
+TIMING_CLIENT = """
+import json, sys, time, urllib.request
+for address in sys.stdin:
+    body = json.dumps({"email": address.strip()}).encode()
+    request = urllib.request.Request(sys.argv[1], data=body, headers={"Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    print(response.status, time.perf_counter() - started, flush=True)
+"""
+
+
+def test_known_and_unknown_addresses_take_the_same_time(live_server):
+    """SECURITY.md 3 by timing, as a client of a real HTTP server sees it: the median answers differ
+    by less than a third. Looking the address up, issuing the link and emailing it (about 5 ms more
+    for a known address, twice an unknown one's answer) happen after the answer is sent."""
+    known = [f"user{n}@example.com" for n in range(9)]  # one request each: the links are capped per address
+    for address in known:
+        body = {"email": address, "username": address.split("@")[0], "password": "Correct-Horse-9!"}
+        assert requests.post(live_server.url + "/api/auth/register", json=body, timeout=10).status_code == 201
+    client = subprocess.Popen(
+        [sys.executable, "-c", TIMING_CLIENT, live_server.url + "/api/auth/password-reset/request"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdin and client.stdout
+
+    def answer_time(address: str) -> float:
+        client.stdin.write(address + "\n")
+        client.stdin.flush()
+        status, seconds = client.stdout.readline().split()
+        assert status == "200"
+        return float(seconds)
+
+    def settled() -> bool:
+        """Wait until the server holds no request (the work after an answer included): a request's
+        leftover work would slow the next one. Werkzeug serves each connection in a thread of its own."""
+        deadline = time.monotonic() + 10
+        while any("process_request_thread" in thread.name for thread in threading.enumerate()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    try:
+        answer_time("warm-up@example.com")
+        known_times, unknown_times = [], []
+        for n, address in enumerate(known):
+            for times, asked in ((unknown_times, f"nobody{n}@example.com"), (known_times, address)):
+                assert settled()
+                times.append(answer_time(asked))
+    finally:
+        client.stdin.close()
+        client.wait(timeout=10)
+    known_median, unknown_median = statistics.median(known_times), statistics.median(unknown_times)
+    assert abs(known_median - unknown_median) / max(known_median, unknown_median) < 0.33, (known_median, unknown_median)
+    assert settled()
+    assert [len(live_server.outbox.messages(address)) for address in known] == [1] * len(known)
+    assert live_server.outbox.messages("nobody0@example.com") == []
 
 
 def test_reset_sets_the_password_revokes_sessions_and_the_link_is_single_use(api):

@@ -98,17 +98,65 @@ def test_trusted_device_skips_the_code_until_acr_values_ask_for_mfa(rp, browser,
     assert claims["acr"] == "urn:idp:acr:mfa" and "mfa" in claims["amr"]
 
 
-def test_sms_code_sent_and_read_from_the_outbox(rp, browser, api, app):
+PHONE = "+15551234567"
+
+
+def _sms_user(api: Api) -> None:
     token = api.verified_token("alice")
-    assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+15551234567"}).status_code == 200
-    code = api.outbox.code("+15551234567")
+    assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE}).status_code == 200
+    code = api.outbox.code(PHONE)
     assert api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": code}).status_code == 200
+
+
+def test_sms_code_sent_and_read_from_the_outbox(rp, browser, api, app):
+    _sms_user(api)
     browser.open(rp.authorization_url())
     browser.sign_in()
     assert "Enter the code we sent to your phone" in browser.html and "***4567" in browser.html
-    browser.enter_code(api.outbox.code("+15551234567"))
+    browser.enter_code(api.outbox.code(PHONE))
     claims = _finish(rp, browser)
     assert claims["amr"] == ["pwd", "sms", "mfa"]
+
+
+def test_the_step_up_page_sends_one_code_however_often_it_is_opened(rp, browser, api):
+    """Any site can send a signed-in browser to the step-up page: opening it again while its code
+    is pending sends no new SMS (the allowance of such codes bounds the rest)."""
+    _sms_user(api)
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    browser.enter_code(api.outbox.code(PHONE), trust=True)
+    _finish(rp, browser)
+    browser.open("/oauth/logout", data={})
+    browser.submit("/oauth/logout", confirm="yes")
+    browser.open(rp.authorization_url())
+    browser.sign_in()  # the trusted device skips the code
+    _finish(rp, browser)
+    before = len(api.outbox.messages(PHONE))
+    for _ in range(3):
+        browser.open(rp.authorization_url(acr_values="urn:idp:acr:mfa"))
+        assert "Enter the code we sent to your phone" in browser.html
+    assert len(api.outbox.messages(PHONE)) == before + 1
+    browser.enter_code(api.outbox.code(PHONE))
+    claims = _finish(rp, browser)
+    assert claims["acr"] == "urn:idp:acr:mfa" and claims["amr"] == ["pwd", "sms", "mfa"]
+
+
+def test_past_the_allowance_of_codes_the_page_offers_to_send_one(make_app):
+    app = make_app(RATE_LIMIT_LOGIN_CODE="1 per hour")
+    api = Api(app.test_client())
+    _sms_user(api)
+    assert api.challenge()["codeSentBy"] == "sms"  # the hour's one code sent by itself
+    browser = Browser(app)
+    browser.open("/login")
+    browser.sign_in()
+    assert "Get a code by text message" in browser.html and "We have not sent a code to <strong>***4567</strong>" in browser.html
+    assert len(api.outbox.messages(PHONE)) == 2
+    browser.submit("/login/two-factor/send", method="sms")
+    assert "Enter the code we sent to your phone" in browser.html and "We sent a new code" in browser.html
+    browser.open("/login/two-factor")
+    assert "Enter the code we sent to your phone" in browser.html  # the page remembers the code went out
+    browser.enter_code(api.outbox.code(PHONE))
+    assert "Enter the code" not in browser.html
 
 
 def test_switching_to_email_sends_a_code_and_resend_waits(rp, browser, api, totp_user):
