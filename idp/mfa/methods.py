@@ -178,25 +178,38 @@ class TwoFactorService:
         self, user: User, method: TwoFactorMethod, client: ClientInfo, *, always_new_backup_codes: bool
     ) -> list[str] | None:
         now = self._clock()
-        self._db.execute(
-            delete(TwoFactorMethod).where(
+        replaced = self._db.scalars(
+            delete(TwoFactorMethod)
+            .where(
                 TwoFactorMethod.user_id == user.id,
                 TwoFactorMethod.type == method.type,
                 TwoFactorMethod.verified_at.is_not(None),
                 TwoFactorMethod.id != method.id,
             )
-        )
+            .returning(TwoFactorMethod.id)
+        ).all()
         method.verified_at = now
         was_enabled = user.two_factor_enabled
         user.two_factor_enabled = True
         user.updated_at = now
         codes = self._backup.generate(user.id) if always_new_backup_codes or not was_enabled else None
+        # One event and one email for the whole change: what was added, what it replaced (the old
+        # app or phone stops working), and whether the backup codes the user had stopped working.
+        what = READABLE_TYPE[method.type]
+        sentence = f"{what} replaced the one set up before." if replaced else f"{what} was added as a second factor."
+        if codes is not None and was_enabled:
+            sentence += " New backup codes were generated; the old ones no longer work."
         self._alerts.notify(
             "2fa_enabled",
             user,
             client=client,
-            sentence=f"{READABLE_TYPE[method.type]} was added as a second factor.",
-            details={"method": method.type, "methodId": method.id},
+            sentence=sentence,
+            details={
+                "method": method.type,
+                "methodId": method.id,
+                "replacedMethodIds": list(replaced),
+                "backupCodesReplaced": codes is not None and was_enabled,
+            },
         )
         self._db.commit()
         return codes

@@ -126,6 +126,10 @@ class _Details:
         value = self._data.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
+    def listed(self, key: str) -> list[Any]:
+        value = self._data.get(key)
+        return value if isinstance(value, list) else []
+
     def flag(self, key: str) -> bool | None:
         value = self._data.get(key)
         return value if isinstance(value, bool) else None
@@ -199,7 +203,14 @@ def _factor(d: _Details) -> str:
 
 
 def _2fa_enabled(d: _Details, success: bool, app: AppName) -> Line:
-    return Line(_("Turned on %(factor)s for two-step verification", factor=_factor(d)))
+    replaced, new_codes, factor = bool(d.listed("replacedMethodIds")), d.flag("backupCodesReplaced") is True, _factor(d)
+    if replaced and new_codes:
+        return Line(_("Replaced %(factor)s used for two-step verification; your old backup codes no longer work", factor=factor), attention=True)
+    if replaced:
+        return Line(_("Replaced %(factor)s used for two-step verification", factor=factor), attention=True)
+    if new_codes:
+        return Line(_("Turned on %(factor)s for two-step verification; your old backup codes no longer work", factor=factor), attention=True)
+    return Line(_("Turned on %(factor)s for two-step verification", factor=factor))
 
 
 def _2fa_disabled(d: _Details, success: bool, app: AppName) -> Line:

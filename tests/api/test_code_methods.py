@@ -199,6 +199,27 @@ def test_every_factor_change_is_audited_and_emailed(api):
     assert "authenticator app" in texts.lower() and "backup codes" in texts.lower() and "removed" in texts.lower()
 
 
+def test_replacing_a_factor_reports_what_it_replaced(api):
+    """SECURITY.md 13: a new authenticator app or phone retires the old one (and a new app the
+    backup codes); the event and the email say so, not only that a factor was added."""
+    token = api.verified_token()
+    api.enable_totp(token)
+    old_app = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"][0]["id"]
+    api.enable_totp(token)
+    enable_sms(api, token)
+    methods = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    old_phone = next(m["id"] for m in methods if m["type"] == "sms")
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+14155550999"})
+    api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code("+14155550999")})
+    logs = api.client.get("/api/audit-logs?limit=50", headers=api.bearer(token)).json["data"]["logs"]
+    enabled = [(e["details"]["method"], e["details"]["replacedMethodIds"], e["details"]["backupCodesReplaced"])
+               for e in reversed(logs) if e["action"] == "2fa_enabled"]
+    assert enabled == [("totp", [], False), ("totp", [old_app], True), ("sms", [], False), ("sms", [old_phone], False)]
+    texts = [m["text"] for m in api.outbox.messages("alice@example.com")]
+    assert any("An authenticator app replaced the one set up before. New backup codes were generated" in t for t in texts)
+    assert any("Text messages to your phone replaced the one set up before." in t for t in texts)
+
+
 def test_a_setup_code_dies_after_five_wrong_tries(api):
     token = api.verified_token()
     api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE})
