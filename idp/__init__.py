@@ -25,12 +25,12 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     import idp.security.models  # noqa: F401
     import idp.webhooks.models  # noqa: F401
     from idp import cli, web
+    from idp.after_response import install_after_response
     from idp.api import api_blueprints
     from idp.config import Settings, environment_with_dotenv
     from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
-    from idp.after_response import install_after_response
     from idp.http import register_http_policies
     from idp.i18n import install_babel
     from idp.observability.install import install_observability

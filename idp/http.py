@@ -137,4 +137,8 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
         elif "ratelimit-reset" in present and (reset := headers.get("RateLimit-Reset")):
             # Flask-Limiter sends the epoch second; the IETF draft (and the old service) send seconds to wait
             headers["RateLimit-Reset"] = str(max(0, int(float(reset)) - int(time.time())))
+        if response.status_code not in (429, 503) and "retry-after" in present:
+            # Flask-Limiter adds it to every answer; it means "wait before retrying" (RFC 9110), so a
+            # 200 or a 401 carrying it would tell clients to wait 15 minutes for nothing
+            del headers["Retry-After"]
         return response

@@ -7,12 +7,12 @@ declared limits to the app's own limiter, so two apps in one process never share
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, has_request_context, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from limits.storage import RedisStorage
 
 from idp.config import Settings
@@ -20,6 +20,22 @@ from idp.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "_idp_rate_limits"
 UNLIMITED = "idp.unlimited_endpoints"  # app.extensions: the endpoints the limiter's hooks skip
+
+
+def client_network() -> str:
+    """Whom the per-address limits count: an IPv4 address, or the /64 network of an IPv6 one.
+    Providers hand each subscriber a /64 at least, so anyone with IPv6 has 2^64 addresses to
+    hand; one window per address would be one fresh budget per request."""
+    address = request.remote_addr or "127.0.0.1"
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:
@@ -92,9 +108,13 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     """Create the app's limiter, put the general limit on `general`, and bind declared view limits.
 
     Call after every blueprint is registered. The client address is `request.remote_addr`, which
-    ProxyFix rewrites only for the configured number of trusted proxies (TRUSTED_PROXIES).
+    ProxyFix rewrites only for the configured number of trusted proxies (TRUSTED_PROXIES); an
+    IPv6 client is counted by its /64 (`client_network`).
     """
-    limiter = Limiter(key_func=get_remote_address, app=app)
+    limiter = Limiter(key_func=client_network, app=app)
+    # A CORS preflight does no work and answers before any check; counted, it would halve the
+    # budget of every browser client calling the API from another origin.
+    limiter.request_filter(lambda: request.method == "OPTIONS")
     quiet = list(exempt)  # blueprints whose undeclared endpoints no limit reaches
     if is_on(settings.rate_limits.general):
         # one window per address for the whole of `general` (API.md), not one per endpoint: a

@@ -240,9 +240,12 @@ class Api:
         self.client = client
         self.outbox = Outbox(client.application)
 
-    def register(self, username: str = "alice", email: str | None = None, password: str = PASSWORD) -> Any:
+    def register(self, username: str = "alice", email: str | None = None, password: str = PASSWORD, **request: Any) -> Any:
+        """POST /api/auth/register; `request` goes to the test client (environ_base=..., headers=...)."""
         return self.client.post(
-            "/api/auth/register", json={"email": email or f"{username}@example.com", "username": username, "password": password}
+            "/api/auth/register",
+            json={"email": email or f"{username}@example.com", "username": username, "password": password},
+            **request,
         )
 
     def login(self, identifier: str = "alice", password: str = PASSWORD, **extra: Any) -> Any:

@@ -88,6 +88,9 @@ def check_webhook_target(url: str, settings: WebhookSettings, resolver: Resolver
 
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # an IPv4 address inside an IPv6 one (::ffff:a.b.c.d, 6to4's 2002:AABB:CCDD::) is judged as
+        # itself: a 6to4 relay would deliver 2002:7f00:1:: to 127.0.0.1 (Teredo and NAT64 prefixes
+        # are not global to begin with)
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback or ip.is_link_local)

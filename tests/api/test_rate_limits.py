@@ -51,6 +51,30 @@ def test_registration_is_limited_per_ip(make_app):
     assert_limited(api.register("dan"))
 
 
+def test_only_refusals_say_when_to_retry_and_preflights_are_free(make_app):
+    app = make_app(RATE_LIMIT_GENERAL="3 per 15 minutes", CORS_ORIGINS="https://app.example.com")
+    client = app.test_client()
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}
+    for _ in range(5):
+        assert client.options("/api/auth/me", headers=preflight).status_code == 200
+    answers = [client.get("/api/auth/me") for _ in range(3)]
+    assert [a.status_code for a in answers] == [401] * 3
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]  # no preflight was counted
+    assert all("Retry-After" not in a.headers for a in answers)
+    assert_limited(client.get("/api/auth/me"))
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network(make_app):
+    """Anyone with IPv6 holds a /64 at least: a new address for each request must not be a new budget."""
+    app = make_app(RATE_LIMIT_REGISTER="3 per hour")
+    api = Api(app.test_client())
+    for n, name in enumerate(("ann", "ben", "cat", "dan")):
+        response = api.register(name, environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n + 1:x}"})
+        assert response.status_code == (201 if n < 3 else 429), (name, response.json)
+    assert api.register("eve", environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"}).status_code == 201  # the next /64
+    assert api.register("fay", environ_base={"REMOTE_ADDR": "::ffff:192.0.2.7"}).status_code == 201  # IPv4 as itself
+
+
 def test_the_general_limit_is_one_window_for_the_whole_api(make_app):
     """API.md: 100 requests per 15 minutes for all of /api from one address, not 100 on each endpoint."""
     app = make_app(RATE_LIMIT_GENERAL="3 per 15 minutes")

@@ -63,6 +63,10 @@ def test_invalid_webhooks_are_refused_with_the_reason(api, body, error):
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
+        "http://[2002:c0a8:0101::1]/hook",  # 6to4 for 192.168.1.1
+        "http://[2002:7f00:1::]/hook",  # and for 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 for 169.254.169.254
+        "http://[2001:0:4136:e378:8000:63bf:f5f7:fefe]/hook",  # Teredo
         "http://[fd00::1]/hook",
         "http://0.0.0.0/hook",
         "http://100.64.0.1/hook",
