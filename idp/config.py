@@ -65,6 +65,9 @@ class DatabaseSettings:
 
     url: str
     engine_options: dict[str, Any] = field(default_factory=dict)
+    # the hot statements prepared once per connection (idp.statements); off behind a pooler that
+    # moves a client between server connections (Prisma's `?pgbouncer=true` or `statement_cache_size=0`)
+    prepared_statements: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -101,7 +104,8 @@ def database_settings(raw_url: str | None, instance_path: Path) -> DatabaseSetti
         options["connect_args"] = {"options": f"-csearch_path={schema}"}
     driver_params = {k: v for k, v in params.items() if k not in PRISMA_ONLY_PARAMS}
     url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(driver_params), parts.fragment))
-    return DatabaseSettings(url, options)
+    pooled = parse_bool("DATABASE_URL pgbouncer", params.get("pgbouncer"), False) or params.get("statement_cache_size") == "0"
+    return DatabaseSettings(url, options, prepared_statements=not pooled)
 
 
 def redis_url(env: Mapping[str, str]) -> str | None:

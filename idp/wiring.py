@@ -52,7 +52,7 @@ from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
 from idp.security.tokens import AccessTokens
-from idp.statements import HotStatement
+from idp.statements import SERVER_PREPARE, HotStatement
 from idp.webhooks.courier import WebhookCourier
 from idp.webhooks.models import WebhookDelivery
 from idp.webhooks.service import Dispatch, WebhookEvents, WebhookService, active_webhooks_lookup
@@ -102,7 +102,12 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
     courier = WebhookCourier(lambda: DbSession(db.engine, expire_on_commit=False), box, settings.webhooks, utcnow)
     senders = dataclasses.replace(build_senders(settings.delivery), webhooks=courier)
     metrics = AppMetrics()
-    autocommit = create_engine(settings.database.url, isolation_level="AUTOCOMMIT", **settings.database.engine_options)
+    autocommit = create_engine(
+        settings.database.url,
+        isolation_level="AUTOCOMMIT",
+        execution_options={SERVER_PREPARE: settings.database.prepared_statements},
+        **settings.database.engine_options,
+    )
     return Components(
         settings,
         PasswordHashing(settings.argon2),

@@ -29,6 +29,13 @@ def test_prisma_style_database_url_becomes_pool_settings_not_driver_options(tmp_
     assert "connect_args" not in db.engine_options  # public is the default search_path
 
 
+def test_prisma_pgbouncer_flag_turns_prepared_statements_off(tmp_path: Path):
+    assert database_settings("postgresql://u@h/d", tmp_path).prepared_statements is True
+    for query in ("pgbouncer=true", "statement_cache_size=0"):
+        db = database_settings(f"postgresql://u@h/d?{query}", tmp_path)
+        assert db.prepared_statements is False and db.url == "postgresql+psycopg2://u@h/d"
+
+
 def test_non_public_prisma_schema_sets_search_path(tmp_path: Path):
     db = database_settings("postgres://u@h/d?schema=auth", tmp_path)
     assert db.engine_options["connect_args"] == {"options": "-csearch_path=auth"}
