@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from idp.accounts.sessions import IssuedTokens
-from idp.api.cookies import DEVICE_COOKIE, REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
+from idp.api.cookies import DEVICE_COOKIE, REFRESH_COOKIE, clear_refresh_cookie, presented_device_token, set_refresh_cookie
 from idp.api.documented import documented
 from idp.api.envelope import json_body, ok, parse
 from idp.api.guard import bearer_token, client_info, identity, require_bearer, require_recent_auth, token_identity
@@ -56,12 +56,12 @@ def register() -> Response:
     request=LoginRequest,
     responses={200: SignedIn | TwoFactorRequired},
     errors={401: "Invalid credentials (or a disabled account, after a correct password)"},
-    cookies={DEVICE_COOKIE: "A trusted-device token, when `deviceToken` is not in the body"},
+    cookies={DEVICE_COOKIE: "A trusted-device token, when `deviceToken` is not in the body (`__Host-deviceToken` over HTTPS)"},
 )
 @rate_limited("login", failures_only=True)
 def login() -> Response:
     data = parse(LoginRequest)
-    device_token = data.device_token or request.cookies.get(DEVICE_COOKIE)
+    device_token = data.device_token or presented_device_token()
     outcome = login_flow().with_password(data.email_or_username, data.password, device_token=device_token, client=client_info())
     if outcome.challenge is not None:
         challenge = outcome.challenge

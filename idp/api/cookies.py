@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from flask import Response
+from flask import Response, request
 
 from idp.accounts.sessions import IssuedTokens
 from idp.clock import utcnow
@@ -13,6 +13,8 @@ from idp.wiring import components
 
 REFRESH_COOKIE = "refreshToken"
 DEVICE_COOKIE = "deviceToken"
+# __Host-: Secure, Path=/ and no Domain, so no sibling host can set it (needs HTTPS)
+SECURE_DEVICE_COOKIE = "__Host-deviceToken"
 
 
 def refresh_cookie_path() -> str:
@@ -39,10 +41,20 @@ def clear_refresh_cookie(response: Response) -> None:
     )
 
 
+def device_cookie_name() -> str:
+    return SECURE_DEVICE_COOKIE if components().settings.secure_cookies else DEVICE_COOKIE
+
+
+def presented_device_token() -> str | None:
+    """This browser's trusted-device token: its cookie, or the unprefixed one that devices trusted
+    before the prefix still carry (a token is honoured only for its own user, whoever set it)."""
+    return request.cookies.get(device_cookie_name()) or request.cookies.get(DEVICE_COOKIE)
+
+
 def set_device_cookie(response: Response, token: str) -> None:
     """Path / so the hosted login pages see it too; Lax so it comes along on the sign-in redirect."""
     response.set_cookie(
-        DEVICE_COOKIE,
+        device_cookie_name(),
         token,
         max_age=int(TRUST_FOR.total_seconds()),
         httponly=True,
@@ -53,4 +65,6 @@ def set_device_cookie(response: Response, token: str) -> None:
 
 
 def clear_device_cookie(response: Response) -> None:
-    response.delete_cookie(DEVICE_COOKIE, path="/", httponly=True, samesite="Lax", secure=components().settings.secure_cookies)
+    secure = components().settings.secure_cookies
+    for name in {device_cookie_name(), DEVICE_COOKIE}:
+        response.delete_cookie(name, path="/", httponly=True, samesite="Lax", secure=secure)

@@ -12,7 +12,7 @@ from flask import session as flask_session
 from flask_babel import gettext as _
 
 from idp.accounts.sessions import BrowserSession
-from idp.api.cookies import DEVICE_COOKIE, set_device_cookie
+from idp.api.cookies import presented_device_token, set_device_cookie
 from idp.api.guard import client_info
 from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited
 from idp.extensions import db
@@ -91,7 +91,7 @@ def login() -> Any:
                 outcome = browser_login_flow().with_password(
                     identifier,
                     password,
-                    device_token=request.cookies.get(DEVICE_COOKIE),
+                    device_token=presented_device_token(),
                     client=client_info(),
                     second_factor_required=_second_factor_required(next_url),
                 )

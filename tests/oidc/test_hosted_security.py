@@ -57,6 +57,30 @@ def test_production_cookies_are_secure_and_host_prefixed(make_app, api, instance
     assert browser.client.get_cookie("__Host-idp_session").secure
 
 
+def test_the_trusted_device_cookie_is_host_prefixed_over_https(make_app, instance_dir):
+    """SECURITY.md 16: `__Host-deviceToken` (Secure, Path=/, no Domain: no sibling host can plant
+    one); a device trusted before, under the plain name, is still recognised."""
+    import pyotp
+
+    from tests.conftest import Api
+
+    app = make_app(**production_env(instance_dir), EMAIL_BACKEND="console")
+    api = Api(app.test_client())
+    secret, _ = api.enable_totp(api.verified_token())
+    https = {"base_url": "https://localhost"}
+    body = {"tempToken": api.challenge()["tempToken"], "code": pyotp.TOTP(secret).now(), "trustDevice": True}
+    trusted = api.client.post("/api/2fa/verify", json=body, **https)
+    assert trusted.status_code == 200, trusted.json
+    cookie = api.client.get_cookie("__Host-deviceToken", domain="localhost")
+    assert cookie is not None and cookie.secure and cookie.http_only and cookie.path == "/"
+    assert api.client.get_cookie("deviceToken", domain="localhost") is None
+    login = {"emailOrUsername": "alice", "password": api.PASSWORD}
+    assert "accessToken" in api.client.post("/api/auth/login", json=login, **https).json["data"]
+    api.client.delete_cookie("__Host-deviceToken", domain="localhost")
+    api.client.set_cookie("deviceToken", trusted.json["data"]["deviceToken"], domain="localhost")
+    assert "accessToken" in api.client.post("/api/auth/login", json=login, **https).json["data"]
+
+
 def test_login_never_continues_to_another_site(app, api):
     api.token("alice")
     for target in ("https://evil.example/", "//evil.example/oauth/authorize", "/oauth/authorize/../../evil", "/\\evil.example"):

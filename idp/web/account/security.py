@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from idp.accounts.models import Session
 from idp.accounts.sessions import API_CLIENT_ID, BROWSER_CLIENT_ID
-from idp.api.cookies import DEVICE_COOKIE, clear_device_cookie
+from idp.api.cookies import clear_device_cookie, presented_device_token
 from idp.api.guard import client_info
 from idp.clock import iso
 from idp.errors import NotFound
@@ -54,7 +54,7 @@ def _known_device(user_agent: str | None) -> str | None:
 
 def _this_device_hash() -> str | None:
     """The digest of this browser's trusted-device cookie: devices keep only the digest of their token."""
-    token = request.cookies.get(DEVICE_COOKIE)
+    token = presented_device_token()
     return digest(token) if token else None
 
 
