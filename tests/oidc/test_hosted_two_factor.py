@@ -149,7 +149,8 @@ def test_past_the_allowance_of_codes_the_page_offers_to_send_one(make_app):
     browser = Browser(app)
     browser.open("/login")
     browser.sign_in()
-    assert "Get a code by text message" in browser.html and "We have not sent a code to <strong>***4567</strong>" in browser.html
+    assert "Get a code by text message" in browser.html and "No code has gone to <strong>***4567</strong>" in browser.html
+    assert 'name="code"' not in browser.html and "Send me a code" in browser.html  # sending comes first
     assert len(api.outbox.messages(PHONE)) == 2
     browser.submit("/login/two-factor/send", method="sms")
     assert "Enter the code we sent to your phone" in browser.html and "We sent a new code" in browser.html
