@@ -3,8 +3,8 @@
 SQLAlchemy's execution of a Core statement (connection wrapper, compiled-cache lookup, parameter
 and result processing) costs about 70 µs of CPU per statement on this machine, more than
 PostgreSQL takes to answer a primary-key read. The one statement each of refresh, userinfo and
-introspection runs (and those of a password login: the account's row, the session with its
-audit event, the event's webhooks) is therefore compiled once for the engine's dialect and executed by psycopg2
+introspection runs (and those of a password login: the account's row with its webhooks, the
+session with its audit event) is therefore compiled once for the engine's dialect and executed by psycopg2
 directly, which takes named parameters and returns the Python values the columns' types mean
 (timestamps with their zone, booleans), so nothing is lost. Other drivers (SQLite's, which
 returns dates as strings) run the statement through SQLAlchemy as usual. On the direct path the

@@ -55,7 +55,14 @@ from idp.security.tokens import AccessTokens
 from idp.statements import SERVER_PREPARE, HotStatement
 from idp.webhooks.courier import WebhookCourier
 from idp.webhooks.models import WebhookDelivery
-from idp.webhooks.service import Dispatch, WebhookEvents, WebhookService, active_webhooks_lookup
+from idp.webhooks.service import (
+    ACTIVE_WEBHOOKS_COLUMN,
+    Dispatch,
+    WebhookEvents,
+    WebhookService,
+    active_webhooks_lookup,
+    active_webhooks_of,
+)
 
 
 @dataclass
@@ -126,7 +133,8 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         autocommit=autocommit,
         session_statements=SessionStatements(autocommit, rotation_waits_for_flush=settings.refresh_synchronous_commit),
         session_secrets=SessionSecrets(settings.secret_key),
-        account_statements=AccountStatements(autocommit),
+        # a sign-in reads the user's webhooks with its row: its login_success event needs no lookup
+        account_statements=AccountStatements(autocommit, also=[active_webhooks_of(User.id)]),
         webhook_lookup=active_webhooks_lookup(autocommit),
         audit_observers=(OutcomeMetrics(metrics), AuditLogLines()),
         metrics=metrics,
@@ -179,7 +187,13 @@ def audit_log() -> AuditLog:
     (refresh, userinfo)."""
     session = cast(DbSession, db.session)  # a scoped_session: the same interface, resolved on use
     c = components()
-    return AuditLog(session, utcnow, observers=(*c.audit_observers, WebhookEvents(session, webhook_dispatch(), utcnow, c.webhook_lookup)))
+    return AuditLog(session, utcnow, observers=(*c.audit_observers, webhook_events()))
+
+
+@per_request
+def webhook_events() -> WebhookEvents:
+    session = cast(DbSession, db.session)
+    return WebhookEvents(session, webhook_dispatch(), utcnow, components().webhook_lookup)
 
 
 @per_request
@@ -206,6 +220,7 @@ def account_service() -> AccountService:
     return AccountService(
         db.session(), c.hashing, audit_log(), session_service(), account_throttle("login_account"), security_alerts(), utcnow,
         statements=c.account_statements,
+        also_read=lambda user_id, row: webhook_events().know(user_id, getattr(row, ACTIVE_WEBHOOKS_COLUMN)),
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Engine, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -41,10 +41,13 @@ def _identifier(email_or_username: str) -> tuple[str, bool]:
 
 class AccountStatements:
     """A sign-in's account lookup on the autocommit engine (`idp.statements`): the user's row by
-    email or by username, one round trip with no BEGIN, no COMMIT and no ORM query."""
+    email or by username, one round trip with no BEGIN, no COMMIT and no ORM query. `also` are
+    more columns of that user read in the same round trip (its webhooks), handed to `AccountService`'s
+    `also_read` as the row that holds them."""
 
-    def __init__(self, autocommit: Engine) -> None:
-        columns = User.__table__.c
+    def __init__(self, autocommit: Engine, also: Sequence[ColumnElement[Any]] = ()) -> None:
+        columns = [*User.__table__.c, *also]
+        self.extra = frozenset(column.key for column in also)
         self.by_email = HotStatement(autocommit, select(*columns).where(_EMAIL_IS))
         self.by_username = HotStatement(autocommit, select(*columns).where(_USERNAME_IS))
 
@@ -62,8 +65,10 @@ class AccountService:
         alerts: SecurityAlerts,
         clock: Callable[[], datetime],
         statements: AccountStatements | None = None,
+        also_read: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._db = db
+        self._also_read = also_read
         self._statements = statements if statements is not None and statements.by_email.direct else None
         self._hashing = hashing
         self._audit = audit
@@ -90,10 +95,13 @@ class AccountService:
         row = lookup.first({"identifier": identifier})
         if row is None:
             return None
+        if self._also_read is not None and self._statements.extra:
+            self._also_read(row.id, row)
         held = self._db.identity_map.get(self._db.identity_key(User, row.id))
         if held is not None:  # the unit of work's own copy, with whatever it changed, wins
             return cast(User, held)
-        user = User(**row._asdict())
+        extra = self._statements.extra
+        user = User(**{name: value for name, value in row._asdict().items() if name not in extra})
         make_transient_to_detached(user)  # as if loaded: persistent once in the session, nothing to write
         self._db.add(user)  # attached as it is (merge would copy it into another instance)
         return user

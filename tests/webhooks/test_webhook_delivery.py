@@ -56,6 +56,18 @@ def send_test(api: Api, token: str, webhook_id: str) -> str:
     return str(response.json["data"]["deliveryId"])
 
 
+def test_a_password_login_fires_user_login_to_the_webhooks_that_want_it(api, app, receiver):
+    """A sign-in reads the user's webhooks with the account's row (PostgreSQL) instead of looking
+    them up for its event: the subscribed one gets user.login once, the other nothing."""
+    token = api.token("alice")
+    create_webhook(api, token, receiver, ["user.login"])
+    create_webhook(api, token, receiver, ["user.logout"])
+    assert api.login("alice").status_code == 200
+    assert api.login("alice").status_code == 200
+    run_jobs(app)
+    assert receiver.events() == ["user.login", "user.login"]  # the user.logout webhook got none
+
+
 def test_events_are_fired_where_they_happen_and_signed_both_ways(api, app, receiver):
     token = api.verified_token("alice")
     create_webhook(api, token, receiver, ALL_EVENTS)
