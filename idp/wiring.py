@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -48,6 +47,7 @@ from idp.observability.metrics import AppMetrics
 from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.consent import ConsentService
 from idp.oidc.id_tokens import IdTokens
+from idp.security.digests import derived_key
 from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
 from idp.security.secretbox import SecretBox
@@ -235,7 +235,7 @@ def security_alerts() -> SecurityAlerts:
 @per_request
 def one_time_codes() -> OneTimeCodes:
     """SMS and email codes, keyed by a key derived from SECRET_KEY."""
-    key = hashlib.sha256(b"one-time-codes:" + components().settings.secret_key.encode()).digest()
+    key = derived_key(components().settings.secret_key, "one-time-codes")
     return OneTimeCodes(db.session(), key, utcnow)
 
 

@@ -21,7 +21,7 @@ from idp.audit.service import AuditLog, ClientInfo, with_event
 from idp.clock import as_utc
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
 from idp.models import new_id
-from idp.security.digests import digest
+from idp.security.digests import b64url, derived_key, digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 from idp.statements import HotStatement
 
@@ -195,11 +195,11 @@ class SessionSecrets:
     TAG_BYTES = 16
 
     def __init__(self, secret_key: str) -> None:
-        self._key = hashlib.sha256(b"session-token-tags:" + secret_key.encode()).digest()
+        self._key = derived_key(secret_key, "session-token-tags")
 
     def new_token(self, session_id: str) -> str:
         random_part = secrets.token_bytes(self.RANDOM_BYTES)
-        return f"{session_id}.{_b64(random_part + self._tag(session_id, random_part))}"
+        return f"{session_id}.{b64url(random_part + self._tag(session_id, random_part))}"
 
     def issued(self, token: str) -> bool:
         """Whether this service issued `token` (for some session, now current or not)."""
@@ -218,10 +218,6 @@ class SessionSecrets:
 
     def _tag(self, session_id: str, random_part: bytes) -> bytes:
         return hmac.new(self._key, session_id.encode() + b"." + random_part, hashlib.sha256).digest()[: self.TAG_BYTES]
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 class SessionService:

@@ -3,7 +3,6 @@ that registered it), verifiable from the JWKS."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
@@ -12,6 +11,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from idp.security.digests import b64url
 from idp.security.keys import KeyRing
 
 DEFAULT_ID_TOKEN_ALG = "RS256"  # every relying party must support it (OpenID Connect Core §15.1)
@@ -22,7 +22,7 @@ def at_hash(access_token: str) -> str:
     """The left half of the SHA-256 of the access token, base64url without padding (the hash of
     both RS256 and ES256)."""
     half = hashlib.sha256(access_token.encode("ascii")).digest()[:16]
-    return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
+    return b64url(half)
 
 
 class IdTokens:

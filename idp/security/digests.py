@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -17,6 +18,17 @@ def random_token(nbytes: int = TOKEN_BYTES) -> str:
 def digest(token: str) -> str:
     """Hex SHA-256 of a high-entropy token; a slow hash buys nothing for 256 random bits."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def derived_key(secret_key: str, purpose: str) -> bytes:
+    """A 256-bit key for one purpose, derived from SECRET_KEY: what is keyed for one use (a code's
+    digest, a token's tag) cannot pass for another's."""
+    return hashlib.sha256(purpose.encode() + b":" + secret_key.encode()).digest()
+
+
+def b64url(raw: bytes) -> str:
+    """base64url without padding (JOSE's encoding, and the tokens')."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def same(a: str, b: str) -> bool:
