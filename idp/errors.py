@@ -166,6 +166,13 @@ PAGE_MESSAGES = {
 }
 
 
+def answer_refused(exc: RateLimited) -> None:
+    """This request is answered with `exc`'s refusal, whoever renders it (the error handler, a page
+    showing it in its form): idp.http gives the answer that limit's Retry-After and RateLimit
+    headers, not those of another limit the request passed (the general one)."""
+    g.retry_after, g.refused_limit = exc.retry_after, exc
+
+
 def failure(status: int, code: str, message: str, errors: Sequence[str] | None = None) -> Response:
     body: dict[str, object] = {"success": False, "message": message, "code": code}
     if errors:
@@ -186,8 +193,7 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         else:
             response = app.make_response((render_template("error.html", status=exc.status, message=exc.message), exc.status))
         if isinstance(exc, RateLimited):
-            # http.py sends these over Flask-Limiter's headers, which describe another limit (the general one)
-            g.retry_after, g.refused_limit = exc.retry_after, exc
+            answer_refused(exc)
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

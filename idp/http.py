@@ -16,6 +16,7 @@ from flask_cors import CORS
 from itsdangerous import URLSafeTimedSerializer
 
 from idp.config import Settings
+from idp.ratelimits import LOGIN_WINDOW
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -134,6 +135,10 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
                 headers["RateLimit-Limit"] = str(refused.limit)
             else:
                 headers.pop("RateLimit-Limit", None)
+        elif LOGIN_WINDOW in g:  # a password check: its client network's sign-in window, not the general limit's
+            window = g.get(LOGIN_WINDOW)
+            headers["RateLimit-Limit"], headers["RateLimit-Remaining"] = str(window.limit), str(window.remaining)
+            headers["RateLimit-Reset"] = str(window.resets_in(time.time()))
         elif "ratelimit-reset" in present and (reset := headers.get("RateLimit-Reset")):
             # Flask-Limiter sends the epoch second; the IETF draft (and the old service) send seconds to wait
             headers["RateLimit-Reset"] = str(max(0, int(float(reset)) - int(time.time())))

@@ -20,13 +20,19 @@ from idp.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "_idp_rate_limits"
 UNLIMITED = "idp.unlimited_endpoints"  # app.extensions: the endpoints the limiter's hooks skip
+LOGIN_WINDOW = "login_window"  # flask.g: a sign-in's client network window (LoginThrottle), for its RateLimit headers
 
 
 def client_network() -> str:
-    """Whom the per-address limits count: an IPv4 address, or the /64 network of an IPv6 one.
-    Providers hand each subscriber a /64 at least, so anyone with IPv6 has 2^64 addresses to
-    hand; one window per address would be one fresh budget per request."""
-    address = request.remote_addr or "127.0.0.1"
+    """Whom the per-address limits count: the request's client network (`network_of`)."""
+    return network_of(request.remote_addr)
+
+
+def network_of(address: str | None) -> str:
+    """An IPv4 address, or the /64 network of an IPv6 one. Providers hand each subscriber a /64 at
+    least, so anyone with IPv6 has 2^64 addresses to hand; one window per address would be one
+    fresh budget per request."""
+    address = address or "127.0.0.1"
     if ":" not in address:
         return address
     try:

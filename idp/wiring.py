@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 import redis
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask_limiter import Limiter
 from jinja2 import Environment
 from limits.strategies import RateLimiter
@@ -25,7 +25,7 @@ from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService, AccountStatements
 from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionSecrets, SessionService, SessionStatements
-from idp.accounts.throttle import AccountThrottle, memory_fallback
+from idp.accounts.throttle import AccountThrottle, LoginThrottle, LoginWindow, memory_fallback
 from idp.after_response import after_response
 from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
@@ -47,6 +47,7 @@ from idp.observability.metrics import AppMetrics
 from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.consent import ConsentService
 from idp.oidc.id_tokens import IdTokens
+from idp.ratelimits import LOGIN_WINDOW
 from idp.security.digests import derived_key
 from idp.security.keys import KeyRing
 from idp.security.passwords import PasswordHashing
@@ -214,11 +215,21 @@ def account_throttle(limit_name: str, counter: str | None = None) -> AccountThro
     return AccountThrottle(c.limiter.limiter, limit, namespace, c.throttle_fallback)
 
 
+def _tell_login_window(window: LoginWindow) -> None:
+    setattr(g, LOGIN_WINDOW, window)
+
+
+def login_throttle() -> LoginThrottle:
+    """Failed sign-ins per client network and attempts per account (`Settings.rate_limits.login`,
+    `login_account`), the network's window going to this request's RateLimit headers."""
+    return LoginThrottle(account_throttle("login"), account_throttle("login_account"), on_window=_tell_login_window)
+
+
 @per_request
 def account_service() -> AccountService:
     c = components()
     return AccountService(
-        db.session(), c.hashing, audit_log(), session_service(), account_throttle("login_account"), security_alerts(), utcnow,
+        db.session(), c.hashing, audit_log(), session_service(), login_throttle(), security_alerts(), utcnow,
         statements=c.account_statements,
         also_read=lambda user_id, row: webhook_events().know(user_id, getattr(row, ACTIVE_WEBHOOKS_COLUMN)),
     )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from idp.accounts.models import User
 from idp.accounts.sessions import SessionService
-from idp.accounts.throttle import AccountThrottle
+from idp.accounts.throttle import LoginThrottle, SignInCheck
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
 from idp.errors import AccountDisabled, Conflict, InvalidCredentials, ValidationFailed, WrongCurrentPassword
@@ -61,7 +61,7 @@ class AccountService:
         hashing: PasswordHashing,
         audit: AuditLog,
         sessions: SessionService,
-        throttle: AccountThrottle,
+        throttle: LoginThrottle,
         alerts: SecurityAlerts,
         clock: Callable[[], datetime],
         statements: AccountStatements | None = None,
@@ -136,30 +136,34 @@ class AccountService:
     def authenticate(self, email_or_username: str, password: str, *, client: ClientInfo) -> User:
         """Check a password. Unknown user, wrong password and a throttled account all raise the
         same InvalidCredentials after the same amount of work; a disabled account is told only
-        after its correct password."""
+        after its correct password. A client network past its failed sign-ins gets RateLimited."""
         user = self._find_signing_in(email_or_username)
         throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
-        # Every attempt is counted before its check, atomically, and a right password forgets the
-        # account's failures (as Keycloak does): counting only after a failed check let concurrent
-        # guesses all pass a test made before any of them was counted (SECURITY.md 4).
-        if not self._throttle.acquire(throttle_key):
+        # Every attempt is counted on the account before its check, atomically, and a right password
+        # forgets the account's failures (as Keycloak does): counting only after a failed check let
+        # concurrent guesses all pass a test made before any of them was counted (SECURITY.md 4).
+        check = self._throttle.check(client.ip_address, throttle_key)
+        if not check.account_allowed:
             self._hashing.verify_unknown_user(password)
-            self._fail(user, client, "throttled")
+            self._fail(user, client, "throttled", check)
         if user is None:
             self._hashing.verify_unknown_user(password)
-            self._fail(None, client, "unknown_user")
+            self._fail(None, client, "unknown_user", check)
         assert user is not None
         if not self._hashing.verify(user.password_hash, password):
-            self._fail(user, client, "wrong_password")
-        self._throttle.forget(throttle_key)
+            self._fail(user, client, "wrong_password", check)
+        self._throttle.succeeded(check)
         if not user.is_active:
-            self._fail(user, client, "disabled", AccountDisabled())
+            self._fail(user, client, "disabled", error=AccountDisabled())
         if self._hashing.needs_rehash(user.password_hash):
             user.password_hash = self._hashing.hash(password)
             self._db.commit()
         return user
 
-    def _fail(self, user: User | None, client: ClientInfo, reason: str, error: Exception | None = None) -> None:
+    def _fail(self, user: User | None, client: ClientInfo, reason: str, check: SignInCheck | None = None, *, error: Exception | None = None) -> None:
+        """Count a failed sign-in against the client network (`check`), record it and raise."""
+        if check is not None:
+            self._throttle.failed(check)
         self._audit.record(
             "login_failed", user_id=user.id if user else None, client=client, success=False, details={"reason": reason}
         )
@@ -168,15 +172,17 @@ class AccountService:
 
     def change_password(self, user: User, *, current_password: str, new_password: str, client: ClientInfo) -> None:
         """Replace the password after checking the current one; revokes every session. A wrong
-        current password counts against the account like a failed login (whoever holds a recent
-        token must not get unlimited guesses), and a throttled account answers like a wrong one."""
-        allowed = self._throttle.acquire(user.id)
-        if not allowed or not self._hashing.verify(user.password_hash, current_password):
-            reason = "wrong_password" if allowed else "throttled"
+        current password counts against the account and the client network like a failed sign-in
+        (whoever holds a recent token must not get unlimited guesses), and a throttled account
+        answers like a wrong one."""
+        check = self._throttle.check(client.ip_address, user.id)
+        if not check.account_allowed or not self._hashing.verify(user.password_hash, current_password):
+            reason = "wrong_password" if check.account_allowed else "throttled"
+            self._throttle.failed(check)
             self._audit.record("password_changed", user_id=user.id, client=client, success=False, details={"reason": reason})
             self._db.commit()
             raise WrongCurrentPassword()
-        self._throttle.forget(user.id)
+        self._throttle.succeeded(check)
         problems = password_problems(new_password, email=user.email, username=user.username)
         if self._hashing.verify(user.password_hash, new_password):
             problems.append("must differ from the current password")

@@ -58,7 +58,6 @@ def register() -> Response:
     errors={401: "Invalid credentials (or a disabled account, after a correct password)"},
     cookies={DEVICE_COOKIE: "A trusted-device token, when `deviceToken` is not in the body (`__Host-deviceToken` over HTTPS)"},
 )
-@rate_limited("login", failures_only=True)
 def login() -> Response:
     data = parse(LoginRequest)
     device_token = data.device_token or presented_device_token()

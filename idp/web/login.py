@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from idp.accounts.sessions import BrowserSession
 from idp.api.cookies import presented_device_token, set_device_cookie
 from idp.api.guard import client_info
-from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited
+from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited, answer_refused
 from idp.extensions import db
 from idp.mfa.challenge import ChallengeStarted
 from idp.mfa.masking import mask_email, mask_phone
@@ -73,7 +73,6 @@ def _signed_in(session: BrowserSession, cookie: str, next_url: str | None, devic
 
 
 @bp.route("", methods=["GET", "POST"])
-@rate_limited("login", failures_only=True, methods=["POST"])
 def login() -> Any:
     next_url = safe_next(request.values.get("next"))
     client = _client_for(next_url)
@@ -101,6 +100,7 @@ def login() -> Any:
                 )
                 status = 401
             except RateLimited as exc:
+                answer_refused(exc)
                 errors["__all__"] = too_many_attempts(exc)
                 status = 429
             else:
@@ -175,6 +175,7 @@ def second_factor() -> Any:
                 )
                 status = 400
             except RateLimited as exc:
+                answer_refused(exc)
                 errors["__all__"] = too_many_attempts(exc)
                 status = 429
             else:
@@ -224,6 +225,7 @@ def send_code() -> Any:
     except InvalidTempToken:
         return _expired()
     except RateLimited as exc:
+        answer_refused(exc)
         errors = {"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)}
         title = _("Please wait before asking for another code")
         return _two_factor_page(state, method, errors=errors, notice=None, title=title), 429

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from idp.accounts.sessions import BrowserSession
 from idp.api.guard import client_info
 from idp.clock import utcnow
-from idp.errors import InvalidCredentials, RateLimited
+from idp.errors import InvalidCredentials, RateLimited, answer_refused
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import account_service, backup_codes, components, session_service, trusted_devices, two_factor_service
 
@@ -103,7 +103,7 @@ def home() -> str:
 @requires_sign_in
 def confirm_password() -> Any:
     """Prove it is still you: the password again renews the sign-in time (the factors stay)."""
-    from idp.web.login import switch_browser_session
+    from idp.web.login import switch_browser_session, too_many_attempts
 
     next_url = safe_next(request.values.get("next")) or url_for("account.home")
     errors: dict[str, str] = {}
@@ -116,7 +116,8 @@ def confirm_password() -> Any:
             errors["password"] = _("The password is not right")
             status = 401
         except RateLimited as exc:
-            errors["__all__"] = _("Too many attempts. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
+            answer_refused(exc)
+            errors["__all__"] = too_many_attempts(exc)
             status = 429
         else:
             renewed, cookie = session_service().start_browser(

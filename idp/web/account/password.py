@@ -9,8 +9,7 @@ from flask_babel import gettext as _
 
 from idp.api.guard import client_info
 from idp.api.schemas import ChangePasswordRequest
-from idp.errors import ValidationFailed, WrongCurrentPassword
-from idp.ratelimits import rate_limited
+from idp.errors import RateLimited, ValidationFailed, WrongCurrentPassword, answer_refused
 from idp.security.password_policy import MAX_LENGTH
 from idp.web.account import bp, requires_recent_sign_in, requires_sign_in, signed_in
 from idp.web.forms import read_form
@@ -25,11 +24,10 @@ def words() -> dict[str, tuple[str, str | None]]:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@rate_limited("login", failures_only=True, methods=["POST"])  # wrong current passwords count like failed sign-ins
 @requires_sign_in
 @requires_recent_sign_in
 def password() -> Any:
-    from idp.web.login import switch_browser_session
+    from idp.web.login import switch_browser_session, too_many_attempts
     from idp.web.registration import password_errors, reword
 
     session = signed_in()
@@ -48,6 +46,10 @@ def password() -> Any:
             except WrongCurrentPassword:
                 errors = {"currentPassword": _("Your current password is not right")}
                 status = 401
+            except RateLimited as exc:
+                answer_refused(exc)
+                errors = {"__all__": too_many_attempts(exc)}
+                status = 429
             except ValidationFailed as exc:
                 errors = password_errors(exc, "newPassword", _("Your new password"))
             else:

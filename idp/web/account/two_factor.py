@@ -25,7 +25,16 @@ from werkzeug.wrappers import Response as Redirect
 from idp.api.envelope import describe
 from idp.api.guard import client_info
 from idp.api.schemas import EmailSetupRequest, SmsSetupRequest
-from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, NotFound, RateLimited, SetupReplaced
+from idp.errors import (
+    Conflict,
+    DeliveryUnavailable,
+    EmailNotVerified,
+    InvalidCode,
+    NotFound,
+    RateLimited,
+    SetupReplaced,
+    answer_refused,
+)
 from idp.mfa.backup_codes import COUNT as BACKUP_CODE_COUNT
 from idp.mfa.codes import CODE_TTL
 from idp.mfa.masking import mask_email, mask_phone
@@ -322,6 +331,7 @@ def _address_page(kind: str) -> Any:
                 try:
                     _send_setup_code(kind, destination)
                 except RateLimited as exc:
+                    answer_refused(exc)
                     errors["__all__"] = _too_many_codes(exc)
                     status = 429
                 except DeliveryUnavailable:
@@ -365,6 +375,7 @@ def _code_page(kind: str) -> Any:
             _forget_setup(kind)
             return redirect(url_for(f"account.two_factor_{kind}"))
         except RateLimited as exc:
+            answer_refused(exc)
             errors["__all__"] = _too_many_codes(exc)
             status = 429
         except DeliveryUnavailable:
