@@ -54,3 +54,33 @@ def test_a_failing_work_is_logged_and_the_next_one_still_runs(caplog):
         response = Client(make_app(ran)).get("/failing", buffered=True)
     assert response.status_code == 200 and ran == ["after the failure"]
     assert "work after the response failed" in caplog.text
+
+
+def test_the_work_logs_under_the_request_id_of_its_request():
+    """The request id's context ends when the app returns its answer, before the server closes it:
+    the work's log lines still carry the id of the request that left it."""
+    from idp.observability.logs import current_request_id
+
+    seen: list[str | None] = []
+    app = Flask(__name__)
+    install_after_response(app)
+
+    @app.get("/later")
+    def later() -> str:
+        after_response(lambda: seen.append(current_request_id.get()))
+        return "ok"
+
+    inner = app.wsgi_app
+
+    def with_request_id(environ, start_response):  # as ObservedRequests sets and resets it
+        context = current_request_id.set("req-1234")
+        try:
+            return inner(environ, start_response)
+        finally:
+            current_request_id.reset(context)
+
+    app.wsgi_app = with_request_id  # type: ignore[method-assign]
+    response = Client(app).get("/later")
+    assert current_request_id.get() is None
+    response.close()
+    assert seen == ["req-1234"] and current_request_id.get() is None
