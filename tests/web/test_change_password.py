@@ -128,3 +128,23 @@ def test_the_password_template_renders_with_strict_undefined(app, api):
     ]
     assert [p.status_code for p in pages] == [200, 400, 401]
     assert 'data-password-checklist="field-newPassword"' in browser.html
+
+
+def test_wrong_current_passwords_use_up_the_networks_sign_in_failures(make_app):
+    """A wrong current password counts against the client network like a failed sign-in (the API's
+    login and the sign-in page spend the same window); past it the form says how long to wait, with
+    the limit's Retry-After, and the password stays as it was."""
+    app = strict(make_app(RATE_LIMIT_LOGIN="2 per 15 minutes"))
+    api = Api(app.test_client())
+    api.register("alice")
+    browser = signed_in_browser(app)
+    browser.open("/account/password")
+    assert post(browser, "/account/password", currentPassword="Not-The-One-1!", newPassword=NEW).status_code == 401
+    assert api.client.post("/api/auth/login", json={"emailOrUsername": "alice", "password": "Not-The-One-1!"}).status_code == 401
+    refused = post(browser, "/account/password", currentPassword=PASSWORD, newPassword=NEW)
+    assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 900
+    assert refused.headers["RateLimit-Remaining"] == "0" and refused.headers["RateLimit-Limit"] == "2"
+    assert "Too many attempts. Try again in 15 minutes." in browser.html
+    elsewhere = {"REMOTE_ADDR": "203.0.113.5"}
+    old_password = api.client.post("/api/auth/login", json={"emailOrUsername": "alice", "password": PASSWORD}, environ_base=elsewhere)
+    assert old_password.status_code == 200  # unchanged
