@@ -7,6 +7,7 @@ import logging
 import math
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,9 @@ class LoginThrottle:
 
     `on_window` is told each network window checked (the API sends it in RateLimit headers)."""
 
-    def __init__(self, network: AccountThrottle, account: AccountThrottle, on_window: Any = None) -> None:
+    def __init__(
+        self, network: AccountThrottle, account: AccountThrottle, on_window: Callable[[LoginWindow], None] | None = None
+    ) -> None:
         self._network = network
         self._account = account
         self._on_window = on_window
