@@ -25,7 +25,7 @@ from idp.accounts.models import User
 from idp.accounts.recovery import AccountTokens, Recovery
 from idp.accounts.service import AccountService, AccountStatements
 from idp.accounts.sessions import BrowserSession, IssuedTokens, SessionSecrets, SessionService, SessionStatements
-from idp.accounts.throttle import AccountThrottle, LoginThrottle, LoginWindow, memory_fallback
+from idp.accounts.throttle import AccountThrottle, LoginThrottle, LoginWindow, RefusedNetworks, memory_fallback
 from idp.after_response import after_response
 from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
@@ -80,6 +80,7 @@ class Components:
     redis: redis.Redis | None
     limiter: Limiter
     throttle_fallback: RateLimiter
+    refused_networks: RefusedNetworks  # client networks seen past their failed sign-ins (`LoginThrottle`)
     started_at: float
     renderer: MessageRenderer
     senders: Senders
@@ -127,6 +128,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         client,
         limiter,
         memory_fallback(),
+        RefusedNetworks(),
         started_at,
         renderer=MessageRenderer(templates),
         senders=senders,
@@ -222,7 +224,8 @@ def _tell_login_window(window: LoginWindow) -> None:
 def login_throttle() -> LoginThrottle:
     """Failed sign-ins per client network and attempts per account (`Settings.rate_limits.login`,
     `login_account`), the network's window going to this request's RateLimit headers."""
-    return LoginThrottle(account_throttle("login"), account_throttle("login_account"), on_window=_tell_login_window)
+    c = components()
+    return LoginThrottle(account_throttle("login"), account_throttle("login_account"), c.refused_networks, on_window=_tell_login_window)
 
 
 @per_request

@@ -13,7 +13,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from idp.accounts.models import User
 from idp.accounts.sessions import SessionService
-from idp.accounts.throttle import LoginThrottle, SignInCheck
+from idp.accounts.throttle import LoginThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
 from idp.errors import AccountDisabled, Conflict, InvalidCredentials, ValidationFailed, WrongCurrentPassword
@@ -137,22 +137,22 @@ class AccountService:
         """Check a password. Unknown user, wrong password and a throttled account all raise the
         same InvalidCredentials after the same amount of work; a disabled account is told only
         after its correct password. A client network past its failed sign-ins gets RateLimited."""
+        self._throttle.admit(client.ip_address)
         user = self._find_signing_in(email_or_username)
-        throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
-        # Every attempt is counted on the account before its check, atomically, and a right password
-        # forgets the account's failures (as Keycloak does): counting only after a failed check let
-        # concurrent guesses all pass a test made before any of them was counted (SECURITY.md 4).
-        check = self._throttle.check(client.ip_address, throttle_key)
-        if not check.account_allowed:
-            self._hashing.verify_unknown_user(password)
-            self._fail(user, client, "throttled", check)
         if user is None:
-            self._hashing.verify_unknown_user(password)
-            self._fail(None, client, "unknown_user", check)
+            right = self._hashing.verify_unknown_user(password)
+        else:
+            right = self._hashing.verify(user.password_hash, password)
+        # Settled after the check, atomically with the decision (SECURITY.md 4): a test made before
+        # the check and a count after it let concurrent guesses all pass the test.
+        throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
+        if not self._throttle.settle(client.ip_address, throttle_key, right=right):
+            self._fail(user, client, "throttled")
+        if user is None:
+            self._fail(None, client, "unknown_user")
         assert user is not None
-        if not self._hashing.verify(user.password_hash, password):
-            self._fail(user, client, "wrong_password", check)
-        self._throttle.succeeded(check)
+        if not right:
+            self._fail(user, client, "wrong_password")
         if not user.is_active:
             self._fail(user, client, "disabled", error=AccountDisabled())
         if self._hashing.needs_rehash(user.password_hash):
@@ -160,10 +160,8 @@ class AccountService:
             self._db.commit()
         return user
 
-    def _fail(self, user: User | None, client: ClientInfo, reason: str, check: SignInCheck | None = None, *, error: Exception | None = None) -> None:
-        """Count a failed sign-in against the client network (`check`), record it and raise."""
-        if check is not None:
-            self._throttle.failed(check)
+    def _fail(self, user: User | None, client: ClientInfo, reason: str, *, error: Exception | None = None) -> None:
+        """Record a failed sign-in (the throttle has counted it) and raise."""
         self._audit.record(
             "login_failed", user_id=user.id if user else None, client=client, success=False, details={"reason": reason}
         )
@@ -175,14 +173,14 @@ class AccountService:
         current password counts against the account and the client network like a failed sign-in
         (whoever holds a recent token must not get unlimited guesses), and a throttled account
         answers like a wrong one."""
-        check = self._throttle.check(client.ip_address, user.id)
-        if not check.account_allowed or not self._hashing.verify(user.password_hash, current_password):
-            reason = "wrong_password" if check.account_allowed else "throttled"
-            self._throttle.failed(check)
+        self._throttle.admit(client.ip_address)
+        right = self._hashing.verify(user.password_hash, current_password)
+        answered = self._throttle.settle(client.ip_address, user.id, right=right)
+        if not answered or not right:
+            reason = "wrong_password" if answered else "throttled"
             self._audit.record("password_changed", user_id=user.id, client=client, success=False, details={"reason": reason})
             self._db.commit()
             raise WrongCurrentPassword()
-        self._throttle.succeeded(check)
         problems = password_problems(new_password, email=user.email, username=user.username)
         if self._hashing.verify(user.password_hash, new_password):
             problems.append("must differ from the current password")

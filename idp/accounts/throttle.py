@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +45,7 @@ class AccountThrottle:
 
     def acquire(self, account_key: str) -> bool:
         """Count an event if the limit allows one more, in one atomic step; False, counting nothing,
-        when it does not. Where events are counted before the work they limit (a password check),
+        when it does not. Where events are counted before the work they limit (a code sent),
         concurrent requests cannot all pass a test made before any of them was counted."""
         return bool(self._call("hit", account_key))
 
@@ -83,13 +85,17 @@ class AccountThrottle:
         reset_at, remaining = self._call("get_window_stats", account_key)
         return reset_at, remaining
 
-    def in_redis(self, account_key: str) -> tuple[RedisStorage, str] | None:
-        """The storage and key of this account's window when they are in Redis (as `limits` keeps
-        a moving window: a list of timestamps, newest first), else None."""
+    @property
+    def redis(self) -> RedisStorage | None:
+        """The Redis storage the windows are kept in, None when they are in memory."""
         storage = getattr(self._strategy, "storage", None)
-        if self._limit is None or not isinstance(storage, RedisStorage):
-            return None
-        return storage, storage.prefixed_key(self._limit.key_for(self._namespace, account_key))
+        return storage if isinstance(storage, RedisStorage) else None
+
+    def redis_key(self, storage: RedisStorage, account_key: str) -> str:
+        """The key of this account's window in `storage`, a moving window as `limits` keeps it (a
+        list of timestamps, newest first); the key of a limit that is off counts nothing."""
+        item = self._limit or _parsed("1 per second")
+        return storage.prefixed_key(item.key_for(self._namespace, account_key))
 
 
 STORAGE_ERRORS = (StorageError, RedisError, OSError)
@@ -115,129 +121,194 @@ class LoginWindow:
         return max(0, math.ceil(self.reset_at - now))
 
 
-@dataclass(frozen=True)
-class SignInCheck:
-    """The answer of `LoginThrottle.check`: whether the account may try (the attempt counted),
-    and the network's window, None when that limit is off or was not asked."""
-
-    network: str | None
-    account_key: str
-    account_allowed: bool
-    window: LoginWindow | None
-
-
-# KEYS[1]: the client network's failed sign-ins, KEYS[2]: the account's attempts, both moving windows
-# as `limits` keeps them (a list of timestamps, newest first). ARGV: now, then each limit's amount and
-# window in seconds, an amount of 0 for a limit that is off. Answers {network allowed, failures in the
-# network's window, the oldest of them, account allowed}; a refused network counts nothing.
-_CHECK_SCRIPT = """
+# KEYS[1]: the client network's failed sign-ins, KEYS[2]: the account's failed attempts, both moving
+# windows as `limits` keeps them (a list of timestamps, newest first). ARGV: now, each limit's amount
+# and window in seconds (an amount of 0 for a limit that is off), then "1" for a right password.
+# Answers {network allowed, failures in the network's window, the oldest of them, account allowed}.
+# A refused network counts nothing; an account past its limit gets no answer about its password and
+# its try counts against the network; a wrong password counts against both; a right one forgets the
+# account's failures.
+_SETTLE_SCRIPT = """
 local now = tonumber(ARGV[1])
-local network_limit, account_limit = tonumber(ARGV[2]), tonumber(ARGV[4])
+local network_limit, network_expiry = tonumber(ARGV[2]), tonumber(ARGV[3])
+local account_limit, account_expiry = tonumber(ARGV[4]), tonumber(ARGV[5])
+local right = ARGV[6] == '1'
 local failures, oldest = 0, now
 if network_limit > 0 then
-  local since = now - tonumber(ARGV[3])
   for _, entry in ipairs(redis.call('lrange', KEYS[1], 0, network_limit - 1)) do
     local at = tonumber(entry)
-    if at < since then break end
+    if at < now - network_expiry then break end
     failures, oldest = failures + 1, at
   end
   if failures >= network_limit then return {0, failures, tostring(oldest), 0} end
 end
+local account_allowed = 1
 if account_limit > 0 then
-  local expiry = tonumber(ARGV[5])
   local last = redis.call('lindex', KEYS[2], account_limit - 1)
-  if last and tonumber(last) >= now - expiry then return {1, failures, tostring(oldest), 0} end
-  redis.call('lpush', KEYS[2], ARGV[1])
-  redis.call('ltrim', KEYS[2], 0, account_limit - 1)
-  redis.call('expire', KEYS[2], expiry)
+  if last and tonumber(last) >= now - account_expiry then
+    account_allowed = 0
+  elseif right then
+    redis.call('del', KEYS[2])
+  else
+    redis.call('lpush', KEYS[2], ARGV[1])
+    redis.call('ltrim', KEYS[2], 0, account_limit - 1)
+    redis.call('expire', KEYS[2], account_expiry)
+  end
 end
-return {1, failures, tostring(oldest), 1}
+if network_limit > 0 and (account_allowed == 0 or not right) then
+  redis.call('lpush', KEYS[1], ARGV[1])
+  redis.call('ltrim', KEYS[1], 0, network_limit - 1)
+  redis.call('expire', KEYS[1], network_expiry)
+  if failures == 0 then oldest = now end
+  failures = failures + 1
+end
+return {1, failures, tostring(oldest), account_allowed}
 """
 
 
+class RefusedNetworks:
+    """The client networks this process has seen refused, until their windows let a sign-in in
+    again: their next tries are answered at once, with no password check and no round trip. At
+    most `size` are kept, the ones refused longest ago forgotten first (they are only asked
+    again)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._until: OrderedDict[str, float] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def remember(self, network: str, until: float) -> None:
+        with self._lock:
+            self._until[network] = until
+            self._until.move_to_end(network)
+            while len(self._until) > self._size:
+                self._until.popitem(last=False)
+
+    def until(self, network: str, now: float) -> float | None:
+        """When the network's window lets a sign-in in, if it is remembered refused until later."""
+        until = self._until.get(network)
+        if until is None:
+            return None
+        if until > now:
+            return until
+        with self._lock:
+            if self._until.get(network) == until:
+                del self._until[network]
+        return None
+
+
 class LoginThrottle:
-    """The two limits of a password check, asked together: failed sign-ins per client network
-    (RATE_LIMIT_LOGIN, counted after a failure) and attempts per account (RATE_LIMIT_LOGIN_ACCOUNT,
-    counted before the check and forgotten after a right password, `AccountThrottle`).
+    """The two limits of a password check: failed sign-ins per client network (RATE_LIMIT_LOGIN)
+    and failed attempts per account (RATE_LIMIT_LOGIN_ACCOUNT, `AccountThrottle`, forgotten after
+    a right password).
 
-    On Redis one script reads the network's window and counts the account's attempt, so a
-    successful sign-in costs two round trips (that script, then forgetting the account's attempts),
-    and no request hooks. Without Redis, or while it is unreachable, both limits count in memory
-    as `AccountThrottle` does. A network limit of its own, not Flask-Limiter's: a limiter decorator
-    tests before the view and counts after it, a third round trip on every sign-in.
+    Both are settled after the password is checked, in one atomic step: one Redis script reads
+    and counts both windows, so a sign-in costs one round trip, right password or wrong, and no
+    request hooks. Atomic, the limits are exact: concurrent guesses each have their password
+    checked (as a refused one would have been, for equal timing), but past either limit their
+    answers say nothing about it. A network refused once is then remembered in this process
+    (`RefusedNetworks`) and answered before any work (`admit`), so it cannot make the service
+    spend a password check per request. Without Redis, or while it is unreachable, both limits
+    count in memory, under this process's lock.
 
-    `on_window` is told each network window checked (the API sends it in RateLimit headers)."""
+    `on_window` is told each network window settled (the API sends it in RateLimit headers)."""
+
+    _memory_lock = threading.Lock()
 
     def __init__(
-        self, network: AccountThrottle, account: AccountThrottle, on_window: Callable[[LoginWindow], None] | None = None
+        self,
+        network: AccountThrottle,
+        account: AccountThrottle,
+        refused: RefusedNetworks,
+        on_window: Callable[[LoginWindow], None] | None = None,
     ) -> None:
         self._network = network
         self._account = account
+        self._refused = refused
         self._on_window = on_window
 
-    def check(self, address: str | None, account_key: str) -> SignInCheck:
-        """Raise RateLimited when the client network has used up its failures (counting nothing);
-        else count an attempt on the account, if its limit allows one. With no client address
-        (None), or the network's limit off, the account's limit alone."""
+    def admit(self, address: str | None) -> None:
+        """Raise RateLimited at once for a client network remembered refused."""
         amount = self._network.amount
         if address is None or amount is None:
-            return SignInCheck(None, account_key, self._account.acquire(account_key), None)
-        network = network_of(address)
+            return
         now = time.time()
-        answer = self._checked_in_redis(network, account_key, now)
+        until = self._refused.until(network_of(address), now)
+        if until is not None:
+            raise RateLimited(retry_after=max(1, math.ceil(until - now)), limit=amount)
+
+    def settle(self, address: str | None, account_key: str, *, right: bool) -> bool:
+        """Count a checked password against the limits: whether its answer may be given (False:
+        the account is past its limit, answer as for a wrong password). Raises RateLimited,
+        counting nothing, when the client network has used up its failures. With no client address
+        (None), or the network's limit off, the account's limit alone."""
+        amount = self._network.amount
+        network = network_of(address) if address is not None and amount is not None else None
+        if network is None and self._account.amount is None:
+            return True
+        now = time.time()
+        answer = self._settled_in_redis(network, account_key, right, now)
         if answer is None:
-            reset_at, remaining = self._network.window(network)
-            failures = amount - remaining
-            allowed = failures < amount
-            account_allowed = allowed and self._account.acquire(account_key)
-        else:
-            allowed, failures, oldest, account_allowed = answer
-            reset_at = (oldest if failures else now) + self._network.seconds
-        window = LoginWindow(amount, failures, reset_at)
+            answer = self._settled_in_memory(network, account_key, right, now)
+        allowed, failures, oldest, account_allowed = answer
+        if network is None or amount is None:
+            return account_allowed
+        window = LoginWindow(amount, failures, (oldest if failures else now) + self._network.seconds)
         if not allowed:
+            self._refused.remember(network, window.reset_at)
             raise RateLimited(retry_after=max(1, window.resets_in(now)), limit=amount)
         if self._on_window is not None:
             self._on_window(window)
-        return SignInCheck(network, account_key, account_allowed, window)
+        return account_allowed
 
-    def failed(self, check: SignInCheck) -> None:
-        """Count a failed check against the client network (the account's attempt stays counted)."""
-        if check.network is not None and check.window is not None:
-            self._network.acquire(check.network)
-            check.window.used += 1
-            if check.window.used == 1:
-                check.window.reset_at = time.time() + self._network.seconds
-
-    def succeeded(self, check: SignInCheck) -> None:
-        """A right password: forget the account's attempts (its failures included)."""
-        self._account.forget(check.account_key)
-
-    def _checked_in_redis(self, network: str, account_key: str, now: float) -> tuple[bool, int, float, bool] | None:
-        network_window = self._network.in_redis(network)
-        if network_window is None:
+    def _settled_in_redis(self, network: str | None, account_key: str, right: bool, now: float) -> tuple[bool, int, float, bool] | None:
+        """The script's answer; None where the windows are in memory, or Redis cannot be reached."""
+        storage = self._account.redis
+        if storage is None:
             return None
-        storage, network_key = network_window
-        account_window = self._account.in_redis(account_key)
-        account_amount = self._account.amount if account_window is not None else 0
         try:
-            allowed, failures, oldest, account_allowed = _check_script(storage)(
-                keys=[network_key, account_window[1] if account_window else network_key],
-                args=[repr(now), self._network.amount, self._network.seconds, account_amount, self._account.seconds],
+            allowed, failures, oldest, account_allowed = _settle_script(storage)(
+                keys=[self._network.redis_key(storage, network or account_key), self._account.redis_key(storage, account_key)],
+                args=[
+                    repr(now),
+                    self._network.amount if network is not None else 0, self._network.seconds,
+                    self._account.amount or 0, self._account.seconds,
+                    "1" if right else "0",
+                ],
             )
         except STORAGE_ERRORS as exc:
             _storage_unavailable(exc)
             return None
         return bool(allowed), int(failures), float(oldest), bool(account_allowed)
 
+    def _settled_in_memory(self, network: str | None, account_key: str, right: bool, now: float) -> tuple[bool, int, float, bool]:
+        """The script's steps on the in-memory windows, under one lock so that they too are atomic."""
+        with self._memory_lock:
+            failures, oldest = 0, now
+            if network is not None:
+                reset_at, remaining = self._network.window(network)
+                failures = (self._network.amount or 0) - remaining
+                oldest = reset_at - self._network.seconds
+                if remaining <= 0:
+                    return False, failures, oldest, False
+            account_allowed = not self._account.blocked(account_key)
+            if account_allowed and right:
+                self._account.forget(account_key)
+            elif account_allowed:
+                self._account.acquire(account_key)
+            if network is not None and (not account_allowed or not right) and self._network.acquire(network):
+                failures, oldest = failures + 1, oldest if failures else now
+            return True, failures, oldest, account_allowed
+
 
 _SCRIPTS: weakref.WeakKeyDictionary[RedisStorage, Any] = weakref.WeakKeyDictionary()
 
 
-def _check_script(storage: RedisStorage) -> Any:
-    """The check script registered with this storage's client (EVALSHA, loaded again if Redis lost it)."""
+def _settle_script(storage: RedisStorage) -> Any:
+    """The settle script registered with this storage's client (EVALSHA, loaded again if Redis lost it)."""
     script = _SCRIPTS.get(storage)
     if script is None:
-        script = _SCRIPTS[storage] = storage.get_connection().register_script(_CHECK_SCRIPT.encode())
+        script = _SCRIPTS[storage] = storage.get_connection().register_script(_SETTLE_SCRIPT.encode())
     return script
 
 

@@ -192,8 +192,8 @@ def test_account_throttle_holds_across_many_ips_and_answers_like_a_wrong_passwor
 
 
 def test_concurrent_guesses_cannot_outrun_the_account_throttle(make_app):
-    """Each attempt is counted before its password check, in one atomic step: ten guesses at once,
-    each from another address, get three password checks (the limit), not ten."""
+    """The account's limit is settled atomically with each answer: ten guesses at once, each from
+    another address, get three answers about the password (the limit), not ten."""
     app = make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes")
     from tests.conftest import Api
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
+from idp.security.passwords import PasswordHashing
 from tests.conftest import Api
 
 BAD = {"emailOrUsername": "alice", "password": "Wrong-Password-1!"}
@@ -241,18 +245,33 @@ def test_concurrent_second_factor_guesses_cannot_outrun_the_account_limit(make_a
     assert len(failed) == 3
 
 
-def test_a_sign_in_is_two_redis_round_trips_with_its_windows_in_the_headers(make_app, redis_url, monkeypatch):
-    """One script reads the client network's failed sign-ins and counts the account's attempt; then
-    a right password forgets the account's attempts, a wrong one counts against the network: two
-    round trips either way, no limiter hooks. The RateLimit headers are the network's sign-in
-    window. (Redis on both backends: SQLite with Redis is a configuration too.)"""
+def test_a_sign_in_is_one_redis_round_trip_with_its_windows_in_the_headers(make_app, redis_url, monkeypatch):
+    """After the password check one script settles both limits: it reads the client network's
+    failed sign-ins, then forgets the account's failures (a right password) or counts a failure
+    against both (a wrong one). One round trip either way, no limiter hooks. The RateLimit headers
+    are the network's sign-in window. (Redis on both backends: SQLite with Redis is a
+    configuration too.)"""
     app = make_app(
         REDIS_URL=redis_url, RATE_LIMIT_GENERAL="off", RATE_LIMIT_LOGIN="5 per 15 minutes", RATE_LIMIT_LOGIN_ACCOUNT="50 per 15 minutes"
     )
     api = Api(app.test_client())
     api.register("alice")
     assert api.login("alice").status_code == 200  # the script is loaded into Redis by now
-    commands: list[str] = []  # each Redis command this process sends (whoever else uses the server)
+    commands = record_redis_commands(monkeypatch)
+    signed_in = api.login("alice")
+    assert signed_in.status_code == 200 and commands == ["EVALSHA"], commands
+    assert (signed_in.headers["RateLimit-Limit"], signed_in.headers["RateLimit-Remaining"]) == ("5", "5")
+    commands.clear()
+    failed = api.client.post("/api/auth/login", json=BAD)
+    assert failed.status_code == 401 and commands == ["EVALSHA"], commands
+    assert failed.headers["RateLimit-Remaining"] == "4" and 890 <= int(failed.headers["RateLimit-Reset"]) <= 900
+    assert "Retry-After" not in failed.headers
+    assert api.login("alice").headers["RateLimit-Remaining"] == "4"
+
+
+def record_redis_commands(monkeypatch) -> list[str]:
+    """The name of each Redis command this process sends from now on (whoever else uses the server)."""
+    commands: list[str] = []
     execute = redis.Redis.execute_command
 
     def recorded(self, *args, **options):
@@ -260,20 +279,52 @@ def test_a_sign_in_is_two_redis_round_trips_with_its_windows_in_the_headers(make
         return execute(self, *args, **options)
 
     monkeypatch.setattr(redis.Redis, "execute_command", recorded)
-    signed_in = api.login("alice")
-    assert signed_in.status_code == 200 and commands == ["EVALSHA", "DEL"], commands
-    assert (signed_in.headers["RateLimit-Limit"], signed_in.headers["RateLimit-Remaining"]) == ("5", "5")
-    commands.clear()
-    failed = api.client.post("/api/auth/login", json=BAD)
-    assert failed.status_code == 401 and commands == ["EVALSHA", "EVALSHA"], commands  # checked, then the failure counted
-    assert failed.headers["RateLimit-Remaining"] == "4" and 890 <= int(failed.headers["RateLimit-Reset"]) <= 900
-    assert "Retry-After" not in failed.headers
-    assert api.login("alice").headers["RateLimit-Remaining"] == "4"
+    return commands
+
+
+def test_concurrent_guesses_cannot_outrun_the_networks_failures(make_app):
+    """Ten wrong passwords at once from one address: each is checked, but the network's limit is
+    settled atomically with each answer, so three (the limit) are answered and seven refused. A
+    test before the check and a count after it let all ten through."""
+    app = make_app(RATE_LIMIT_LOGIN="3 per 15 minutes")
+    Api(app.test_client()).register("alice")
+    start = threading.Barrier(10)
+
+    def guess(n: int) -> int:
+        client = app.test_client()
+        start.wait(timeout=30)
+        return client.post("/api/auth/login", json={**BAD, "password": f"Wrong-Password-{n}!"}).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        assert sorted(pool.map(guess, range(10))) == [401] * 3 + [429] * 7
+
+
+def test_a_refused_network_is_answered_before_any_work_until_its_window_frees(make_app, redis_url, monkeypatch):
+    """Once refused, a network is remembered by the process: its next tries get 429 with no
+    password check and no Redis round trip, until its oldest failure leaves the
+    window. Then it is asked again."""
+    app = make_app(REDIS_URL=redis_url, RATE_LIMIT_GENERAL="off", RATE_LIMIT_LOGIN="2 per 15 minutes")
+    api = Api(app.test_client())
+    api.register("alice")
+    for _ in range(2):
+        assert api.client.post("/api/auth/login", json=BAD).status_code == 401
+    assert_limited(api.client.post("/api/auth/login", json=BAD))  # settled by the script: refused
+    commands = record_redis_commands(monkeypatch)
+    checks: list[str] = []
+    monkeypatch.setattr(PasswordHashing, "verify", lambda self, stored, password: checks.append(password) or False)
+    refused = api.login("alice")
+    assert_limited(refused)
+    assert 890 <= int(refused.headers["Retry-After"]) <= 900
+    assert commands == [] and checks == []
+    later = time.time() + 901  # past the window of both failures
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert api.client.post("/api/auth/login", json=BAD).status_code == 401  # asked again, and answered
+    assert commands == ["EVALSHA"] and len(checks) == 1
 
 
 def test_a_refused_network_counts_nothing_against_the_account(make_app):
-    """Past its failed sign-ins a network is answered 429 before any password check, and its tries
-    do not use up the account's attempts: the account's owner, elsewhere, still signs in."""
+    """Past its failed sign-ins a network is answered 429, and its tries do not use up the
+    account's attempts: the account's owner, elsewhere, still signs in."""
     app = make_app(RATE_LIMIT_LOGIN="2 per 15 minutes", RATE_LIMIT_LOGIN_ACCOUNT="4 per 15 minutes")
     api = Api(app.test_client())
     api.register("alice")
