@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -84,6 +85,15 @@ class AccountThrottle:
         """(when the window lets the next event in, events left in it)."""
         reset_at, remaining = self._call("get_window_stats", account_key)
         return reset_at, remaining
+
+    def in_memory(self) -> AccountThrottle:
+        """This throttle counting in this process's memory only (its fallback when it counts in
+        Redis): for steps that must not wait on an unreachable Redis."""
+        if self.redis is None:
+            return self
+        local = copy.copy(self)
+        local._strategy = self._fallback
+        return local
 
     @property
     def redis(self) -> RedisStorage | None:
@@ -282,21 +292,23 @@ class LoginThrottle:
         return bool(allowed), int(failures), float(oldest), bool(account_allowed)
 
     def _settled_in_memory(self, network: str | None, account_key: str, right: bool, now: float) -> tuple[bool, int, float, bool]:
-        """The script's steps on the in-memory windows, under one lock so that they too are atomic."""
+        """The script's steps on the in-memory windows, under one lock so that they too are atomic
+        (and never waiting on Redis while they hold it)."""
+        network_limit, account_limit = self._network.in_memory(), self._account.in_memory()
         with self._memory_lock:
             failures, oldest = 0, now
             if network is not None:
-                reset_at, remaining = self._network.window(network)
-                failures = (self._network.amount or 0) - remaining
-                oldest = reset_at - self._network.seconds
+                reset_at, remaining = network_limit.window(network)
+                failures = (network_limit.amount or 0) - remaining
+                oldest = reset_at - network_limit.seconds
                 if remaining <= 0:
                     return False, failures, oldest, False
-            account_allowed = not self._account.blocked(account_key)
+            account_allowed = not account_limit.blocked(account_key)
             if account_allowed and right:
-                self._account.forget(account_key)
+                account_limit.forget(account_key)
             elif account_allowed:
-                self._account.acquire(account_key)
-            if network is not None and (not account_allowed or not right) and self._network.acquire(network):
+                account_limit.acquire(account_key)
+            if network is not None and (not account_allowed or not right) and network_limit.acquire(network):
                 failures, oldest = failures + 1, oldest if failures else now
             return True, failures, oldest, account_allowed
 

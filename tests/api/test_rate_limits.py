@@ -322,6 +322,23 @@ def test_a_refused_network_is_answered_before_any_work_until_its_window_frees(ma
     assert commands == ["EVALSHA"] and len(checks) == 1
 
 
+def test_with_redis_unreachable_the_sign_in_limits_count_in_memory_asking_redis_once(make_app, monkeypatch):
+    """Redis down: the sign-in limits still hold, counted in this process's memory, and a sign-in
+    asks Redis once (the script), not once per step it then takes in memory under its lock (with
+    Redis not answering, each step would hold every other sign-in of the process behind it)."""
+    # no limit of Flask-Limiter's is asked, so it does not switch the app's storage to memory itself
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0", RATE_LIMIT_GENERAL="off", RATE_LIMIT_REGISTER="off", RATE_LIMIT_LOGIN="2 per 15 minutes")
+    api = Api(app.test_client())
+    api.register("alice")
+    commands = record_redis_commands(monkeypatch)
+    assert api.login("alice").status_code == 200
+    assert commands == ["EVALSHA"], commands
+    for _ in range(2):
+        assert api.client.post("/api/auth/login", json=BAD).status_code == 401
+    assert_limited(api.client.post("/api/auth/login", json=BAD))
+    assert commands == ["EVALSHA"] * 4, commands
+
+
 def test_a_refused_network_counts_nothing_against_the_account(make_app):
     """Past its failed sign-ins a network is answered 429, and its tries do not use up the
     account's attempts: the account's owner, elsewhere, still signs in."""
