@@ -117,7 +117,14 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     ProxyFix rewrites only for the configured number of trusted proxies (TRUSTED_PROXIES); an
     IPv6 client is counted by its /64 (`client_network`).
     """
-    limiter = Limiter(key_func=client_network, app=app)
+    unrouted = f"{general.name}.<no route>"  # the identity of a request under `general` that no route serves
+    prefix = f"{general.url_prefix}/"
+    limiter = Limiter(
+        key_func=client_network,
+        app=app,
+        # Flask-Limiter leaves requests without an endpoint alone; those under `general` get one
+        request_identifier=lambda: request.endpoint or (unrouted if request.path.startswith(prefix) else ""),
+    )
     # A CORS preflight does no work and answers before any check; counted, it would halve the
     # budget of every browser client calling the API from another origin.
     limiter.request_filter(lambda: request.method == "OPTIONS")
@@ -126,6 +133,7 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
         # one window per address for the whole of `general` (API.md), not one per endpoint: a
         # blueprint limit that is not shared counts each endpoint apart
         limiter.shared_limit(settings.rate_limits.general, scope="general")(general)
+        _count_unrouted(app, limiter, settings.rate_limits.general, prefix)
     else:
         quiet.append(general)
     for blueprint in exempt:
@@ -152,6 +160,23 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     # evaluation of such a view finds nothing (yet resolves it, a tenth of a sign-in's own work).
     _quiet_on(app, limiter, unlimited, frozenset() if app_wide else frozenset(decorated))
     return limiter
+
+
+def _count_unrouted(app: Flask, limiter: Limiter, limit: str, prefix: str) -> None:
+    """Requests under the general blueprint's `prefix` that match none of its routes (a 404, or a
+    405 for a method its route does not take) count against the general window too: API.md limits
+    all of /api, and a scanner's guesses are requests like any other. They belong to no blueprint,
+    so the blueprint's limit does not reach them; the same shared limit, asked before the error
+    is answered, shares its window."""
+
+    @limiter.shared_limit(limit, scope="general")
+    def general_window() -> None:
+        return None
+
+    @app.before_request
+    def count_unrouted() -> None:
+        if request.endpoint is None and request.path.startswith(prefix):
+            general_window()
 
 
 def _app_wide_limits(app: Flask) -> bool:

@@ -90,6 +90,19 @@ def test_the_general_limit_is_one_window_for_the_whole_api(make_app):
     assert_limited(client.get("/api/auth/me"))
 
 
+def test_requests_to_no_route_under_the_api_count_in_the_same_window(make_app):
+    """All of /api (API.md): a path that no route serves (404) and a method its route does not
+    take (405) are counted like any other request, in the one general window."""
+    app = make_app(RATE_LIMIT_GENERAL="3 per 15 minutes")
+    client = app.test_client()
+    assert client.get("/api/nothing-here").status_code == 404
+    assert client.delete("/api/auth/login").status_code == 405
+    assert client.get("/api/auth/me").status_code == 401
+    assert_limited(client.get("/api/no/such/route"))
+    assert_limited(client.get("/api/auth/me"))
+    assert client.get("/nothing-here").status_code == 404  # outside /api: not the API's limit
+
+
 def test_general_limit_covers_the_api_but_not_health_checks(make_app):
     app = make_app(RATE_LIMIT_GENERAL="5 per 15 minutes")
     client = app.test_client()
