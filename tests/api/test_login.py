@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import statistics
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from idp.accounts import sessions
 from idp.accounts.models import Session, User
@@ -15,6 +13,7 @@ from idp.config import Argon2Settings
 from idp.extensions import db
 from idp.security.passwords import PasswordHashing
 from idp.wiring import account_service
+from tests.support.concurrency import wrong_passwords_at_once
 from tests.support.statements import statements_run
 
 WRONG = {"success": False, "message": "Invalid credentials", "code": "invalid_credentials"}
@@ -198,16 +197,7 @@ def test_concurrent_guesses_cannot_outrun_the_account_throttle(make_app):
     from tests.conftest import Api
 
     Api(app.test_client()).register("alice")
-    start = threading.Barrier(10)
-
-    def guess(n: int) -> int:
-        client = app.test_client()
-        start.wait(timeout=30)
-        body = {"emailOrUsername": "alice", "password": f"Wrong-Password-{n}!"}
-        return client.post("/api/auth/login", json=body, environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
-
-    with ThreadPoolExecutor(10) as pool:
-        assert list(pool.map(guess, range(10))) == [401] * 10
+    assert wrong_passwords_at_once(app, 10, address=lambda n: f"203.0.113.{n}") == [401] * 10
     with app.app_context():
         reasons = db.session.scalars(db.select(AuditEvent.details).where(AuditEvent.event == "login_failed")).all()
     assert sorted(r["reason"] for r in reasons) == ["throttled"] * 7 + ["wrong_password"] * 3
