@@ -118,12 +118,12 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     IPv6 client is counted by its /64 (`client_network`).
     """
     unrouted = f"{general.name}.<no route>"  # the identity of a request under `general` that no route serves
-    prefix = f"{general.url_prefix}/"
+    under_general = _under(general.url_prefix or "/")
     limiter = Limiter(
         key_func=client_network,
         app=app,
         # Flask-Limiter leaves requests without an endpoint alone; those under `general` get one
-        request_identifier=lambda: request.endpoint or (unrouted if request.path.startswith(prefix) else ""),
+        request_identifier=lambda: request.endpoint or (unrouted if under_general(request.path) else ""),
     )
     # A CORS preflight does no work and answers before any check; counted, it would halve the
     # budget of every browser client calling the API from another origin.
@@ -133,7 +133,7 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
         # one window per address for the whole of `general` (API.md), not one per endpoint: a
         # blueprint limit that is not shared counts each endpoint apart
         limiter.shared_limit(settings.rate_limits.general, scope="general")(general)
-        _count_unrouted(app, limiter, settings.rate_limits.general, prefix)
+        _count_unrouted(app, limiter, settings.rate_limits.general, under_general)
     else:
         quiet.append(general)
     for blueprint in exempt:
@@ -162,8 +162,14 @@ def install_limiter(app: Flask, settings: Settings, *, general: Blueprint, exemp
     return limiter
 
 
-def _count_unrouted(app: Flask, limiter: Limiter, limit: str, prefix: str) -> None:
-    """Requests under the general blueprint's `prefix` that match none of its routes (a 404, or a
+def _under(prefix: str) -> Callable[[str], bool]:
+    """Whether a path is `prefix` or below it (every path for "/")."""
+    base = prefix.rstrip("/")
+    return lambda path: path == base or path.startswith(base + "/")
+
+
+def _count_unrouted(app: Flask, limiter: Limiter, limit: str, under_general: Callable[[str], bool]) -> None:
+    """Requests under the general blueprint's prefix that match none of its routes (a 404, or a
     405 for a method its route does not take) count against the general window too: API.md limits
     all of /api, and a scanner's guesses are requests like any other. They belong to no blueprint,
     so the blueprint's limit does not reach them; the same shared limit, asked before the error
@@ -175,7 +181,7 @@ def _count_unrouted(app: Flask, limiter: Limiter, limit: str, prefix: str) -> No
 
     @app.before_request
     def count_unrouted() -> None:
-        if request.endpoint is None and request.path.startswith(prefix):
+        if request.endpoint is None and under_general(request.path):
             general_window()
 
 

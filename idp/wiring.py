@@ -15,7 +15,7 @@ import redis
 from flask import current_app, g, has_request_context, request
 from flask_limiter import Limiter
 from jinja2 import Environment
-from limits.strategies import RateLimiter
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session as DbSession
 
@@ -79,6 +79,11 @@ class Components:
     clients: ClientCache
     redis: redis.Redis | None
     limiter: Limiter
+    # The per-account throttles' strategy on the configured storage (Redis, or memory when
+    # embedded), not `limiter.limiter`: that becomes Flask-Limiter's own memory store once its
+    # hooks find Redis down, and stays so until they run again; the throttles fall back to
+    # `throttle_fallback` themselves, and try Redis again on their next call.
+    throttle_strategy: RateLimiter
     throttle_fallback: RateLimiter
     refused_networks: RefusedNetworks  # client networks seen past their failed sign-ins (`LoginThrottle`)
     started_at: float
@@ -127,6 +132,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
         ClientCache(settings.client_cache_seconds),
         client,
         limiter,
+        MovingWindowRateLimiter(limiter.storage),
         memory_fallback(),
         RefusedNetworks(),
         started_at,
@@ -214,7 +220,7 @@ def account_throttle(limit_name: str, counter: str | None = None) -> AccountThro
     c = components()
     limit = getattr(c.settings.rate_limits, limit_name)
     namespace = f"{c.settings.rate_limit_key_prefix}:{counter or limit_name}"
-    return AccountThrottle(c.limiter.limiter, limit, namespace, c.throttle_fallback)
+    return AccountThrottle(c.throttle_strategy, limit, namespace, c.throttle_fallback)
 
 
 def _tell_login_window(window: LoginWindow) -> None:
@@ -222,7 +228,7 @@ def _tell_login_window(window: LoginWindow) -> None:
 
 
 def login_throttle() -> LoginThrottle:
-    """Failed sign-ins per client network and attempts per account (`Settings.rate_limits.login`,
+    """Failed sign-ins per client network and failed attempts per account (`Settings.rate_limits.login`,
     `login_account`), the network's window going to this request's RateLimit headers."""
     c = components()
     return LoginThrottle(account_throttle("login"), account_throttle("login_account"), c.refused_networks, on_window=_tell_login_window)
@@ -363,7 +369,7 @@ def api_key_service() -> ApiKeyService:
     namespace = f"{c.settings.rate_limit_key_prefix}:api_key"
 
     def hourly(requests: int) -> AccountThrottle:
-        return AccountThrottle(c.limiter.limiter, f"{requests} per hour", namespace, c.throttle_fallback)
+        return AccountThrottle(c.throttle_strategy, f"{requests} per hour", namespace, c.throttle_fallback)
 
     return ApiKeyService(db.session(), audit_log(), hourly, utcnow, default_rate_limit=c.settings.api_key_rate_limit)
 

@@ -177,8 +177,8 @@ return {1, failures, tostring(oldest), account_allowed}
 
 
 class RefusedNetworks:
-    """The client networks this process has seen refused, until their windows let a sign-in in
-    again: their next tries are answered at once, with no password check and no round trip. At
+    """The client networks this process has seen use up their failed sign-ins, until their
+    windows let a sign-in in again: their next tries are answered at once, with no password check and no round trip. At
     most `size` are kept, the ones refused longest ago forgotten first (they are only asked
     again)."""
 
@@ -216,9 +216,10 @@ class LoginThrottle:
     and counts both windows, so a sign-in costs one round trip, right password or wrong, and no
     request hooks. Atomic, the limits are exact: concurrent guesses each have their password
     checked (as a refused one would have been, for equal timing), but past either limit their
-    answers say nothing about it. A network refused once is then remembered in this process
-    (`RefusedNetworks`) and answered before any work (`admit`), so it cannot make the service
-    spend a password check per request. Without Redis, or while it is unreachable, both limits
+    answers say nothing about it. A network whose failures fill its window (or that is refused)
+    is then remembered in this process (`RefusedNetworks`) and answered before any work
+    (`admit`): a blocked network costs a process a password check only for the tries it had in
+    flight when it learnt of the block, once per window slot that frees. Without Redis, or while it is unreachable, both limits
     count in memory, under this process's lock.
 
     `on_window` is told each network window settled (the API sends it in RateLimit headers)."""
@@ -264,8 +265,9 @@ class LoginThrottle:
         if network is None or amount is None:
             return account_allowed
         window = LoginWindow(amount, failures, (oldest if failures else now) + self._network.seconds)
-        if not allowed:
+        if window.remaining == 0:  # refused now, or this failure used up the window: the next try is refused
             self._refused.remember(network, window.reset_at)
+        if not allowed:
             raise RateLimited(retry_after=max(1, window.resets_in(now)), limit=amount)
         if self._on_window is not None:
             self._on_window(window)
