@@ -178,9 +178,9 @@ return {1, failures, tostring(oldest), account_allowed}
 
 class RefusedNetworks:
     """The client networks this process has seen use up their failed sign-ins, until their
-    windows let a sign-in in again: their next tries are answered at once, with no password check and no round trip. At
-    most `size` are kept, the ones refused longest ago forgotten first (they are only asked
-    again)."""
+    windows let a sign-in in again: their next tries are answered at once, with no password
+    check and no round trip. At most `size` are kept, the ones refused longest ago forgotten
+    first (they are only asked again)."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._until: OrderedDict[str, float] = OrderedDict()
@@ -219,8 +219,8 @@ class LoginThrottle:
     answers say nothing about it. A network whose failures fill its window (or that is refused)
     is then remembered in this process (`RefusedNetworks`) and answered before any work
     (`admit`): a blocked network costs a process a password check only for the tries it had in
-    flight when it learnt of the block, once per window slot that frees. Without Redis, or while it is unreachable, both limits
-    count in memory, under this process's lock.
+    flight when it learnt of the block, once per window slot that frees. Without Redis, or while
+    it is unreachable, both limits count in memory, under this process's lock.
 
     `on_window` is told each network window settled (the API sends it in RateLimit headers)."""
 
@@ -240,21 +240,20 @@ class LoginThrottle:
 
     def admit(self, address: str | None) -> None:
         """Raise RateLimited at once for a client network remembered refused."""
-        amount = self._network.amount
-        if address is None or amount is None:
+        network = self._network_of(address)
+        if network is None:
             return
         now = time.time()
-        until = self._refused.until(network_of(address), now)
+        until = self._refused.until(network, now)
         if until is not None:
-            raise RateLimited(retry_after=max(1, math.ceil(until - now)), limit=amount)
+            raise self._refusal(until, now)
 
     def settle(self, address: str | None, account_key: str, *, right: bool) -> bool:
         """Count a checked password against the limits: whether its answer may be given (False:
         the account is past its limit, answer as for a wrong password). Raises RateLimited,
         counting nothing, when the client network has used up its failures. With no client address
         (None), or the network's limit off, the account's limit alone."""
-        amount = self._network.amount
-        network = network_of(address) if address is not None and amount is not None else None
+        network = self._network_of(address)
         if network is None and self._account.amount is None:
             return True
         now = time.time()
@@ -262,16 +261,23 @@ class LoginThrottle:
         if answer is None:
             answer = self._settled_in_memory(network, account_key, right, now)
         allowed, failures, oldest, account_allowed = answer
-        if network is None or amount is None:
+        if network is None or self._network.amount is None:
             return account_allowed
-        window = LoginWindow(amount, failures, (oldest if failures else now) + self._network.seconds)
+        window = LoginWindow(self._network.amount, failures, (oldest if failures else now) + self._network.seconds)
         if window.remaining == 0:  # refused now, or this failure used up the window: the next try is refused
             self._refused.remember(network, window.reset_at)
         if not allowed:
-            raise RateLimited(retry_after=max(1, window.resets_in(now)), limit=amount)
+            raise self._refusal(window.reset_at, now)
         if self._on_window is not None:
             self._on_window(window)
         return account_allowed
+
+    def _network_of(self, address: str | None) -> str | None:
+        """The client network the sign-in limit counts, None without an address or with that limit off."""
+        return network_of(address) if address is not None and self._network.amount is not None else None
+
+    def _refusal(self, until: float, now: float) -> RateLimited:
+        return RateLimited(retry_after=max(1, math.ceil(until - now)), limit=self._network.amount)
 
     def _settled_in_redis(self, network: str | None, account_key: str, right: bool, now: float) -> tuple[bool, int, float, bool] | None:
         """The script's answer; None where the windows are in memory, or Redis cannot be reached."""
