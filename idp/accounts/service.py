@@ -85,9 +85,11 @@ class AccountService:
         return self._db.scalar(_BY_EMAIL if is_email else _BY_USERNAME, {"identifier": identifier})
 
     def _find_signing_in(self, email_or_username: str) -> User | None:
-        """`find` for a sign-in. On PostgreSQL the row is read by a hot statement and the user
-        joins the unit of work as if an ORM query had loaded it (later changes, such as a rehashed
-        password, are flushed as usual), without the query's cost or a transaction of its own."""
+        """`find` for a sign-in. On PostgreSQL the row is read by a hot statement, without the
+        query's cost or a transaction of its own, and the user is returned detached, as if loaded
+        by a session since closed: every column is there, and a sign-in that changes it (a rehashed
+        password) attaches it first (`_attached`). A copy the unit of work already holds is
+        returned instead, with whatever it changed."""
         if self._statements is None:
             return self.find(email_or_username)
         identifier, is_email = _identifier(email_or_username)
@@ -102,8 +104,14 @@ class AccountService:
             return cast(User, held)
         extra = self._statements.extra
         user = User(**{name: value for name, value in row._asdict().items() if name not in extra})
-        make_transient_to_detached(user)  # as if loaded: persistent once in the session, nothing to write
-        self._db.add(user)  # attached as it is (merge would copy it into another instance)
+        make_transient_to_detached(user)  # as if loaded: persistent once attached, nothing to write
+        return user
+
+    def _attached(self, user: User) -> User:
+        """`user` in the unit of work, so that its changes are written (merge would copy it into
+        another instance)."""
+        if user not in self._db:
+            self._db.add(user)
         return user
 
     def register(self, *, email: str, username: str, password: str, client: ClientInfo) -> User:
@@ -156,7 +164,7 @@ class AccountService:
         if not user.is_active:
             self._fail(user, client, "disabled", error=AccountDisabled())
         if self._hashing.needs_rehash(user.password_hash):
-            user.password_hash = self._hashing.hash(password)
+            self._attached(user).password_hash = self._hashing.hash(password)
             self._db.commit()
         return user
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import scoped_session
 from idp.accounts.models import Session, User
 from idp.audit.service import AuditLog, ClientInfo, with_event
 from idp.clock import as_utc
+from idp.delivery.after_commit import pending
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
 from idp.models import new_id
 from idp.security.digests import b64url, derived_key, digest
@@ -290,9 +291,10 @@ class SessionService:
             # PostgreSQL: what the sign-in wrote before (a used challenge, a trusted device) is
             # committed first; then the session and its event, one autocommit statement: one round
             # trip, no BEGIN or COMMIT, and no success recorded for a session that was not written
-            self._db.commit()
+            if _has_work(self._db):  # a password sign-in has none: no empty transaction begun to end it
+                self._db.commit()
             self._audit.record_with(self._statements.open_with_event, row, "login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by})
-            if not _unit_of_work(self._db).in_transaction():  # no observer wrote anything (a webhook delivery) since
+            if not _has_work(self._db):  # no observer wrote anything (a webhook delivery) since
                 return session_id, token
         else:
             # SQLite has no data-modifying CTEs: two INSERTs in the unit of work, one commit
@@ -543,3 +545,10 @@ class SessionService:
 def _unit_of_work(db: DbSession) -> DbSession:
     """The ORM session itself, where `db` is the request's scoped session (which does not pass on every method)."""
     return db.registry() if isinstance(db, scoped_session) else db
+
+
+def _has_work(db: DbSession) -> bool:
+    """Whether a commit of `db` would do anything: a transaction begun, or messages waiting for a
+    commit. Committing an untouched session begins an empty transaction only to end it."""
+    session = _unit_of_work(db)
+    return session.in_transaction() or bool(pending(session))

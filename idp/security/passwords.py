@@ -32,6 +32,9 @@ class PasswordHashing:
             type=Type.ID,
         )
         self._dummy_hash = self._hasher.hash("dummy password for unknown users")
+        # A hash made with these settings: "$argon2id$v=19$m=…,t=…,p=…$" then salt and hash of
+        # fixed lengths. What has the same form needs no rehash, told without parsing it.
+        self._current_form = (self._dummy_hash[: self._dummy_hash.rfind("$", 0, self._dummy_hash.rfind("$")) + 1], self._dummy_hash.rfind("$"), len(self._dummy_hash))
 
     def hash(self, password: str) -> str:
         with self._slots:
@@ -45,6 +48,10 @@ class PasswordHashing:
             return False
 
     def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made with other settings (parameters, salt or hash length)."""
+        prefix, last_separator, length = self._current_form
+        if len(password_hash) == length and password_hash.rfind("$") == last_separator and password_hash.startswith(prefix):
+            return False  # every sign-in: its form says so at once
         return self._hasher.check_needs_rehash(password_hash)
 
     def verify_unknown_user(self, password: str) -> bool:

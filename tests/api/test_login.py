@@ -127,6 +127,18 @@ def test_a_sign_in_keeps_the_unit_of_works_own_copy_of_the_account(api, app):
         db.session.rollback()
 
 
+def test_a_sign_in_leaves_the_unit_of_work_untouched(api, app, backend):
+    """On PostgreSQL the account read for a sign-in stays out of the request's unit of work (no
+    transaction begun, nothing for a commit to walk) until the sign-in changes it."""
+    api.register("alice")
+    with app.test_request_context():
+        user = account_service().authenticate("alice", api.PASSWORD, client=ClientInfo())
+        if backend == "postgres":
+            assert user not in db.session and not db.session().in_transaction()
+        assert (user.username, user.is_active) == ("alice", True)
+        db.session.rollback()
+
+
 def test_a_login_whose_session_cannot_be_written_records_no_success(api, app, monkeypatch):
     """The event and the session are one unit: when the session's INSERT fails (here a clashing
     id), no `login_success` is left behind for a sign-in that never happened."""

@@ -32,6 +32,21 @@ def test_raised_parameters_mark_old_hashes_for_rehash(hashing):
     assert not hashing.needs_rehash(hashing.hash("Pw-12345678"))
 
 
+def test_any_other_form_of_hash_is_marked_for_rehash(hashing):
+    """The current form is told from the hash's text: other parameters, or a salt or hash of
+    another length (even where both lengths together make the same total), are rehashed."""
+    from argon2 import PasswordHasher
+
+    def made(**changed):
+        settings = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1, "hash_len": 32, "salt_len": 16, **changed}
+        return PasswordHasher(**settings).hash("Pw-12345678")
+
+    assert not hashing.needs_rehash(made())
+    for changed in ({"time_cost": 3}, {"memory_cost": 65536}, {"parallelism": 2}, {"hash_len": 16}, {"salt_len": 32}, {"hash_len": 31, "salt_len": 17}):
+        assert hashing.needs_rehash(made(**changed)), changed
+    assert hashing.needs_rehash(made().replace("argon2id", "argon2i"))
+
+
 def test_long_passwords_are_not_truncated(hashing):
     long = "Aa1!" * 32  # 128 characters
     stored = hashing.hash(long)
