@@ -46,7 +46,7 @@ class IdTokens:
         claims: dict[str, Any] | None = None,
         alg: str = DEFAULT_ID_TOKEN_ALG,
     ) -> str:
-        key = self._keys.signing_key(alg)
+        signer = self._keys.signer(alg)
         now = int(self._clock().timestamp())
         payload: dict[str, Any] = {**(claims or {})}
         payload.update(
@@ -66,7 +66,7 @@ class IdTokens:
             payload["nonce"] = nonce
         if access_token:
             payload["at_hash"] = at_hash(access_token)
-        return jwt.encode({"alg": alg, "typ": "JWT", "kid": key.kid}, payload, key, algorithms=[alg])
+        return signer.sign(payload, "JWT")
 
     def read_hint(self, token: str) -> dict[str, Any] | None:
         """The claims of an ID token this provider signed (an expired one too: a logout hint may

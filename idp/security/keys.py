@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from idp.security.jws import CompactSigner
 from idp.security.models import SigningKey
 from idp.security.secretbox import SecretBox
 
@@ -29,6 +30,7 @@ class KeySnapshot:
     """One consistent view of the keys: what signs, what verifies, what is published."""
 
     signing: dict[str, ECKey | RSAKey]  # alg -> newest active private key
+    signers: dict[str, CompactSigner]  # alg -> what signs with that key
     verifying: KeySet  # every published key (public halves)
     jwks_body: bytes
     etag: str
@@ -100,6 +102,10 @@ class KeyRing:
     def signing_key(self, alg: str) -> ECKey | RSAKey:
         return self.snapshot().signing[alg]
 
+    def signer(self, alg: str) -> CompactSigner:
+        """What signs tokens with the newest active key of `alg`."""
+        return self.snapshot().signers[alg]
+
     def _load(self) -> KeySnapshot:
         session = self._session_factory()
         now = self._clock()
@@ -122,6 +128,7 @@ class KeyRing:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return KeySnapshot(
             signing=signing,
+            signers={alg: CompactSigner(key, alg) for alg, key in signing.items()},
             verifying=KeySet.import_key_set({"keys": public}),
             jwks_body=body,
             etag=etag,

@@ -74,7 +74,7 @@ class AccessTokens:
         auth_time: datetime | None = None,
         amr: list[str] | None = None,
     ) -> str:
-        key = self._keys.signing_key(self._alg)
+        signer = self._keys.signer(self._alg)
         now = int(self._clock().timestamp())
         claims: dict[str, Any] = {
             "iss": self._issuer,
@@ -92,8 +92,7 @@ class AccessTokens:
             claims["auth_time"] = int(auth_time.timestamp())
         if amr:
             claims["amr"] = amr
-        header = {"alg": self._alg, "typ": "at+jwt", "kid": key.kid}
-        return jwt.encode(header, claims, key, algorithms=ACCEPTED_ALGS)
+        return signer.sign(claims, "at+jwt")  # RFC 9068 §2.1
 
     def verify(self, token: str, *, audience: str | None = None) -> AccessTokenClaims:
         """Check signature (known keys, ES256/RS256 only), `typ`, `iss`, `aud` and `exp`.

@@ -1,0 +1,59 @@
+"""Signing JWTs: the JWS compact serialisation (RFC 7515 §7.1) of JSON claims with one private key.
+
+Every token this provider issues (access tokens, ID tokens) is signed here; joserfc still reads
+and verifies them. What does not change from one token to the next is done once per key: the
+header segment of each token type, and the `cryptography` key object the signature is made with.
+So a token costs one JSON dump of its claims, two base64url encodings and the signature itself,
+not the general encoder's per-call checks (registry, algorithm and key lookups, header checks),
+which cost as much again as the ES256 signature on the hot paths (a login, each refresh).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from joserfc.jwk import ECKey, RSAKey
+
+ES256_HALF = 32  # bytes of r and of s in an ES256 signature (RFC 7518 §3.4)
+
+
+def _b64(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+class CompactSigner:
+    """Signs with one key (ES256 or RS256); `kid` names it in each token's header."""
+
+    def __init__(self, key: ECKey | RSAKey, alg: str) -> None:
+        private = key.private_key
+        if alg == "ES256" and isinstance(private, ec.EllipticCurvePrivateKey) and isinstance(private.curve, ec.SECP256R1):
+            self._sign = self._es256
+        elif alg == "RS256" and isinstance(private, rsa.RSAPrivateKey):
+            self._sign = self._rs256
+        else:
+            raise ValueError(f"no {alg} signature with a {type(private).__name__}")
+        self._private: Any = private
+        self.alg = alg
+        self.kid = key.kid
+        self._headers: dict[str, bytes] = {}  # typ -> header segment
+
+    def sign(self, claims: dict[str, Any], typ: str) -> str:
+        """`claims` (JSON values; times as integers) as a compact JWS with header {alg, typ, kid}."""
+        header = self._headers.get(typ)
+        if header is None:
+            header = self._headers[typ] = _b64(json.dumps({"alg": self.alg, "typ": typ, "kid": self.kid}, separators=(",", ":")).encode())
+        signing_input = header + b"." + _b64(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode())
+        return (signing_input + b"." + _b64(self._sign(signing_input))).decode("ascii")
+
+    def _es256(self, data: bytes) -> bytes:
+        # `cryptography` answers in DER; JWS wants r and s, each in 32 bytes
+        r, s = decode_dss_signature(self._private.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(ES256_HALF, "big") + s.to_bytes(ES256_HALF, "big")
+
+    def _rs256(self, data: bytes) -> bytes:
+        return bytes(self._private.sign(data, padding.PKCS1v15(), hashes.SHA256()))
