@@ -291,7 +291,7 @@ class SessionService:
             # PostgreSQL: what the sign-in wrote before (a used challenge, a trusted device) is
             # committed first; then the session and its event, one autocommit statement: one round
             # trip, no BEGIN or COMMIT, and no success recorded for a session that was not written
-            if _has_work(self._db):  # a password sign-in has none: no empty transaction begun to end it
+            if _has_work(self._db):  # a password sign-in has none: no commit walked for nothing
                 self._db.commit()
             self._audit.record_with(self._statements.open_with_event, row, "login_success", user_id=grant.user_id, client=client, details={"method": signed_in_by})
             if not _has_work(self._db):  # no observer wrote anything (a webhook delivery) since
@@ -549,6 +549,7 @@ def _unit_of_work(db: DbSession) -> DbSession:
 
 def _has_work(db: DbSession) -> bool:
     """Whether a commit of `db` would do anything: a transaction begun, or messages waiting for a
-    commit. Committing an untouched session begins an empty transaction only to end it."""
+    commit. An untouched session's commit sends nothing to the database, but still costs a sign-in
+    the unit of work's Python (its transaction opened and closed, its commit events)."""
     session = _unit_of_work(db)
     return session.in_transaction() or bool(pending(session))

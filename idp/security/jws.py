@@ -10,7 +10,6 @@ which cost as much again as the ES256 signature on the hot paths (a login, each 
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -19,11 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, RSAKey
 
+from idp.security.digests import b64url
+
 ES256_HALF = 32  # bytes of r and of s in an ES256 signature (RFC 7518 §3.4)
-
-
-def _b64(raw: bytes) -> bytes:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=")
 
 
 class CompactSigner:
@@ -40,15 +37,15 @@ class CompactSigner:
         self._private: Any = private
         self.alg = alg
         self.kid = key.kid
-        self._headers: dict[str, bytes] = {}  # typ -> header segment
+        self._headers: dict[str, str] = {}  # typ -> header segment
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         """`claims` (JSON values; times as integers) as a compact JWS with header {alg, typ, kid}."""
         header = self._headers.get(typ)
         if header is None:
-            header = self._headers[typ] = _b64(json.dumps({"alg": self.alg, "typ": typ, "kid": self.kid}, separators=(",", ":")).encode())
-        signing_input = header + b"." + _b64(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode())
-        return (signing_input + b"." + _b64(self._sign(signing_input))).decode("ascii")
+            header = self._headers[typ] = b64url(json.dumps({"alg": self.alg, "typ": typ, "kid": self.kid}, separators=(",", ":")).encode())
+        signing_input = f"{header}.{b64url(json.dumps(claims, ensure_ascii=False, separators=(',', ':')).encode())}"
+        return f"{signing_input}.{b64url(self._sign(signing_input.encode('ascii')))}"
 
     def _es256(self, data: bytes) -> bytes:
         # `cryptography` answers in DER; JWS wants r and s, each in 32 bytes

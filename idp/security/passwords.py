@@ -32,9 +32,11 @@ class PasswordHashing:
             type=Type.ID,
         )
         self._dummy_hash = self._hasher.hash("dummy password for unknown users")
-        # A hash made with these settings: "$argon2id$v=19$m=…,t=…,p=…$" then salt and hash of
+        # A hash made with these settings: "$argon2id$v=19$m=…,t=…,p=…$", then salt and hash of
         # fixed lengths. What has the same form needs no rehash, told without parsing it.
-        self._current_form = (self._dummy_hash[: self._dummy_hash.rfind("$", 0, self._dummy_hash.rfind("$")) + 1], self._dummy_hash.rfind("$"), len(self._dummy_hash))
+        current = self._dummy_hash
+        before_hash = current.rfind("$")
+        self._current_form = (current[: current.rfind("$", 0, before_hash) + 1], before_hash, len(current))
 
     def hash(self, password: str) -> str:
         with self._slots:

@@ -38,13 +38,24 @@ def test_any_other_form_of_hash_is_marked_for_rehash(hashing):
     from argon2 import PasswordHasher
 
     def made(**changed):
-        settings = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1, "hash_len": 32, "salt_len": 16, **changed}
-        return PasswordHasher(**settings).hash("Pw-12345678")
+        current = {"time_cost": DEFAULTS.time_cost, "memory_cost": DEFAULTS.memory_kib, "parallelism": DEFAULTS.parallelism}
+        return PasswordHasher(**{**current, "hash_len": 32, "salt_len": 16, **changed}).hash("Pw-12345678")
 
     assert not hashing.needs_rehash(made())
     for changed in ({"time_cost": 3}, {"memory_cost": 65536}, {"parallelism": 2}, {"hash_len": 16}, {"salt_len": 32}, {"hash_len": 31, "salt_len": 17}):
         assert hashing.needs_rehash(made(**changed)), changed
     assert hashing.needs_rehash(made().replace("argon2id", "argon2i"))
+
+
+def test_a_hash_of_the_current_form_is_told_without_parsing(hashing, monkeypatch):
+    current = hashing.hash("Pw-12345678")
+
+    class Parsing:
+        def check_needs_rehash(self, _hash):
+            raise AssertionError("parsed a hash of the current form")
+
+    monkeypatch.setattr(hashing, "_hasher", Parsing())
+    assert not hashing.needs_rehash(current)
 
 
 def test_long_passwords_are_not_truncated(hashing):
