@@ -24,7 +24,7 @@ ES256_HALF = 32  # bytes of r and of s in an ES256 signature (RFC 7518 §3.4)
 
 
 class CompactSigner:
-    """Signs with one key (ES256 or RS256); `kid` names it in each token's header."""
+    """Signs with one key (ES256 or RS256), named by its `kid` in each token's header."""
 
     def __init__(self, key: ECKey | RSAKey, alg: str) -> None:
         private = key.private_key
@@ -35,15 +35,15 @@ class CompactSigner:
         else:
             raise ValueError(f"no {alg} signature with a {type(private).__name__}")
         self._private: Any = private
+        self.key = key
         self.alg = alg
-        self.kid = key.kid
         self._headers: dict[str, str] = {}  # typ -> header segment
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         """`claims` (JSON values; times as integers) as a compact JWS with header {alg, typ, kid}."""
         header = self._headers.get(typ)
         if header is None:
-            header = self._headers[typ] = b64url(json.dumps({"alg": self.alg, "typ": typ, "kid": self.kid}, separators=(",", ":")).encode())
+            header = self._headers[typ] = b64url(json.dumps({"alg": self.alg, "typ": typ, "kid": self.key.kid}, separators=(",", ":")).encode())
         signing_input = f"{header}.{b64url(json.dumps(claims, ensure_ascii=False, separators=(',', ':')).encode())}"
         return f"{signing_input}.{b64url(self._sign(signing_input.encode('ascii')))}"
 

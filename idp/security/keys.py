@@ -29,8 +29,7 @@ SUPPORTED_ALGS = ("ES256", "RS256")
 class KeySnapshot:
     """One consistent view of the keys: what signs, what verifies, what is published."""
 
-    signing: dict[str, ECKey | RSAKey]  # alg -> newest active private key
-    signers: dict[str, CompactSigner]  # alg -> what signs with that key
+    signers: dict[str, CompactSigner]  # alg -> what signs with its newest active private key
     verifying: KeySet  # every published key (public halves)
     jwks_body: bytes
     etag: str
@@ -100,7 +99,7 @@ class KeyRing:
         return self.reload()
 
     def signing_key(self, alg: str) -> ECKey | RSAKey:
-        return self.snapshot().signing[alg]
+        return self.snapshot().signers[alg].key
 
     def signer(self, alg: str) -> CompactSigner:
         """What signs tokens with the newest active key of `alg`."""
@@ -117,18 +116,17 @@ class KeyRing:
         if not {r.alg for r in rows if r.retired_at is None} >= set(SUPPORTED_ALGS):
             self.ensure(session)
             return self._load()
-        signing: dict[str, ECKey | RSAKey] = {}
+        signers: dict[str, CompactSigner] = {}
         public = []
         for row in rows:
             key = _import(row.alg, self._box.decrypt(row.private_key), row.kid)
-            if row.retired_at is None and row.alg not in signing:
-                signing[row.alg] = key
+            if row.retired_at is None and row.alg not in signers:
+                signers[row.alg] = CompactSigner(key, row.alg)
             public.append(row.public_jwk)
         body = json.dumps({"keys": public}, separators=(",", ":")).encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return KeySnapshot(
-            signing=signing,
-            signers={alg: CompactSigner(key, alg) for alg, key in signing.items()},
+            signers=signers,
             verifying=KeySet.import_key_set({"keys": public}),
             jwks_body=body,
             etag=etag,
