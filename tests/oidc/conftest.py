@@ -10,7 +10,7 @@ from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pyotp
 import pytest
 from authlib.common.security import generate_token
@@ -105,7 +105,7 @@ class RelyingParty:
             redirect_uri=self.registered["redirectUris"][0] if self.registered["redirectUris"] else None,
             scope="openid profile email",
             code_challenge_method="S256",
-            transport=httpx.WSGITransport(app=self.app),
+            transport=httpx2.WSGITransport(app=self.app),
             base_url=ISSUER,
         )
 

@@ -3,7 +3,7 @@ own OAuth 2.0 client over the WSGI app."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from joserfc import jwt
@@ -20,7 +20,7 @@ def client_for(app, made: dict, method: str = "client_secret_basic") -> OAuth2Cl
         client_id=made["clientId"],
         client_secret=made["clientSecret"],
         token_endpoint_auth_method=method,
-        transport=httpx.WSGITransport(app=app),
+        transport=httpx2.WSGITransport(app=app),
         base_url=ISSUER,
     )
 
