@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -81,6 +82,26 @@ def median_round(rounds: Sequence[Round]) -> Round:
         raise ValueError("no rounds")
     ordered = sorted(rounds, key=lambda r: r.ratio)
     return ordered[(len(ordered) - 1) // 2]
+
+
+def wait_until_idle(
+    cpu_seconds: Callable[[], float], *, window_s: float = 0.1, timeout_s: float = 3.0, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Wait until a server has used no CPU for `window_s` (whether it went quiet within `timeout_s`).
+
+    When wrk stops, the requests it had in flight are still being served: 16 logins are a third of
+    a second of both cores' work, which the next run (the floor's, say) would pay for. CPU time is
+    counted in clock ticks, so "none in a window" means less than a tick."""
+    waited = 0.0
+    last = cpu_seconds()
+    while waited < timeout_s:
+        sleep(window_s)
+        waited += window_s
+        now = cpu_seconds()
+        if now == last:
+            return True
+        last = now
+    return False
 
 
 def percentile_ms(ordered_s: Sequence[float], pct: float) -> float | None:

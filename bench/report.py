@@ -77,7 +77,9 @@ METHOD = """\
   and the table shows a scenario's median round (of an even number, the lower middle one): the
   machine's speed was seen to drift by a third within one run and to stall for a second or two at
   a time, which a single long run took in whole. A note lists every round's ratio; the bare route
-  row is the first bare run, and the note gives the range of all of them.
+  row is the first bare run, and the note gives the range of all of them. After every wrk run the
+  next one waits until the server it measured has used no CPU for 0.1 s: the requests wrk left in
+  flight (16 logins are a third of a second of both cores) are not paid for by the next run.
 - **1 core**: gunicorn pinned to core 0 (`taskset -c 0`), wrk to core 1 (`taskset -c 1`); these
   per-core ratios are the ones judged against the targets. PostgreSQL and Redis are not pinned.
   **2 cores**: the normal configuration, server and load generator sharing both cores (headline).
