@@ -84,8 +84,11 @@ def median_round(rounds: Sequence[Round]) -> Round:
     return ordered[(len(ordered) - 1) // 2]
 
 
+IDLE_TIMEOUT_S = 3.0  # the longest a run waits for the previous one's server to go quiet
+
+
 def wait_until_idle(
-    cpu_seconds: Callable[[], float], *, window_s: float = 0.1, timeout_s: float = 3.0, sleep: Callable[[float], None] = time.sleep
+    cpu_seconds: Callable[[], float], *, window_s: float = 0.1, timeout_s: float = IDLE_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep
 ) -> bool:
     """Wait until a server has used no CPU for `window_s` (whether it went quiet within `timeout_s`).
 

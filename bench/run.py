@@ -25,7 +25,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from bench.argon2_floor import Floor, measure_floor
-from bench.measure import Measurement, Round, Row, Target, error_text, median_round, neighbours, wait_until_idle
+from bench.measure import IDLE_TIMEOUT_S, Measurement, Round, Row, Target, error_text, median_round, neighbours, wait_until_idle
 from bench.oauth_flow import REDIRECT_URI, RelyingParty, relying_party_sessions
 from bench.report import facts_text, text_table, write_markdown
 from bench.services import ROOT, BenchError, Database, DeliveryWorker, RedisSpace, Server, ensure_wrk, gunicorn_shape, run_checked
@@ -288,7 +288,7 @@ class Bench:
         if m.requests:
             m.server_cpu_ms = (server.cpu_seconds() - cpu_before) / m.requests * 1000
         if not wait_until_idle(server.cpu_seconds):  # the next run starts on quiet cores
-            _log(f"{server.name} was still busy 3 s after wrk stopped ({path})")
+            _log(f"{server.name} was still busy {IDLE_TIMEOUT_S:.0f} s after wrk stopped ({path})")
         return m
 
     def flow(self, server: Server, phase: Phase, users: list[BenchUser], *, concurrency: int, budget_s: float) -> PhaseResult:

@@ -98,9 +98,6 @@ class KeyRing:
             return snap
         return self.reload()
 
-    def signing_key(self, alg: str) -> ECKey | RSAKey:
-        return self.snapshot().signers[alg].key
-
     def signer(self, alg: str) -> CompactSigner:
         """What signs tokens with the newest active key of `alg`."""
         return self.snapshot().signers[alg]

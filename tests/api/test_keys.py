@@ -113,7 +113,7 @@ def test_reencrypt_moves_keys_and_totp_secrets_to_a_new_encryption_key(make_app,
     only_new = make_app(ENCRYPTION_KEYS=new_key)
     assert jwks(only_new.test_client())["keys"]
     with only_new.app_context():
-        assert components().keys.signing_key("ES256")  # decrypts with the new key alone
+        assert components().keys.signer("ES256").key  # decrypts with the new key alone
         assert components().box.decrypt(db.session.scalars(select(Webhook)).one().secret) == webhook_secret
     from tests.conftest import Api
 

@@ -24,7 +24,7 @@ def signed_in(api, app):
     token = api.token("alice")
     with app.app_context():
         claims = jwt.decode(token, components().keys.snapshot().verifying).claims
-        key = components().keys.signing_key("ES256")
+        key = components().keys.signer("ES256").key
     return token, claims, key
 
 
