@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -40,9 +41,12 @@ def json_body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
-    payload = request.get_json(force=True, silent=True)
-    if payload is None:
-        raise MalformedJson()
+    try:
+        # not request.get_json: its `silent` lets a RecursionError through (a body of 30,000
+        # nested brackets fits in the size limit), which would be a 500
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise MalformedJson() from None
     if not isinstance(payload, dict):
         raise ValidationFailed(errors=["body: must be a JSON object"])
     return without_nul(payload)
@@ -57,20 +61,18 @@ def without_nul(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _nul_fields(value: Any, at: str = "") -> Iterator[str]:
-    if isinstance(value, str):
-        if "\x00" in value:
+def _nul_fields(payload: Any) -> Iterator[str]:
+    """Where strings holding U+0000 are, in the body's order, walked without recursion: the parser
+    accepts nesting deeper than Python's call stack."""
+    pending: list[tuple[Any, str, bool]] = [(payload, "", False)]  # (value, its place, a key holding NUL)
+    while pending:
+        value, at, nul_key = pending.pop()
+        if nul_key or (isinstance(value, str) and "\x00" in value):
             yield at or "body"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            place = f"{at}.{key}" if at else str(key)
-            if "\x00" in key:
-                yield place
-            else:
-                yield from _nul_fields(item, place)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _nul_fields(item, f"{at}.{index}" if at else str(index))
+        elif isinstance(value, dict):
+            pending.extend(reversed([(item, f"{at}.{key}" if at else str(key), "\x00" in key) for key, item in value.items()]))
+        elif isinstance(value, list):
+            pending.extend(reversed([(item, f"{at}.{index}" if at else str(index), False) for index, item in enumerate(value)]))
 
 
 def refuse_nul_in_path(endpoint: str | None, values: dict[str, Any] | None) -> None:

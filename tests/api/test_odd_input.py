@@ -54,3 +54,34 @@ def test_a_phone_number_takes_ascii_digits_only(api):
     response = api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+1415555012\u0663"})
     assert response.status_code == 400
     assert response.json["errors"][0].startswith("phoneNumber:")
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/auth/register", "/api/2fa/verify", "/api/auth/password-reset/request"])
+def test_json_nested_deeper_than_the_parser_goes_is_malformed(api, path):
+    """30,000 brackets fit in the size limit; the parser gives up with a RecursionError, which is
+    the client's malformed body, not a 500."""
+    response = api.client.post(path, data="[" * 30_000 + "]" * 30_000, content_type="application/json")
+    assert response.status_code == 400, response.json
+    assert response.json["code"] == "invalid_json"
+
+
+def test_json_nested_deeper_than_the_call_stack_is_checked_without_recursion(api):
+    """Nesting (900) the parser accepts but a recursive walk of the body would not (the NUL check runs
+    before the schema refuses the unknown field)."""
+
+    def login_with_extra(innermost: str) -> dict:
+        deep = "[" * 900 + innermost + "]" * 900
+        body = '{"emailOrUsername": "alice", "password": "x", "extra": ' + deep + "}"
+        return api.client.post("/api/auth/login", data=body, content_type="application/json")
+
+    response = login_with_extra('"x\\u0000"')
+    assert response.status_code == 400, response.json
+    assert response.json["errors"] == ["extra" + ".0" * 900 + ": must not contain the NUL character"]
+    response = login_with_extra('"x"')
+    assert response.status_code == 400, response.json
+    assert response.json["errors"] == ["extra: is not an allowed field"]
+
+
+def test_logout_with_a_body_too_deep_to_read_still_succeeds(api):
+    response = api.client.post("/api/auth/logout", data="[" * 30_000 + "]" * 30_000, content_type="application/json")
+    assert response.status_code == 200, response.json
