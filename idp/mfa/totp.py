@@ -46,7 +46,7 @@ def verify(secret: str, code: str, *, now: datetime, last_step: int) -> int | No
     """The time step the code belongs to, or None. Steps within ±1 of now count, but only steps
     after `last_step`: a code is accepted once, even in the neighbouring windows."""
     code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):  # isdigit alone admits "١٢٣٤٥٦"
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = step_at(now)

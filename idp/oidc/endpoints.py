@@ -32,6 +32,7 @@ from idp.extensions import db
 from idp.oidc.claims import acr_for, asks_for_mfa, user_claims
 from idp.oidc.consent import SCOPE_WORDS
 from idp.oidc.grants import Approval
+from idp.oidc.models import AuthorizationCode
 from idp.oidc.server import IdentityAuthorizationServer
 from idp.web.sso import AUTHORIZE_PATH, allow_form_target, clear_sso_cookie, current_browser_session, reset_browser_state
 from idp.wiring import components, consents, session_service
@@ -40,6 +41,7 @@ bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 
 PENDING = "authz"  # Flask session: id of an authorization request waiting for a sign-in -> when it arrived
 MAX_PENDING = 5
+MAX_NONCE: int = AuthorizationCode.__table__.c.nonce.type.length  # what an authorization code keeps of it
 INTERNAL_PARAMS = {"authz", "csrf_token", "decision", "confirm"}
 
 
@@ -94,9 +96,11 @@ def _max_age(params: dict[str, str], redirect_uri: str) -> int | None:
     raw = params.get("max_age")
     if raw in (None, ""):
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # isdigit alone admits "²", which int() refuses
         raise InvalidRequestError("max_age must be a number of seconds", redirect_uri=redirect_uri)
-    return int(raw)
+    significant = raw.lstrip("0") or "0"
+    # beyond 12 digits (30,000 years) every sign-in is recent enough; int() refuses 4,300 digits
+    return int(significant) if len(significant) <= 12 else 10**12
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -137,6 +141,8 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     if "none" in prompt and len(prompt) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other values")
     max_age = _max_age(params, redirect_uri)
+    if len(params.get("nonce", "")) > MAX_NONCE:
+        raise InvalidRequestError(f"nonce must be at most {MAX_NONCE} characters")
     client = grant.request.client.row
     sso = current_browser_session()
 

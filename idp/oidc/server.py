@@ -12,6 +12,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -52,7 +53,7 @@ class RegisteredClient(ClientMixin):
         allowed = self.row.scopes
         if not scope:
             return " ".join(s for s in allowed if s != "offline_access")
-        return " ".join(s for s in scope.split() if s in allowed)
+        return " ".join(dict.fromkeys(s for s in scope.split() if s in allowed))  # each once, in order
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.row.redirect_uris  # exact match only
@@ -223,8 +224,18 @@ class IdentityAuthorizationServer(AuthorizationServer):
         return BearerTokenGenerator(access_token, expires_generator=lambda client, grant_type: self.tokens.ttl)
 
 
+def basic_credentials(query_client: Any, request: Any) -> Any:
+    """`client_secret_basic`, where credentials that are not UTF-8 text name no client (401
+    invalid_client): Authlib lets their UnicodeDecodeError through, a 500."""
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except UnicodeDecodeError:
+        return None
+
+
 def build_authorization_server(app: Flask, tokens: AccessTokens, clients: ClientCache) -> IdentityAuthorizationServer:
     server = IdentityAuthorizationServer(app, tokens, clients)
+    server.register_client_auth_method("client_secret_basic", basic_credentials)
     server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)

@@ -170,3 +170,18 @@ def test_a_database_dump_holds_no_usable_secret(api, app, backend):
     everything = "\n".join(dump)
     for plain in [secret, device_token, refresh, temp, api.PASSWORD, "PRIVATE KEY", *backup]:
         assert plain not in everything, plain
+
+
+def test_a_code_in_other_digits_is_a_wrong_code_not_a_500(api):
+    """Arabic-Indic digits pass str.isdigit; compared with the expected code they raised a TypeError."""
+    token = api.verified_token("alice")
+    api.client.post("/api/2fa/totp/setup", headers=api.bearer(token))
+    other_digits = "\u0661\u0662\u0663\u0664\u0665\u0666"
+    response = api.client.post("/api/2fa/totp/verify-setup", headers=api.bearer(token), json={"code": other_digits})
+    assert response.status_code == 400, response.json
+    assert response.json["code"] == "invalid_code"
+    api.enable_totp(token)
+    challenge = api.challenge("alice")
+    response = api.client.post("/api/2fa/verify", json={"tempToken": challenge["tempToken"], "code": other_digits})
+    assert response.status_code == 400, response.json
+    assert response.json["code"] == "invalid_code"

@@ -4,6 +4,7 @@ character, which no column can store (PostgreSQL refuses it), is a 400, never a 
 from __future__ import annotations
 
 import base64
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -56,3 +57,36 @@ def test_ordinary_requests_pass(app, api):
     browser.open("/login")
     assert browser.sign_in("alice").status_code in (200, 302)
     assert app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"}, headers=basic("nobody")).status_code == 401
+
+
+def test_max_age_in_other_digits_is_an_invalid_request(rp, browser, alice):
+    """"²" is a digit to str.isdigit, not to int(): a redirected invalid_request, not a 500."""
+    rp.log_in(browser)
+    for max_age in ("\u00b2", "\u0661\u0662"):
+        response = browser.open(rp.authorization_url(max_age=max_age))
+        assert response.status_code == 302
+        assert parse_qs(urlsplit(response.headers["Location"]).query)["error"] == ["invalid_request"]
+    huge = browser.open(rp.authorization_url(max_age="9" * 5000))  # more digits than int() converts
+    assert "code" in rp.callback(huge)
+
+
+def test_a_nonce_longer_than_a_code_keeps_is_an_invalid_request(rp, browser, alice):
+    rp.log_in(browser)
+    response = browser.open(rp.authorization_url(nonce="n" * 501))
+    assert response.status_code == 302
+    assert parse_qs(urlsplit(response.headers["Location"]).query)["error"] == ["invalid_request"]
+    assert "code" in rp.callback(browser.open(rp.authorization_url(nonce="n" * 500)))
+
+
+def test_a_scope_repeated_is_granted_once(rp, browser, alice):
+    rp.log_in(browser)
+    code = rp.callback(browser.open(rp.authorization_url(scope=" ".join(["openid"] * 120 + ["profile"] * 3))))["code"]
+    assert rp.exchange(code)["scope"] == "openid profile"
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_basic_credentials_that_are_not_text_name_no_client(app, endpoint):
+    header = {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()}
+    answer = app.test_client().post(endpoint, data={"grant_type": "client_credentials", "token": "t"}, headers=header)
+    assert answer.status_code == 401
+    assert answer.json["error"] == "invalid_client"
