@@ -15,7 +15,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import request as flask_request
 from sqlalchemy import select, update
 
-from idp.accounts.models import User
+from idp.accounts.models import Session, User
 from idp.accounts.sessions import BrowserSession, IssuedTokens
 from idp.audit.service import ClientInfo
 from idp.clock import as_utc, utcnow
@@ -161,6 +161,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
         if not claimed:
             raise InvalidGrantError("Invalid 'code' in request.")
+        if not _still_signed_in(authorization_code):
+            # a sign-out, a password change or a revocation since the code was issued ends what
+            # the code stood for: its minutes in flight do not outlive the browser session
+            raise InvalidGrantError("The sign-in this code was issued for has ended.")
         user = db.session.get(User, authorization_code.user_id)
         return user if user is not None and user.is_active else None
 
@@ -188,6 +192,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Already marked used when it was claimed; kept so a replay can be recognised."""
+
+
+def _still_signed_in(code: AuthorizationCode) -> bool:
+    """Whether the browser session that approved the code is live, and the code's user's."""
+    session = db.session.get(Session, code.browser_session_id) if code.browser_session_id else None
+    return (
+        session is not None
+        and session.user_id == code.user_id
+        and session.revoked_at is None
+        and as_utc(session.expires_at) > utcnow()
+    )
 
 
 def _with_browser_session(issued: IssuedTokens, browser_session_id: str | None) -> IssuedTokens:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
-from tests.oidc.conftest import ISSUER
+import pytest
+
+from tests.oidc.conftest import ISSUER, PASSWORD, REDIRECT_URI
 
 
 def test_code_flow_with_consent_gives_verified_tokens(rp, browser, alice):
@@ -54,3 +57,33 @@ def test_a_first_party_client_skips_the_consent_page(make_rp, browser, alice):
     browser.open(own.authorization_url())
     response = browser.sign_in()
     assert "code" in own.callback(response)
+
+
+def _exchange_by_hand(rp, code: str) -> object:
+    data = {"grant_type": "authorization_code", "code": code, "code_verifier": rp.verifier, "redirect_uri": REDIRECT_URI}
+    return rp.app.test_client().post("/oauth/token", data=data, auth=(rp.client_id, rp.registered["clientSecret"]))
+
+
+@pytest.mark.parametrize("ending", ["logout", "password_change"])
+def test_a_code_issued_before_the_sign_in_ended_gives_no_tokens(rp, browser, api, alice, ending):
+    """A code lives for minutes; a sign-out or a password change in between ends the sign-in it was
+    issued for, and with it the code (SECURITY.md 5 and 15), as it ends the tokens issued before."""
+    signed_in = rp.log_in(browser)
+    code = rp.callback(browser.open(rp.authorization_url()))["code"]
+    if ending == "logout":
+        assert "You are signed out" in browser.open("/oauth/logout?" + urlencode({"id_token_hint": signed_in["id_token"]})).get_data(as_text=True)
+    else:
+        changed = api.client.post(
+            "/api/auth/change-password", headers=api.bearer(alice["token"]), json={"currentPassword": PASSWORD, "newPassword": "Another-Horse-77!"}
+        )
+        assert changed.status_code == 200
+    answer = _exchange_by_hand(rp, code)
+    assert answer.status_code == 400, answer.json
+    assert answer.json["error"] == "invalid_grant"
+
+
+def test_a_code_of_a_live_sign_in_is_exchanged_by_hand(rp, browser, alice):
+    """The counterpart of the test above: the same exchange, with the sign-in still live."""
+    rp.log_in(browser)
+    answer = _exchange_by_hand(rp, rp.callback(browser.open(rp.authorization_url()))["code"])
+    assert answer.status_code == 200, answer.json
