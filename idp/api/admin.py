@@ -17,7 +17,6 @@ from idp.api.responses import AuditEntry, Pagination, SessionsRevoked, UserProfi
 from idp.api.schemas import Body, PageQuery, Timestamp, left_out
 from idp.api.users import audit_view, pagination_view, user_as_admin_sees
 from idp.audit.service import EVENTS, AuditSearch
-from idp.clock import as_utc
 from idp.oidc.clients import ClientSpec, describe_client
 from idp.wiring import audit_log, client_registry, user_administration
 
@@ -263,8 +262,8 @@ def search_audit() -> Response:
         event=query.action.value if query.action else None,
         success=_flag(query.success),
         ip_address=query.ip_address,
-        since=as_utc(query.since) if query.since else None,
-        until=as_utc(query.until) if query.until else None,
+        since=query.since,
+        until=query.until,
     )
     page = audit_log().search(criteria, page=query.page, limit=query.limit)
     return ok({"logs": [{**audit_view(e), "userId": e.user_id} for e in page.items], "pagination": pagination_view(page)})

@@ -14,7 +14,7 @@ from idp.api.guard import client_info, require_bearer, token_identity
 from idp.api.responses import Wire
 from idp.api.schemas import WHOLE_FLOATS_AS_INTS, Body, Timestamp, left_out
 from idp.apikeys.models import ApiKey
-from idp.clock import as_utc, iso
+from idp.clock import iso
 from idp.wiring import api_key_service
 
 bp = Blueprint("api_keys", __name__, url_prefix="/api-keys")
@@ -91,10 +91,6 @@ def _shown_once(key: ApiKey, secret: str) -> dict[str, Any]:
     return {"apiKey": {**api_key_view(key), "key": secret}, "key": secret}
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
 @bp.post("")
 @documented(request=CreateApiKeyRequest, responses={201: ApiKeyShown}, errors=ADMIN_SCOPE_REFUSED)
 @require_bearer
@@ -104,7 +100,7 @@ def create() -> Response:
         token_identity().user.id,
         name=data.name.strip(),
         scopes=list(data.scopes),
-        expires_at=_utc(data.expires_at),
+        expires_at=data.expires_at,
         rate_limit=data.rate_limit,
         client=client_info(),
     )
@@ -137,7 +133,7 @@ def update(key_id: str) -> Response:
     if "scopes" in given and data.scopes is not None:
         changes["scopes"] = list(data.scopes)
     if "expires_at" in given:
-        changes["expires_at"] = _utc(data.expires_at)
+        changes["expires_at"] = data.expires_at
     if "rate_limit" in given:
         changes["rate_limit"] = data.rate_limit
     key = api_key_service().update(token_identity().user.id, key_id, changes=changes)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
 from idp.security import password_policy
 
@@ -50,8 +50,23 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-# A point in time in a body or a query string
-Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_text)]
+LAST_YEAR = 9998  # a year short of datetime's last, so no zone's reading of it overflows
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The same instant in UTC, as it is stored and compared (an offset is not a label to keep),
+    within the years a datetime holds wherever it is read back."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000
+        utc = datetime.max.replace(tzinfo=UTC)
+    if utc.year > LAST_YEAR:
+        raise ValueError(f"must be before {LAST_YEAR + 1}-01-01T00:00:00Z")
+    return utc
+
+
+# A point in time in a body or a query string, in UTC
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 def _no_default(schema: dict[str, Any]) -> None:

@@ -212,3 +212,29 @@ def test_bad_patch_is_a_400_with_errors(api):
 def test_key_management_needs_authentication(api):
     assert api.client.get("/api/api-keys").status_code == 401
     assert api.client.post("/api/api-keys", json={"name": "x", "scopes": ["*"]}).status_code == 401
+
+
+def test_an_expiry_with_an_offset_is_kept_as_that_instant_in_utc(api):
+    """The offset says which instant is meant: 2030-01-01T00:00+05:00 is five hours before midnight
+    UTC, not a label to drop (which kept the key five hours longer on SQLite)."""
+    headers = api.bearer(api.token("alice"))
+    created = api.client.post("/api/api-keys", headers=headers, json={"name": "k", "scopes": ["*"], "expiresAt": "2030-01-01T00:00:00+05:00"})
+    assert created.status_code == 201, created.json
+    assert created.json["data"]["apiKey"]["expiresAt"] == "2029-12-31T19:00:00.000Z"
+    key_id = created.json["data"]["apiKey"]["id"]
+    assert api.client.get(f"/api/api-keys/{key_id}", headers=headers).json["data"]["apiKey"]["expiresAt"] == "2029-12-31T19:00:00.000Z"
+
+
+@pytest.mark.parametrize("expires_at", ["9999-12-31T23:00:00-05:00", "9999-06-01T00:00:00Z"])
+def test_an_expiry_past_the_years_a_date_holds_is_refused(api, expires_at):
+    """9999-12-31T23:00-05:00 is in the year 10000: stored, it made the key list, the key and its
+    deletion answer 500 from then on."""
+    headers = api.bearer(api.token("alice"))
+    refused = api.client.post("/api/api-keys", headers=headers, json={"name": "k", "scopes": ["*"], "expiresAt": expires_at})
+    assert refused.status_code == 400, refused.json
+    assert refused.json["errors"] == ["expiresAt: must be before 9999-01-01T00:00:00Z"]
+    assert api.client.get("/api/api-keys", headers=headers).status_code == 200
+    far = api.client.post("/api/api-keys", headers=headers, json={"name": "k", "scopes": ["*"], "expiresAt": "9998-12-31T23:59:59+00:00"})
+    assert far.status_code == 201, far.json
+    assert api.client.get("/api/api-keys", headers=headers).status_code == 200
+    assert api.client.get("/api/auth/me", headers={"X-API-Key": far.json["data"]["key"]}).status_code == 200
