@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import User
@@ -20,6 +20,7 @@ from idp.mfa.backup_codes import BackupCodes
 from idp.mfa.codes import CODE_TTL, OneTimeCodes
 from idp.mfa.devices import TrustedDevices
 from idp.mfa.models import TwoFactorMethod
+from idp.models import affected
 from idp.security.secretbox import SecretBox
 
 if TYPE_CHECKING:
@@ -178,6 +179,17 @@ class TwoFactorService:
         self, user: User, method: TwoFactorMethod, client: ClientInfo, *, always_new_backup_codes: bool
     ) -> list[str] | None:
         now = self._clock()
+        # Claimed first, atomically: of two submissions of the same setup (a double click), only
+        # one enables it and hands out backup codes; the other's code counts as used.
+        claimed = self._db.execute(
+            update(TwoFactorMethod)
+            .where(TwoFactorMethod.id == method.id, TwoFactorMethod.verified_at.is_(None))
+            .values(verified_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not affected(claimed):
+            self._db.rollback()
+            raise InvalidCode()
         replaced = self._db.scalars(
             delete(TwoFactorMethod)
             .where(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from threading import Barrier
 
 import pyotp
 import time_machine
@@ -185,3 +187,28 @@ def test_a_code_in_other_digits_is_a_wrong_code_not_a_500(api):
     response = api.client.post("/api/2fa/verify", json={"tempToken": challenge["tempToken"], "code": other_digits})
     assert response.status_code == 400, response.json
     assert response.json["code"] == "invalid_code"
+
+
+def test_a_setup_submitted_twice_at_once_is_enabled_once(api, app):
+    """A double click on "verify": one answer enables TOTP and hands out backup codes; the other
+    finds the code used. Both used to succeed, with two sets of codes of which one worked."""
+    token = api.verified_token("alice")
+    secret = api.client.post("/api/2fa/totp/setup", headers=api.bearer(token)).json["data"]["secret"]
+    code = pyotp.TOTP(secret).now()
+    start = Barrier(2)
+
+    def submit(_: int) -> tuple[int, dict]:
+        client = app.test_client()
+        start.wait(timeout=30)
+        answer = client.post("/api/2fa/totp/verify-setup", headers=api.bearer(token), json={"code": code})
+        return answer.status_code, answer.json
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(submit, range(2)), key=lambda answer: answer[0])
+    assert [status for status, _ in answers] == [200, 400], answers
+    assert answers[1][1]["code"] == "invalid_code"
+    backup_codes = answers[0][1]["data"]["backupCodes"]
+    assert api.client.get("/api/2fa/backup-codes/count", headers=api.bearer(token)).json["data"]["count"] == 10
+    challenge = api.challenge("alice")
+    signed_in = api.client.post("/api/2fa/verify-backup-code", json={"tempToken": challenge["tempToken"], "code": backup_codes[0]})
+    assert signed_in.status_code == 200, signed_in.json
