@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, TokenMixin
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -19,7 +19,9 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask
 from flask import request as flask_request
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
 from sqlalchemy import select
 
 from idp.accounts.models import Session
@@ -32,7 +34,7 @@ from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, Client
 from idp.oidc.id_tokens import ID_TOKEN_ALGS
 from idp.oidc.models import OAuthClient
 from idp.security.digests import digest
-from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
+from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken, typed_as_access_token
 from idp.wiring import audit_log, components
 
 
@@ -197,6 +199,17 @@ class EndSession(EndSessionEndpoint):
 
     def get_algorithms(self) -> list[str]:
         return list(ID_TOKEN_ALGS)
+
+    def _validate_id_token_hint(self, id_token_hint: str) -> dict[str, Any]:
+        """Authlib's check, and the hint must not be an access token: signed by the same keys, one
+        would otherwise sign the user out at once, for whoever holds it (a resource server)."""
+        try:
+            header = extract_compact(id_token_hint.encode()).headers()
+        except (JoseError, ValueError):
+            header = {}
+        if typed_as_access_token(header):
+            raise InvalidRequestError("id_token_hint must be an ID token")
+        return dict(super()._validate_id_token_hint(id_token_hint))
 
     def end_session(self, end_session_request: Any) -> None:
         """Done by the logout view, which also clears the cookies."""

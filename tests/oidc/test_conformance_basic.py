@@ -366,6 +366,15 @@ def test_OIDCCRpInitiatedLogoutModifiedIdTokenHint(rp, browser, alice):
     assert response.status_code == 400 and "Location" not in response.headers
 
 
+def test_an_access_token_is_no_id_token_hint(rp, browser, alice):
+    """Signed by the same keys, but typed at+jwt (RFC 9068): whoever holds one of the user's access
+    tokens (a resource server) could otherwise sign the user out without a confirmation."""
+    token = rp.log_in(browser)
+    response = browser.open(_logout_url(id_token_hint=token["access_token"], post_logout_redirect_uri=POST_LOGOUT_URI))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert rp.callback(browser.open(rp.authorization_url(prompt="none")))["code"]  # still signed in
+
+
 @pytest.mark.parametrize("uri", ["https://evil.example/out", POST_LOGOUT_URI + "?extra=1"])
 def test_OIDCCRpInitiatedLogoutBadLogoutRedirectUri_QueryAddedToLogoutRedirectUri(rp, browser, alice, uri):
     token = rp.log_in(browser)
