@@ -135,7 +135,17 @@ def _live_refresh_token(value: str) -> KnownToken | None:
     return None
 
 
-class Introspection(IntrospectionEndpoint):
+class HintIsOnlyAHint:
+    """Introspection and revocation take a `token_type_hint` they do not know as no hint and look
+    for the token among every kind (RFC 7662 and RFC 7009 §2.1: the search extends to all of
+    them). Authlib refused one with 401 unsupported_token_type, with no WWW-Authenticate."""
+
+    def check_params(self, request: Any, client: Any) -> None:
+        if "token" not in request.form:
+            raise InvalidRequestError()
+
+
+class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
@@ -170,7 +180,7 @@ class Introspection(IntrospectionEndpoint):
         return payload
 
 
-class Revocation(RevocationEndpoint):
+class Revocation(HintIsOnlyAHint, RevocationEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:

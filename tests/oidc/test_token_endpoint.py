@@ -105,6 +105,24 @@ def test_introspection_of_access_and_refresh_tokens_and_of_revoked_sessions(app,
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token="garbage").json() == {"active": False}
 
 
+def test_a_token_type_hint_of_no_known_kind_is_no_hint(app, service, api):
+    """RFC 7662 and RFC 7009 §2.1: the search extends to every kind of token. Refused with 401
+    unsupported_token_type (and no WWW-Authenticate) before."""
+    from idp.accounts.models import Session
+    from idp.extensions import db
+
+    oauth = client_for(app, service)
+    own = oauth.fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=own, token_type_hint="urn:x").json()["active"] is True
+    refresh = api.register("alice").headers["Set-Cookie"].split("refreshToken=")[1].split(";")[0]
+    with app.app_context():  # the client's own session
+        db.session.execute(db.update(Session).values(client_id=service["clientId"]))
+        db.session.commit()
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=refresh, token_type_hint="urn:x").json()["active"] is True
+    assert oauth.revoke_token(f"{ISSUER}/oauth/revoke", token=refresh, token_type_hint="urn:x").status_code == 200
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=refresh).json() == {"active": False}
+
+
 def test_a_token_of_no_known_shape_is_inactive_without_a_database_query(app, service):
     """A JWT this provider did not sign (or garbage) cannot be a refresh token either (those are
     `<session id>.<secret>`): introspection and revocation answer without asking the database."""
