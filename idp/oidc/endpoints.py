@@ -113,7 +113,7 @@ def authorize() -> Any:
             return _naming_issuer(server.handle_error_response(None, error), error.redirect_uri)
         return _error_page(error)
     params = _params()
-    redirect_uri = grant.request.payload.redirect_uri or grant.request.client.get_default_redirect_uri()
+    redirect_uri = grant.request.payload.redirect_uri
     try:
         return _naming_issuer(_decide(grant, params, redirect_uri), redirect_uri)
     except OAuth2Error as error:

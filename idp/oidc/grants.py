@@ -106,7 +106,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 code_hash=digest(code),
                 client_id=request.client.client_id,
                 user_id=session.user.id,
-                redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+                redirect_uri=request.payload.redirect_uri,
                 scope=request.scope,
                 nonce=data.get("nonce"),
                 code_challenge=data.get("code_challenge"),

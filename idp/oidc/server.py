@@ -49,7 +49,9 @@ class RegisteredClient(ClientMixin):
         return self.row.client_id
 
     def get_default_redirect_uri(self) -> str | None:
-        return self.row.redirect_uris[0] if self.row.redirect_uris else None
+        """None: every authorization request names its redirect URI (OpenID Connect Core 3.1.2.1:
+        REQUIRED), so one without it gets the error page, not a code sent to the first registered."""
+        return None
 
     def get_allowed_scope(self, scope: str | None) -> str:
         allowed = self.row.scopes

@@ -219,6 +219,20 @@ def test_OIDCCEnsureRegisteredRedirectUri(rp, browser):
     assert "not supported by client" in browser.html or "redirect" in browser.html.lower()
 
 
+def test_OIDCCEnsureRedirectUriInAuthorizationRequest(make_rp, browser, alice):
+    """redirect_uri is REQUIRED (Core 3.1.2.1): without it, an error page, never a code sent to
+    the first of the client's registered URIs."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    rp = make_rp("--redirect-uri", "https://rp.example/second")
+    rp.log_in(browser)
+    query = dict(parse_qsl(urlsplit(rp.authorization_url()).query))
+    del query["redirect_uri"]
+    response = browser.open("/oauth/authorize?" + urlencode(query))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "redirect_uri" in browser.html
+
+
 def test_unknown_client_is_shown_a_page_never_redirected(rp, browser):
     response = browser.open(rp.authorization_url().replace(rp.client_id, "no-such-client"))
     assert response.status_code == 400 and "Location" not in response.headers
