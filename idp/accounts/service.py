@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, Engine, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
@@ -23,7 +25,16 @@ from idp.statements import HotStatement
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """An address as it is stored: trimmed, in lower case, and normalised as registration's
+    validation does (Unicode NFC, internationalised domain labels in Unicode), so that signing in
+    or asking for a reset with what was typed at registration finds the account."""
+    address = email.strip().lower()
+    if address.isascii() and "xn--" not in address:
+        return address  # nearly every address: nothing more to normalise, no validation on a sign-in
+    try:
+        return validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return unicodedata.normalize("NFC", address)  # registration would have refused it: found by nothing
 
 
 # Built once: a statement made per call is cache-keyed again on every sign-in (its literal values walked).
@@ -36,7 +47,9 @@ _BY_USERNAME = select(User).where(_USERNAME_IS)
 def _identifier(email_or_username: str) -> tuple[str, bool]:
     """The identifier as stored (trimmed, lower case) and whether it is an email address."""
     identifier = email_or_username.strip().lower()
-    return identifier, "@" in identifier
+    if "@" in identifier:
+        return normalise_email(identifier), True
+    return identifier, False
 
 
 class AccountStatements:

@@ -11,8 +11,16 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Ema
 from idp.security import password_policy
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+def _address_alone(value: object) -> object:
+    """EmailStr takes "Ana <ana@example.com>" and keeps the address: a name beside it is refused."""
+    if isinstance(value, str) and ("<" in value or ">" in value):
+        raise ValueError("must be an address alone, without a name")
+    return value
+
+
 Email = Annotated[
     EmailStr,
+    BeforeValidator(_address_alone),
     Field(max_length=254, description="An address mail can reach: special-use domains (.test, .local, localhost, ...) are refused"),
 ]
 

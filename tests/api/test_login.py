@@ -235,3 +235,26 @@ def test_a_right_password_forgets_the_accounts_failures(make_app):
 def test_login_with_missing_fields_is_400(api):
     response = api.client.post("/api/auth/login", json={"emailOrUsername": "alice"})
     assert response.status_code == 400 and response.json["errors"] == ["password: is required"]
+
+
+def test_an_address_signs_in_and_gets_reset_links_as_it_was_typed_at_registration(api):
+    """Registration stores an address normalised (Unicode NFC, a domain's xn-- labels in Unicode);
+    signing in and asking for a reset with the same text normalise it the same way."""
+    for username, typed, stored in [
+        ("jose", "Jose\u0301@Example.com", "jos\u00e9@example.com"),  # e + combining acute
+        ("ana", "ana@xn--bcher-kva.com", "ana@b\u00fccher.com"),
+    ]:
+        registered = api.client.post("/api/auth/register", json={"email": typed, "username": username, "password": api.PASSWORD})
+        assert registered.status_code == 201, registered.json
+        assert registered.json["data"]["user"]["email"] == stored
+        for written in (typed, stored):
+            login = api.client.post("/api/auth/login", json={"emailOrUsername": written, "password": api.PASSWORD})
+            assert login.status_code == 200, (written, login.json)
+        api.client.post("/api/auth/password-reset/request", json={"email": typed})
+        assert "reset-password?token=" in api.outbox.last(stored)["text"]
+
+
+def test_an_address_with_a_name_beside_it_is_refused_at_registration(api):
+    response = api.client.post("/api/auth/register", json={"email": "Ana <ana@example.com>", "username": "ana", "password": api.PASSWORD})
+    assert response.status_code == 400
+    assert response.json["errors"] == ["email: must be an address alone, without a name"]
