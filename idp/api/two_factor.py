@@ -152,8 +152,9 @@ def verify_backup_code() -> Response:
     responses={200: None},
     errors={400: "The method is not enabled for this account", 401: "An invalid or expired tempToken", 503: DELIVERY_MISSING},
 )
-@rate_limited("two_factor")
 def resend() -> Response:
+    """Limited as a code sent (per user, and a cooldown), not as a code tried: clicks on "send
+    again" must not spend the two-factor limit on tries the right code then needs."""
     data = parse(ResendRequest)
     login_challenges().resend(data.temp_token, data.method, client=client_info())
     return ok(message="A new code is on its way")

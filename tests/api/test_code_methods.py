@@ -283,3 +283,17 @@ def test_sms_setup_without_a_provider_is_503(make_app, app, api):
     twin = Api(production_twin(make_app, app).test_client())
     response = twin.client.post("/api/2fa/sms/setup", headers=twin.bearer(token), json={"phoneNumber": PHONE})
     assert response.status_code == 503 and response.json["code"] == "delivery_unavailable"
+
+
+def test_asking_again_for_a_code_spends_no_tries_of_the_right_one(make_app):
+    """API.md counts /2fa/resend as a code sent (per user), not under the two-factor limit of
+    tries: ten impatient clicks answered by the cooldown locked the right code out for 15 minutes."""
+    from tests.conftest import Api
+
+    api = Api(make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes").test_client())
+    enable_sms(api, api.verified_token())
+    temp = api.challenge()["tempToken"]
+    code = api.outbox.code(PHONE)
+    for _ in range(5):
+        assert api.client.post("/api/2fa/resend", json={"tempToken": temp, "method": "sms"}).status_code == 429  # the cooldown
+    assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code}).status_code == 200
