@@ -94,6 +94,9 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     for name, blueprint in app.blueprints.items():  # bearer tokens, not cookies, authenticate the JSON API
         if name == api.name or name.startswith(api.name + "."):
             csrf.exempt(blueprint)
+    for rule in app.url_map.iter_rules():  # as Express routes by default: /api/x/ is /api/x, for the old service's clients
+        if rule.endpoint.startswith(api.name + "."):
+            rule.strict_slashes = False
     web.register(app)
     register_outbox_page(app, settings)
     app.jinja_env.globals["product_name"] = settings.service_name if settings.service_name != "idp" else "Identity"

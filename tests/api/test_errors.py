@@ -75,3 +75,13 @@ def test_pages_get_an_html_error_page(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert response.mimetype == "text/html" and b"Route not found" in response.data
+
+
+def test_a_trailing_slash_names_the_same_route_as_express_has_it(api):
+    """Express routes /api/auth/login/ as /api/auth/login (its default, non-strict routing): a client
+    of the old service that adds the slash keeps working, without a redirect a POST would not follow."""
+    token = api.token("alice")
+    assert api.client.post("/api/auth/login/", json={"emailOrUsername": "alice", "password": api.PASSWORD}).status_code == 200
+    me = api.client.get("/api/auth/me/", headers=api.bearer(token))
+    assert me.status_code == 200 and me.json["data"]["user"]["username"] == "alice"
+    assert api.client.get("/api/no-such-route/").status_code == 404
