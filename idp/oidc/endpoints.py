@@ -153,7 +153,8 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     needs_login = (
         sso is None
         or (hint is not None and hint.get("sub") != sso.user.id)
-        or (not fresh and ("login" in prompt or (max_age is not None and time.time() - sso.auth_time.timestamp() > max_age)))
+        # select_account: the sign-in page is where an account is chosen (a browser keeps one)
+        or (not fresh and (prompt & {"login", "select_account"} or (max_age is not None and time.time() - sso.auth_time.timestamp() > max_age)))
     )
     if needs_login:
         if "none" in prompt:

@@ -130,6 +130,20 @@ def test_OIDCCPromptLogin(rp, browser, alice):
     assert second["auth_time"] > first["auth_time"]
 
 
+def test_prompt_select_account_shows_the_sign_in_page_where_an_account_is_chosen(rp, browser, alice, api):
+    """Core 3.1.2.1: the user is asked to choose an account, never answered with a code at once.
+    A browser keeps one sign-in, so the choice is made on the sign-in page, as another user here."""
+    rp.log_in(browser)
+    api.register("bob")
+    response = browser.open(rp.authorization_url(prompt="select_account"))
+    assert "Location" not in response.headers and "Sign in" in browser.html
+    browser.sign_in("bob")
+    assert "would like to" in browser.html  # bob's own consent
+    browser.submit("/oauth/authorize", decision="allow")
+    chosen = rp.exchange(rp.callback(browser.page)["code"])
+    assert rp.id_token_claims(chosen)["preferred_username"] == "bob"
+
+
 def test_OIDCCPromptNoneNotLoggedIn(rp, browser):
     result = rp.callback(browser.open(rp.authorization_url(prompt="none")))
     assert result["error"] == "login_required" and result["state"] == rp.state
