@@ -316,8 +316,8 @@ class SessionService:
         live session of this client but is not its current one has been used before: the session
         is revoked. A token of another client is refused and changes nothing. `with_claims`: the
         same statement also returns the user's claim columns (`IssuedTokens.user`), for an ID token.
-        `scope`: the new tokens' narrower scope, of those the session was granted (the session
-        keeps all of them)."""
+        `scope`: the new tokens are narrowed to what of it the session was granted (all of that when
+        the two share nothing); the session keeps its whole grant."""
         parts = split_session_token(refresh_token)
         if parts is None:
             raise InvalidRefreshToken()
@@ -337,30 +337,13 @@ class SessionService:
             if self._secrets.issued(refresh_token):  # a replay; a made-up token changes nothing
                 self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
-        granted = row.scope if scope is None else " ".join(s for s in scope.split() if s in row.scope.split())
+        granted = " ".join(s for s in dict.fromkeys((scope or "").split()) if s in row.scope.split()) or row.scope
         grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), granted, row.browser_session_id)
         issued = self._issue(session_id, grant, new_token, row.expires_at)
         if with_claims:
             user = ClaimColumns(row.user_id, row.username, row.email, bool(row.email_verified), row.updated_at)
             issued = replace(issued, user=user)  # a plain object, as for userinfo: no ORM instance on the hot path
         return issued
-
-    def granted_scope(self, refresh_token: str, *, client_id: str) -> list[str] | None:
-        """The scopes of the live session of `client_id` whose current refresh token this is; None
-        for any other token (its rotation then refuses it, as usual)."""
-        parts = split_session_token(refresh_token)
-        if parts is None:
-            return None
-        session = self._db.scalar(
-            select(Session).where(
-                Session.id == parts[0],
-                Session.token_hash == digest(refresh_token),
-                Session.client_id == client_id,
-                Session.revoked_at.is_(None),
-                Session.expires_at > self._clock(),
-            )
-        )
-        return session.scope.split() if session is not None else None
 
     def _detect_reuse(self, session_id: str, client_id: str, now: datetime, client: ClientInfo) -> None:
         session = self._db.get(Session, session_id)

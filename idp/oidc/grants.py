@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, UnauthorizedClientError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import request as flask_request
 from sqlalchemy import select, update
@@ -234,30 +234,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client = self.request.client
-        refresh_token = self.request.form["refresh_token"]
-        scope = self._narrowed_scope(refresh_token, client.client_id)
+        # RFC 6749 §6: `scope` may narrow the new tokens to part of the grant. More than was granted
+        # is not refused: OAuth client libraries (Authlib, oauthlib) send the scope they were
+        # configured with on every refresh, more than a partial grant gave them.
         try:
             issued = session_service().refresh(
-                refresh_token, client=_client_info(), client_id=client.client_id, with_claims=True, scope=scope
+                self.request.form["refresh_token"], client=_client_info(), client_id=client.client_id, with_claims=True,
+                scope=self.request.form.get("scope"),
             )
         except InvalidRefreshToken:
             raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.") from None
         metrics().tokens_issued("refresh_token")
         return 200, token_response(issued, client.row, refresh=True), self.TOKEN_RESPONSE_HEADER
-
-
-    def _narrowed_scope(self, refresh_token: str, client_id: str) -> str | None:
-        """RFC 6749 §6: a refresh may ask for fewer scopes than were granted, never more (400
-        invalid_scope, checked before the rotation: the token stays usable). No `scope`: all of them."""
-        asked = (self.request.form.get("scope") or "").split()
-        if not asked:
-            return None
-        granted = session_service().granted_scope(refresh_token, client_id=client_id)
-        if granted is None:
-            return None  # not this client's live token: the rotation refuses it (and spots a replay)
-        if any(scope not in granted for scope in asked):
-            raise InvalidScopeError("The requested scope exceeds what was granted.")
-        return " ".join(dict.fromkeys(asked))
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
