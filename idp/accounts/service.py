@@ -44,8 +44,9 @@ _BY_EMAIL = select(User).where(_EMAIL_IS)
 _BY_USERNAME = select(User).where(_USERNAME_IS)
 
 
-def _identifier(email_or_username: str) -> tuple[str, bool]:
-    """The identifier as stored (trimmed, lower case) and whether it is an email address."""
+def identifier_as_stored(email_or_username: str) -> tuple[str, bool]:
+    """The identifier as stored (a username trimmed and in lower case, an address as
+    `normalise_email` has it) and whether it is an email address."""
     identifier = email_or_username.strip().lower()
     if "@" in identifier:
         return normalise_email(identifier), True
@@ -94,7 +95,7 @@ class AccountService:
         return self._db.get(User, user_id)
 
     def find(self, email_or_username: str) -> User | None:
-        identifier, is_email = _identifier(email_or_username)
+        identifier, is_email = identifier_as_stored(email_or_username)
         return self._db.scalar(_BY_EMAIL if is_email else _BY_USERNAME, {"identifier": identifier})
 
     def _find_signing_in(self, email_or_username: str) -> User | None:
@@ -105,7 +106,7 @@ class AccountService:
         returned instead, with whatever it changed."""
         if self._statements is None:
             return self.find(email_or_username)
-        identifier, is_email = _identifier(email_or_username)
+        identifier, is_email = identifier_as_stored(email_or_username)
         lookup = self._statements.by_email if is_email else self._statements.by_username
         row = lookup.first({"identifier": identifier})
         if row is None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from idp.api.documented import documented
 from idp.api.envelope import ok, parse
@@ -23,7 +23,18 @@ Scope = Literal["*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "web
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
 Scopes = Annotated[list[Scope], Field(min_length=1, max_length=7)]
 HourlyLimit = Annotated[Annotated[int, Field(strict=True, ge=1, le=1_000_000), WHOLE_FLOATS_AS_INTS] | None, Field(alias="rateLimit")]
-Expiry = Annotated[Timestamp | None, Field(alias="expiresAt", description="In the future; null: never expires")]
+LAST_YEAR = 9998  # a stored expiry a year short of datetime's last: no zone's reading of it overflows
+
+
+def _storable(value: datetime | None) -> datetime | None:
+    if value is not None and value.year > LAST_YEAR:
+        raise ValueError(f"must be before {LAST_YEAR + 1}-01-01T00:00:00Z")
+    return value
+
+
+Expiry = Annotated[
+    Timestamp | None, AfterValidator(_storable), Field(alias="expiresAt", description="In the future; null: never expires")
+]
 ADMIN_SCOPE_REFUSED = {403: "The admin scope, asked for by a non-administrator"}
 
 

@@ -62,8 +62,8 @@ def without_nul(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _nul_fields(payload: Any) -> Iterator[str]:
-    """Where strings holding U+0000 are, in the body's order, walked without recursion: the parser
-    accepts nesting deeper than Python's call stack."""
+    """Where strings holding U+0000 are, in the body's order, walked without recursion: a parser
+    with a larger nesting limit (Python 3.12's) hands over bodies deeper than the call stack."""
     pending: list[tuple[Any, str, bool]] = [(payload, "", False)]  # (value, its place, a key holding NUL)
     while pending:
         value, at, nul_key = pending.pop()

@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Ema
 from idp.security import password_policy
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
 def _address_alone(value: object) -> object:
     """EmailStr takes "Ana <ana@example.com>" and keeps the address: a name beside it is refused."""
     if isinstance(value, str) and ("<" in value or ">" in value):
@@ -58,19 +60,12 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-LAST_YEAR = 9998  # a year short of datetime's last, so no zone's reading of it overflows
-
-
 def _in_utc(value: datetime) -> datetime:
-    """The same instant in UTC, as it is stored and compared (an offset is not a label to keep),
-    within the years a datetime holds wherever it is read back."""
+    """The same instant in UTC, as it is stored and compared: an offset is not a label to keep."""
     try:
-        utc = value.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000
-        utc = datetime.max.replace(tzinfo=UTC)
-    if utc.year > LAST_YEAR:
-        raise ValueError(f"must be before {LAST_YEAR + 1}-01-01T00:00:00Z")
-    return utc
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000, 0001-01-01T00:30+01:00 in the year 0
+        raise ValueError("must be a date-time between the years 1 and 9999 in UTC") from None
 
 
 # A point in time in a body or a query string, in UTC

@@ -165,3 +165,22 @@ def test_cli_creates_an_administrator_and_manages_users(app, api):
     assert json.loads(cli(app, "users", "reset-2fa", "alice", "--json").stdout)["twoFactorEnabled"] is False
     missing = cli(app, "users", "disable", "nobody")
     assert missing.exit_code == 1 and "No user nobody" in missing.output
+
+
+def test_the_audit_filters_take_any_instant_a_date_holds(admin):
+    """The bounds of a search are converted to UTC like any instant, with no cap on the last year
+    (a stored expiry has one); one that falls outside the years a date holds is a 400."""
+    until = admin.get("/audit-logs", until="9999-12-31T23:59:59Z")
+    assert until.status_code == 200, until.json
+    before = admin.get("/audit-logs", since="0001-01-01T00:30:00+01:00")
+    assert before.status_code == 400
+    assert before.json["errors"] == ["since: must be a date-time between the years 1 and 9999 in UTC"]
+
+
+def test_the_cli_finds_an_address_as_it_was_typed_at_registration(app, api):
+    """`flask users …` normalises an address as registration and sign-in do (an xn-- domain)."""
+    registered = api.client.post("/api/auth/register", json={"email": "ana@xn--bcher-kva.com", "username": "ana", "password": api.PASSWORD})
+    assert registered.status_code == 201
+    shown = cli(app, "users", "disable", " ANA@xn--bcher-kva.com ", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["email"] == "ana@b\u00fccher.com"

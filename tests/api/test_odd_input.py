@@ -3,7 +3,12 @@ never a value the document calls invalid let through."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+
+from idp.api.envelope import without_nul
+from idp.errors import ValidationFailed
 
 
 @pytest.mark.parametrize(
@@ -65,21 +70,15 @@ def test_json_nested_deeper_than_the_parser_goes_is_malformed(api, path):
     assert response.json["code"] == "invalid_json"
 
 
-def test_json_nested_deeper_than_the_call_stack_is_checked_without_recursion(api):
-    """Nesting (900) the parser accepts but a recursive walk of the body would not (the NUL check runs
-    before the schema refuses the unknown field)."""
-
-    def login_with_extra(innermost: str) -> dict:
-        deep = "[" * 900 + innermost + "]" * 900
-        body = '{"emailOrUsername": "alice", "password": "x", "extra": ' + deep + "}"
-        return api.client.post("/api/auth/login", data=body, content_type="application/json")
-
-    response = login_with_extra('"x\\u0000"')
-    assert response.status_code == 400, response.json
-    assert response.json["errors"] == ["extra" + ".0" * 900 + ": must not contain the NUL character"]
-    response = login_with_extra('"x"')
-    assert response.status_code == 400, response.json
-    assert response.json["errors"] == ["extra: is not an allowed field"]
+def test_a_body_nested_deeper_than_the_call_stack_is_checked_without_recursion():
+    """The NUL check walks the body with its own stack: on Python 3.11 the parser gives up first,
+    but a parser with a larger limit (3.12's) hands over bodies deeper than the call stack."""
+    body: object = "x\x00"
+    for _ in range(5 * sys.getrecursionlimit()):
+        body = [body]
+    with pytest.raises(ValidationFailed) as refused:
+        without_nul({"extra": body})
+    assert refused.value.errors == ["extra" + ".0" * (5 * sys.getrecursionlimit()) + ": must not contain the NUL character"]
 
 
 def test_logout_with_a_body_too_deep_to_read_still_succeeds(api):
