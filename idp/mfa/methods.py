@@ -180,7 +180,8 @@ class TwoFactorService:
     ) -> list[str] | None:
         now = self._clock()
         # Claimed first, atomically: of two submissions of the same setup (a double click), only
-        # one enables it and hands out backup codes; the other's code counts as used.
+        # one enables it and hands out backup codes; the other is told it is already done, as it
+        # is when it arrives after the first one's commit.
         claimed = self._db.execute(
             update(TwoFactorMethod)
             .where(TwoFactorMethod.id == method.id, TwoFactorMethod.verified_at.is_(None))
@@ -189,7 +190,7 @@ class TwoFactorService:
         )
         if not affected(claimed):
             self._db.rollback()
-            raise InvalidCode()
+            raise Conflict("This setup is already confirmed")
         replaced = self._db.scalars(
             delete(TwoFactorMethod)
             .where(
