@@ -211,9 +211,9 @@ def _two_factor_page(state: dict[str, Any], method: str, *, errors: dict[str, st
 
 
 @bp.post("/two-factor/send")
-@rate_limited("two_factor")
 def send_code() -> Any:
-    """Send (or send again) a code by SMS or email for this sign-in."""
+    """Send (or send again) a code by SMS or email for this sign-in. Limited as a code sent (per
+    user, a cooldown), not as a code tried: clicks here must not spend the tries of the code."""
     state = _state()
     if state is None:
         return _expired()

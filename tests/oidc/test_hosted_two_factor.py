@@ -225,3 +225,21 @@ def test_a_wrong_code_at_enrolment_keeps_the_key_just_scanned(make_rp, browser, 
     assert "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html)) == key
     browser.submit("/login/enrol", code=pyotp.TOTP(key).now())
     assert "Save your backup codes" in browser.html
+
+
+def test_asking_again_for_a_code_spends_no_tries_of_the_right_one(make_app):
+    """"Send again" is limited as a code sent (API.md), not under the two-factor limit of tries,
+    which the code's own form counts per address: clicks answered by the cooldown locked it out."""
+    app = make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes")
+    api = Api(app.test_client())
+    _sms_user(api)
+    browser = Browser(app)
+    browser.open("/login")
+    browser.sign_in()
+    code = api.outbox.code(PHONE)
+    for _ in range(5):
+        browser.submit("/login/two-factor/send", method="sms")
+        assert browser.page.status_code == 429 and re.search(r"wait \d+ seconds", browser.html)  # the cooldown
+    browser.open("/login/two-factor")
+    browser.enter_code(code)
+    assert "Enter the code" not in browser.html and browser.page.status_code == 200
