@@ -13,7 +13,6 @@ from joserfc.errors import JoseError
 
 from idp.security.digests import b64url
 from idp.security.keys import KeyRing
-from idp.security.tokens import typed_as_access_token
 
 DEFAULT_ID_TOKEN_ALG = "RS256"  # every relying party must support it (OpenID Connect Core §15.1)
 ID_TOKEN_ALGS = ("RS256", "ES256")  # a client's `id_token_signed_response_alg`
@@ -76,6 +75,8 @@ class IdTokens:
             decoded = jwt.decode(token, self._keys.snapshot().verifying, algorithms=list(ID_TOKEN_ALGS))
         except (JoseError, ValueError, TypeError):
             return None
-        if decoded.claims.get("iss") != self._issuer or "aud" not in decoded.claims or typed_as_access_token(decoded.header):
+        if decoded.claims.get("iss") != self._issuer or "aud" not in decoded.claims:
+            return None
+        if str(decoded.header.get("typ", "JWT")).upper() != "JWT":  # as `issue` signs them: never at+jwt (RFC 9068)
             return None
         return dict(decoded.claims)

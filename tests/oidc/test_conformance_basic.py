@@ -428,6 +428,14 @@ def test_an_access_token_is_no_id_token_hint(rp, browser, alice):
     assert rp.callback(browser.open(rp.authorization_url(prompt="none")))["code"]  # still signed in
 
 
+def test_an_access_token_as_id_token_hint_at_the_authorization_endpoint_is_no_hint(rp, browser, alice, api):
+    """Another user's access token names that user, but it is no ID token: ignored, not taken as
+    the relying party expecting someone else (which asks for a new sign-in)."""
+    rp.log_in(browser)
+    bobs_access_token = api.token("bob")
+    assert rp.callback(browser.open(rp.authorization_url(prompt="none", id_token_hint=bobs_access_token)))["code"]
+
+
 @pytest.mark.parametrize("uri", ["https://evil.example/out", POST_LOGOUT_URI + "?extra=1"])
 def test_OIDCCRpInitiatedLogoutBadLogoutRedirectUri_QueryAddedToLogoutRedirectUri(rp, browser, alice, uri):
     token = rp.log_in(browser)
