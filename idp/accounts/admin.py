@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import User
-from idp.accounts.service import identifier_as_stored
+from idp.accounts.service import user_by_identifier
 from idp.accounts.sessions import SessionService
 from idp.audit.service import AuditLog, ClientInfo, Page
 from idp.errors import Conflict, NotFound
@@ -56,8 +56,7 @@ class UserAdministration:
 
     def find(self, email_or_username: str) -> User:
         """A user by email or username (the CLI's way to name one)."""
-        needle, is_email = identifier_as_stored(email_or_username)
-        user = self._db.scalar(select(User).where(User.email == needle if is_email else func.lower(User.username) == needle))
+        user = user_by_identifier(self._db, email_or_username)
         if user is None:
             raise NotFound(f"No user {email_or_username}")
         return user

@@ -53,6 +53,12 @@ def identifier_as_stored(email_or_username: str) -> tuple[str, bool]:
     return identifier, False
 
 
+def user_by_identifier(db: DbSession, email_or_username: str) -> User | None:
+    """The user an email address or a username names, as typed (normalised here)."""
+    identifier, is_email = identifier_as_stored(email_or_username)
+    return db.scalar(_BY_EMAIL if is_email else _BY_USERNAME, {"identifier": identifier})
+
+
 class AccountStatements:
     """A sign-in's account lookup on the autocommit engine (`idp.statements`): the user's row by
     email or by username, one round trip with no BEGIN, no COMMIT and no ORM query. `also` are
@@ -95,8 +101,7 @@ class AccountService:
         return self._db.get(User, user_id)
 
     def find(self, email_or_username: str) -> User | None:
-        identifier, is_email = identifier_as_stored(email_or_username)
-        return self._db.scalar(_BY_EMAIL if is_email else _BY_USERNAME, {"identifier": identifier})
+        return user_by_identifier(self._db, email_or_username)
 
     def _find_signing_in(self, email_or_username: str) -> User | None:
         """`find` for a sign-in. On PostgreSQL the row is read by a hot statement, without the

@@ -337,7 +337,7 @@ class SessionService:
             if self._secrets.issued(refresh_token):  # a replay; a made-up token changes nothing
                 self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
-        granted = " ".join(s for s in dict.fromkeys((scope or "").split()) if s in row.scope.split()) or row.scope
+        granted = row.scope if not scope else " ".join(s for s in dict.fromkeys(scope.split()) if s in row.scope.split()) or row.scope
         grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), granted, row.browser_session_id)
         issued = self._issue(session_id, grant, new_token, row.expires_at)
         if with_claims:

@@ -15,7 +15,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import request as flask_request
 from sqlalchemy import select, update
 
-from idp.accounts.models import Session, User
+from idp.accounts.models import User
 from idp.accounts.sessions import BrowserSession, IssuedTokens
 from idp.audit.service import ClientInfo
 from idp.clock import as_utc, utcnow
@@ -195,14 +195,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 
 def _still_signed_in(code: AuthorizationCode) -> bool:
-    """Whether the browser session that approved the code is live, and the code's user's."""
-    session = db.session.get(Session, code.browser_session_id) if code.browser_session_id else None
-    return (
-        session is not None
-        and session.user_id == code.user_id
-        and session.revoked_at is None
-        and as_utc(session.expires_at) > utcnow()
-    )
+    """Whether the browser session that approved the code is live, the code user's, and the user
+    active: the check a bearer token's session passes (`SessionStatements.live_bearer`)."""
+    if not code.browser_session_id:
+        return False
+    live = components().session_statements.live_bearer
+    return live.first({"session_id": code.browser_session_id, "user_id": code.user_id, "now": utcnow()}) is not None
 
 
 def _with_browser_session(issued: IssuedTokens, browser_session_id: str | None) -> IssuedTokens:

@@ -14,7 +14,6 @@ from joserfc.errors import JoseError
 from idp.security.keys import KeyRing, KeySnapshot
 
 ACCEPTED_ALGS = ["ES256", "RS256"]  # never "none", never a symmetric algorithm
-ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §2.1: the `typ` that tells an access token
 VERIFIED_MAX = 4096  # signature checks remembered per process (per key snapshot)
 
 
@@ -124,7 +123,7 @@ class AccessTokens:
         try:
             decoded = self._decode(token)
             header, claims = decoded.header, decoded.claims
-            if not typed_as_access_token(header):
+            if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
                 raise InvalidAccessToken("not an access token")
             self._claims_check.validate(claims)
         except (JoseError, ValueError, TypeError) as exc:
@@ -155,8 +154,3 @@ class AccessTokens:
                 raise
         # A token signed by a key this process has not seen yet (rotated elsewhere): reload once.
         return jwt.decode(token, self._keys.reload_if_older_than(5.0).verifying, algorithms=ACCEPTED_ALGS)
-
-
-def typed_as_access_token(header: dict[str, Any]) -> bool:
-    """Whether a JWT's header says it is an access token (never to be taken for an ID token)."""
-    return str(header.get("typ", "")).lower() in ACCESS_TOKEN_TYPES
