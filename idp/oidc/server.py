@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, TokenMixin
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, TokenMixin, UnsupportedGrantTypeError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -34,6 +34,19 @@ from idp.oidc.models import OAuthClient
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 from idp.wiring import audit_log, components
+
+BASIC_CHALLENGE = 'Basic realm="oauth", '
+
+
+class MissingGrantType(UnsupportedGrantTypeError):
+    """Raised as the error Authlib's token endpoint answers (it answers no other before a grant is
+    chosen), with the code and words of a missing parameter."""
+
+    error = "invalid_request"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.description = "grant_type is required"
 
 
 class RegisteredClient(ClientMixin):
@@ -235,6 +248,22 @@ class IdentityAuthorizationServer(AuthorizationServer):
     @staticmethod
     def _keep_nothing(token: dict[str, Any], request: Any) -> None:
         """Access tokens are self-contained JWTs; refresh tokens live in their session row."""
+
+    def get_token_grant(self, request: Any) -> Any:
+        """A token request without `grant_type` misses a required parameter: `invalid_request`
+        (RFC 6749 §5.2), where Authlib answered `unsupported_grant_type` for no type at all."""
+        if not request.payload.grant_type:
+            raise MissingGrantType()
+        return super().get_token_grant(request)
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Any:
+        """Authlib's Basic challenge (a client that failed HTTP Basic authentication, RFC 6749
+        §5.2) without the `realm` that the Basic scheme requires (RFC 7617 §2)."""
+        headers = [
+            (name, value.replace("Basic ", BASIC_CHALLENGE, 1) if name == "WWW-Authenticate" and value.startswith("Basic ") else value)
+            for name, value in headers
+        ]
+        return super().handle_response(status, body, headers)
 
     def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:
         def access_token(client: RegisteredClient, grant_type: str, user: Any = None, scope: str = "") -> str:

@@ -83,6 +83,25 @@ def test_wrong_secret_and_unregistered_grant_are_refused(app, service):
     assert password.status_code == 400 and password.json["error"] == "unsupported_grant_type"
 
 
+def test_a_token_request_without_grant_type_misses_a_parameter(app, service):
+    """RFC 6749 §5.2: a missing required parameter is invalid_request (Authlib answered
+    unsupported_grant_type, as if some type had been named)."""
+    for form in ({}, {"grant_type": ""}, {"scope": "openid"}):
+        answer = app.test_client().post("/oauth/token", data=form, auth=(service["clientId"], service["clientSecret"]))
+        assert answer.status_code == 400 and answer.json == {"error": "invalid_request", "error_description": "grant_type is required"}
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_a_failed_basic_authentication_is_challenged_with_a_realm(app, service, endpoint):
+    """RFC 6749 §5.2: 401 with a WWW-Authenticate challenge of the scheme the client used; the Basic
+    scheme's challenge requires `realm` (RFC 7617 §2), which Authlib's left out."""
+    form = {"grant_type": "client_credentials", "token": "anything"}
+    answer = app.test_client().post(endpoint, data=form, auth=(service["clientId"], service["clientSecret"] + "x"))
+    assert answer.status_code == 401 and answer.json["error"] == "invalid_client"
+    challenge = answer.headers["WWW-Authenticate"]
+    assert challenge.startswith('Basic realm="oauth", error="invalid_client", error_description="'), challenge
+
+
 def test_requested_scopes_are_limited_to_the_registered_ones(app, service):
     token = client_for(app, service).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials", scope="openid email")
     assert token["scope"] == "openid"
