@@ -102,11 +102,10 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     app.jinja_env.globals["product_name"] = settings.service_name if settings.service_name != "idp" else "Identity"
     # the OAuth endpoints declare no limits: skip the limiter's bookkeeping on the hot paths
     limiter = install_limiter(app, settings, general=api, exempt=[*exempt, oauth_endpoints.bp])
-    app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
-    app.extensions["idp.oauth"] = build_authorization_server(app, app.extensions["idp"].tokens, app.extensions["idp"].clients)
+    components = app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
+    app.extensions["idp.oauth"] = build_authorization_server(app, components.tokens, components.clients, components.autocommit)
     metadata = StaticDocument(provider_metadata(settings.issuer))
-    app.wsgi_app = WellKnownDocuments(app.wsgi_app, app, app.extensions["idp"].keys, metadata)  # type: ignore[method-assign]
-    components = app.extensions["idp"]
+    app.wsgi_app = WellKnownDocuments(app.wsgi_app, app, components.keys, metadata)  # type: ignore[method-assign]
     install_observability(app, settings, components.metrics, components.redis, fixed_routes=(JWKS_PATH, DISCOVERY_PATH))
     cli.register(app)
     return app

@@ -81,3 +81,16 @@ class Consent(db.Model):  # type: ignore[name-defined]
     scopes: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = created_column()
+
+
+class RevokedAccessToken(db.Model):  # type: ignore[name-defined]
+    """A session-less access token (client_credentials) revoked by its client before it expired
+    (RFC 7009): introspection answers it inactive. Tokens of a session end with their session. A
+    row is useless once the token has expired, and is deleted by the next revocation."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    revoked_at: Mapped[datetime] = created_column()

@@ -8,6 +8,7 @@ Access tokens are the RFC 9068 JWTs of `AccessTokens`; refresh tokens are the se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -20,7 +21,8 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask
 from flask import request as flask_request
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.models import Session
 from idp.accounts.sessions import split_session_token
@@ -30,12 +32,15 @@ from idp.extensions import db
 from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
 from idp.oidc.id_tokens import ID_TOKEN_ALGS
-from idp.oidc.models import OAuthClient
+from idp.oidc.models import OAuthClient, RevokedAccessToken
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
+from idp.statements import HotStatement
 from idp.wiring import audit_log, components
 
 BASIC_CHALLENGE = 'Basic realm="oauth", '
+# A session-less access token (client_credentials) that its client revoked
+ACCESS_TOKEN_REVOKED = select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti"))
 
 
 class MissingGrantType(UnsupportedGrantTypeError):
@@ -129,6 +134,8 @@ def find_token(tokens: AccessTokens, value: str, hint: str | None) -> KnownToken
             session = db.session.get(Session, claims.sid) if claims.sid else None
             if claims.sid and (session is None or session.revoked_at is not None):
                 return None
+            if not claims.sid and db.session.get(RevokedAccessToken, claims.jti) is not None:
+                return None
             return KnownToken("access_token", claims.client_id, session, claims)
         if (found := _live_refresh_token(value)) is not None:
             return found
@@ -146,6 +153,22 @@ def _live_refresh_token(value: str) -> KnownToken | None:
     if session is not None and session.revoked_at is None and as_utc(session.expires_at) > utcnow():
         return KnownToken("refresh_token", session.client_id, session)
     return None
+
+
+def revoke_access_token(claims: AccessTokenClaims) -> bool:
+    """Keep a session-less access token's `jti` until the token expires; whether it was live until
+    now (a second revocation, or a concurrent one, changes nothing). Rows of expired tokens go."""
+    now = utcnow()
+    db.session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
+    db.session.add(RevokedAccessToken(
+        jti=claims.jti, client_id=claims.client_id, expires_at=datetime.fromtimestamp(claims.exp, UTC), revoked_at=now
+    ))
+    try:
+        db.session.flush()
+    except IntegrityError:  # revoked already
+        db.session.rollback()
+        return False
+    return True
 
 
 class HintIsOnlyAHint:
@@ -169,7 +192,11 @@ class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
                 claims = self.server.tokens.verify(token_string)
             except InvalidAccessToken:
                 return _live_refresh_token(token_string)
-            if claims.sid and not components().session_statements.session_not_revoked(claims.sid):
+            if claims.sid:
+                live = components().session_statements.session_not_revoked(claims.sid)
+            else:
+                live = self.server.revoked_access_token.first({"jti": claims.jti}) is None
+            if not live:
                 return None
             return KnownToken("access_token", claims.client_id, None, claims)
         return find_token(self.server.tokens, token_string, token_type_hint)
@@ -201,15 +228,23 @@ class Revocation(HintIsOnlyAHint, RevocationEndpoint):
 
     def revoke_token(self, token: KnownToken, request: Any) -> None:
         """Revoking either token of a session ends the session (its refresh family and access
-        tokens). A client-credentials JWT has no session: it simply expires (15 minutes)."""
-        if token.session is not None and token.session.revoked_at is None:
-            token.session.revoked_at = utcnow()
-            token.session.revoke_reason = "revoked_by_client"
+        tokens). A client-credentials JWT has no session: its `jti` is kept until it expires, and
+        introspection answers it inactive (a resource server that only checks the signature
+        cannot know; RFC 7009 §2 leaves self-contained tokens to such means)."""
+        client = ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent"))
+        if token.session is not None:
+            if token.session.revoked_at is None:
+                token.session.revoked_at = utcnow()
+                token.session.revoke_reason = "revoked_by_client"
+                audit_log().record(
+                    "token_revoked", user_id=token.session.user_id, client=client,
+                    details={"clientId": token.client_id, "tokenType": token.kind, "sessionId": token.session.id},
+                )
+                db.session.commit()
+        elif token.claims is not None and revoke_access_token(token.claims):
             audit_log().record(
-                "token_revoked",
-                user_id=token.session.user_id,
-                client=ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent")),
-                details={"clientId": token.client_id, "tokenType": token.kind, "sessionId": token.session.id},
+                "token_revoked", user_id=None, client=client,
+                details={"clientId": token.client_id, "tokenType": token.kind, "jti": token.claims.jti},
             )
             db.session.commit()
 
@@ -236,9 +271,10 @@ class EndSession(EndSessionEndpoint):
 
 
 class IdentityAuthorizationServer(AuthorizationServer):
-    def __init__(self, app: Flask, tokens: AccessTokens, clients: ClientCache) -> None:
+    def __init__(self, app: Flask, tokens: AccessTokens, clients: ClientCache, autocommit: Engine) -> None:
         self.tokens = tokens
         self.clients = clients
+        self.revoked_access_token = HotStatement(autocommit, ACCESS_TOKEN_REVOKED)  # introspection's one read
         super().__init__(app, query_client=self._client, save_token=self._keep_nothing)
 
     def _client(self, client_id: str) -> RegisteredClient | None:
@@ -282,8 +318,8 @@ def basic_credentials(query_client: Any, request: Any) -> Any:
         return None
 
 
-def build_authorization_server(app: Flask, tokens: AccessTokens, clients: ClientCache) -> IdentityAuthorizationServer:
-    server = IdentityAuthorizationServer(app, tokens, clients)
+def build_authorization_server(app: Flask, tokens: AccessTokens, clients: ClientCache, autocommit: Engine) -> IdentityAuthorizationServer:
+    server = IdentityAuthorizationServer(app, tokens, clients, autocommit)
     server.register_client_auth_method("client_secret_basic", basic_credentials)
     server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
     server.register_grant(RefreshTokenGrant)

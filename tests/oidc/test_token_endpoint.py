@@ -197,3 +197,53 @@ def test_a_client_revokes_its_own_sessions_and_it_is_audited(app, service, api):
     token = api.login("alice").json["data"]["accessToken"]
     actions = [e["action"] for e in api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]]
     assert "token_revoked" in actions
+
+
+def test_a_revoked_client_credentials_token_is_inactive_until_it_expires(app, service):
+    """RFC 7009 §2: revoking a session-less access token (client_credentials) is kept, so introspection
+    answers it inactive; it was a no-op before, the token active for its 15 minutes. The client's other
+    tokens stay active, a second revocation is still 200, and it is audited once."""
+    from idp.audit.models import AuditEvent
+    from idp.extensions import db
+
+    oauth = client_for(app, service)
+    revoked, kept = (oauth.fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"] for _ in range(2))
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=revoked).json()["active"] is True
+    for _ in range(2):
+        assert oauth.revoke_token(f"{ISSUER}/oauth/revoke", token=revoked).status_code == 200
+    assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=revoked).json() == {"active": False}
+    hinted = oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=revoked, token_type_hint="refresh_token")
+    assert hinted.json() == {"active": False}  # the general search finds it revoked too
+    with statements_run() as seen:  # the client is cached by now: the revocation's one primary-key read
+        assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=kept).json()["active"] is True
+    assert len(seen) == 1 and "revoked_access_tokens" in seen[0] and "BEGIN" not in seen
+    with app.app_context():
+        events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "token_revoked")).all()
+        assert [(e.user_id, e.details["clientId"], e.details["tokenType"]) for e in events] == [(None, service["clientId"], "access_token")]
+
+
+def test_another_clients_token_is_not_revoked(app, service):
+    other = create(app, "--name", "Other", "--grant", "client_credentials", "--scope", "openid")
+    token = client_for(app, service).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    refused = client_for(app, other).revoke_token(f"{ISSUER}/oauth/revoke", token=token)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert client_for(app, service).introspect_token(f"{ISSUER}/oauth/introspect", token=token).json()["active"] is True
+
+
+def test_the_revocations_of_expired_tokens_are_deleted(app, service):
+    """A kept `jti` is useless once its token has expired: the next revocation deletes it."""
+    from datetime import UTC, datetime, timedelta
+
+    from idp.extensions import db
+    from idp.oidc.models import RevokedAccessToken
+
+    with app.app_context():
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        db.session.add(RevokedAccessToken(jti="expired", client_id=service["clientId"], expires_at=past, revoked_at=past))
+        db.session.commit()
+    oauth = client_for(app, service)
+    token = oauth.fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    assert oauth.revoke_token(f"{ISSUER}/oauth/revoke", token=token).status_code == 200
+    with app.app_context():
+        assert db.session.scalars(db.select(RevokedAccessToken.client_id)).all() == [service["clientId"]]
+        assert db.session.get(RevokedAccessToken, "expired") is None
