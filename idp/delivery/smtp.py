@@ -40,9 +40,21 @@ class SmtpEmailSender:
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._ssl_context)
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-        with smtp:
+        try:
             if s.starttls:
                 smtp.starttls(context=self._ssl_context)
             if s.user and s.password:
                 smtp.login(s.user, s.password)
             smtp.send_message(mail)
+        finally:
+            _say_goodbye(smtp)
+
+
+def _say_goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT, and close the connection whatever the answer. Once the server has taken the message,
+    an odd reply to QUIT (or none) must not fail the job: its retry would send the message again.
+    (`with smtp:` raises for any reply but 221.)"""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()

@@ -67,6 +67,21 @@ def test_a_refused_delivery_is_retried_and_then_arrives(make_app, smtp_server, q
     assert queue_of(app).failed_job_registry.count == 0
 
 
+def test_a_message_the_server_took_is_not_sent_again_when_quit_goes_wrong(make_app, smtp_server, queue_name, run_worker):
+    """The server took the message, then answered QUIT with 421: the job is done. `with smtp:` raised
+    for it, and each of the five retries delivered the code once more."""
+
+    async def handle_QUIT(server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
+        return "421 4.3.2 Service shutting down"
+
+    smtp_server.handle_QUIT = handle_QUIT
+    app = make_app(**smtp_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
+    send_code(app)
+    run_worker(app)
+    assert len(smtp_server.envelopes) == 1
+    assert queue_of(app).failed_job_registry.count == 0
+
+
 def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_server, queue_name, run_worker, caplog):
     app = make_app(**twilio_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0,0,0,0,0"))
     twilio_server.fail = 1
