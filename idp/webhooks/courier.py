@@ -6,13 +6,17 @@ tells the job whether to raise (RQ then retries after its backoff) or to stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 
 import urllib3
+import urllib3.connection
 from sqlalchemy import update
 from sqlalchemy.orm import Session as DbSession
 
@@ -35,8 +39,49 @@ class Outcome(Enum):
     SKIPPED = "skipped"  # already finished, or the webhook is gone or disabled
 
 
+class _CutAtDeadline:
+    """A connection that is shut down when the attempt's time is up. Socket timeouts bound each
+    read, not the whole answer: a receiver sending one byte every second would hold the worker
+    (and the queue's codes behind it) for as long as it liked."""
+
+    deadline: float  # time.monotonic() by which the attempt is over
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._cutter = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._cut)
+        self._cutter.daemon = True
+        self._cutter.start()
+
+    def _cut(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
+
+    def close(self) -> None:
+        cutter = getattr(self, "_cutter", None)
+        if cutter is not None:
+            cutter.cancel()
+        super().close()  # type: ignore[misc]
+
+
+class _HTTPConnection(_CutAtDeadline, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CutAtDeadline, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class DeadlinePassed(urllib3.exceptions.TimeoutError):
+    """The receiver took longer than WEBHOOK_TIMEOUT_SECONDS over the whole attempt."""
+
+
 def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST to the checked address (never a fresh lookup), TLS checked against the host name; no redirects."""
+    """POST to the checked address (never a fresh lookup), TLS checked against the host name; no
+    redirects. `timeout` bounds the whole attempt, from connecting to the answer's last byte read."""
+    deadline = time.monotonic() + timeout
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
@@ -48,19 +93,28 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
             server_hostname=target.host,
             assert_hostname=target.host,
         )
+        pool.ConnectionCls = type("Connection", (_HTTPSConnection,), {"deadline": deadline})
     else:
         pool = urllib3.HTTPConnectionPool(
             target.address, target.port, maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout)
         )
-    with pool:
-        response = pool.urlopen(
-            "POST", target.path, body=body, headers={**headers, "Host": target.host_header}, redirect=False, preload_content=False
-        )
-        try:
-            response.read(MAX_RESPONSE_BYTES)
-        finally:
-            response.release_conn()
-        return int(response.status)
+        pool.ConnectionCls = type("Connection", (_HTTPConnection,), {"deadline": deadline})
+    try:
+        with pool:
+            response = pool.urlopen(
+                "POST", target.path, body=body, headers={**headers, "Host": target.host_header}, redirect=False, preload_content=False
+            )
+            try:
+                response.read(MAX_RESPONSE_BYTES)
+            finally:
+                response.release_conn()
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if time.monotonic() >= deadline:
+            raise DeadlinePassed() from exc
+        raise
+    if time.monotonic() >= deadline:  # the answer came, but its last byte too late
+        raise DeadlinePassed()
+    return int(response.status)
 
 
 class WebhookCourier:
@@ -145,6 +199,9 @@ class WebhookCourier:
         except urllib3.exceptions.HTTPError as exc:
             error = _reason(exc)
         except OSError as exc:
+            error = type(exc).__name__
+        except Exception as exc:  # whatever else went wrong, the attempt is recorded and counted
+            log.exception("webhook %s delivery %s: the attempt failed unexpectedly", webhook.id, delivery.id)
             error = type(exc).__name__
         return status, error[:200] if error else None, int((time.perf_counter() - started) * 1000)
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import idna
+
 from idp.config import WebhookSettings
 
 MAX_URL_LENGTH = 2048
@@ -63,7 +65,7 @@ def check_target(url: str, *, allow_private: bool, require_https: bool, resolver
         raise TargetRefused("must not contain credentials")
     if parts.fragment:
         raise TargetRefused("must not contain a fragment")
-    host = parts.hostname
+    host = ascii_host(parts.hostname)
     port = port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolver(host, port)
@@ -79,6 +81,17 @@ def check_target(url: str, *, allow_private: bool, require_https: bool, resolver
     if parts.query:
         path += "?" + parts.query
     return Target(parts.scheme, host, port, path, addresses[0])
+
+
+def ascii_host(host: str) -> str:
+    """The host name as it goes to DNS, into the Host header and the TLS server name: an
+    internationalised name in its A-label form (IDNA 2008 with UTS 46 mapping, `xn--…`)."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        raise TargetRefused(f"host {host} is not a valid host name") from None
 
 
 def check_webhook_target(url: str, settings: WebhookSettings, resolver: Resolver = resolve) -> Target:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 
 import pyotp
 import pytest
@@ -19,6 +20,7 @@ from idp.delivery.queue import RqDeliveryQueue
 from idp.extensions import db
 from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from tests.conftest import Api, BurstWorker
+from tests.support.loopback import serving
 from tests.webhooks.conftest import create_webhook
 
 ALL_EVENTS = ["2fa.enabled", "2fa.disabled", "2fa.verified", "2fa.failed", "user.login", "user.logout"]
@@ -286,3 +288,87 @@ def test_a_disabled_webhook_gets_no_pending_delivery(api, app, receiver):
     assert receiver.received == [] and delivery(app, delivery_id).status == "cancelled"
     with app.app_context():
         assert db.session.scalars(select(Webhook)).one().consecutive_failures == 0
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """A 200 answer sent one byte at a time, 0.2 s apart (about 9 s in all): every read is quick."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Slow: aaaaaaaaaa\r\n\r\nok":
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:  # cut off: the attempt is over
+                return
+            time.sleep(0.2)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _deliver_once(make_app, url: str, **env: str) -> tuple[str, list[WebhookAttempt]]:
+    app = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_RETRY_BASE_SECONDS="0", WEBHOOK_MAX_ATTEMPTS="1", **env)
+    api = Api(app.test_client())
+    token = api.token("alice")
+    made = api.client.post("/api/webhooks", headers=api.bearer(token), json={"url": url, "events": ["user.login"]})
+    assert made.status_code == 201, made.json
+    delivery_id = send_test(api, token, made.json["data"]["webhook"]["id"])
+    run_jobs(app)
+    with app.app_context():
+        attempts = db.session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)).all()
+        return delivery(app, delivery_id).status, list(attempts)
+
+
+def test_the_timeout_bounds_the_whole_attempt(make_app):
+    """WEBHOOK_TIMEOUT_SECONDS is the attempt's, not each read's: a receiver answering byte by byte
+    held the worker (and the login codes queued behind it) for 9 s, then counted as delivered."""
+    with serving(Trickle) as port:
+        started = time.monotonic()
+        status, [attempt] = _deliver_once(make_app, f"http://127.0.0.1:{port}/slow", WEBHOOK_TIMEOUT_SECONDS="1")
+        assert time.monotonic() - started < 5
+    assert status == "failed" and attempt.success is False and attempt.status_code is None and attempt.error == "timeout"
+    assert attempt.duration_ms < 2500
+
+
+def test_an_internationalised_host_is_reached_by_its_a_label(make_app, receiver, monkeypatch):
+    """A host name beyond Latin-1 went into the Host header as it was: http.client raised
+    UnicodeEncodeError, no attempt was recorded and the delivery stayed pending for ever."""
+    import socket
+
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def example_on_loopback(host, *args, **kwargs):
+        asked.append(host)
+        return real("127.0.0.1" if host == "xn--r8jz45g.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", example_on_loopback)
+    hosts: list[str] = []
+    take = receiver.take
+    receiver.take = lambda headers, body: hosts.append(headers.get("Host", "")) or take(headers, body)
+    app = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_MAX_ATTEMPTS="1")
+    api = Api(app.test_client())
+    token = api.token("alice")
+    url = f"http://例え.example:{receiver.port}/hooks/idp?source=test"
+    made = api.client.post("/api/webhooks", headers=api.bearer(token), json={"url": url, "events": ["user.login"]})
+    assert made.status_code == 201, made.json
+    receiver.secret = made.json["data"]["secret"]
+    delivery_id = send_test(api, token, made.json["data"]["webhook"]["id"])
+    run_jobs(app)
+    assert attempts_of(app, delivery_id) == [(1, 200, True)] and delivery(app, delivery_id).status == "delivered"
+    assert hosts == [f"xn--r8jz45g.example:{receiver.port}"] and "例え.example" not in asked
+
+
+def test_an_attempt_that_fails_unexpectedly_is_recorded_and_counted(make_app, receiver, monkeypatch):
+    """Whatever an attempt raises (here what RQ raises in a job past its time limit) is recorded as a
+    failure; the delivery stayed pending, never counted towards disabling the webhook."""
+    import urllib3
+    from rq.timeouts import JobTimeoutException
+
+    def stuck(*args, **kwargs):
+        raise JobTimeoutException("Task exceeded maximum timeout value (60 seconds)")
+
+    monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", stuck)
+    status, [attempt] = _deliver_once(make_app, receiver.url)
+    assert status == "failed" and attempt.error == "JobTimeoutException" and attempt.status_code is None
