@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -173,13 +174,16 @@ class ClaimsIdentity:
     claims: AccessTokenClaims
 
 
+# `<session id>.<secret>`: a UUID, then base64url (64 characters in tokens issued now)
+SESSION_TOKEN = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{40,})")
+
+
 def split_session_token(token: str) -> tuple[str, str] | None:
     """A refresh token, like a browser session's cookie, is `<session id>.<secret>`; only its digest
-    is stored. None for anything else (a JWT, garbage): not worth a query."""
-    session_id, _, secret = token.partition(".")
-    if len(session_id) != 36 or len(secret) < 40:
-        return None
-    return session_id, secret
+    is stored. None for anything else (a JWT, garbage, a cookie whose quoted value decoded to a
+    control character): not worth a query, and no text the database refuses reaches it."""
+    matched = SESSION_TOKEN.fullmatch(token)
+    return (matched[1], matched[2]) if matched else None
 
 
 class SessionSecrets:
@@ -533,8 +537,13 @@ class SessionService:
         return ClaimsIdentity(claims_user(row), claims)
 
     def authenticate_bearer(self, token: str) -> BearerIdentity:
-        """A valid access token whose session is still live, for an active user (one query)."""
+        """A valid access token of the JSON API's own sessions whose session is still live, for an
+        active user (one query). A relying party's access tokens (its `client_id`, signed by the
+        same keys) are for userinfo: were they keys to the API, a client granted `openid email`
+        would act as its user there, an administrator's included, and could mint API keys."""
         claims = self._session_token(token)
+        if claims.client_id != API_CLIENT_ID:
+            raise Unauthorized()
         user = self._db.scalar(
             select(User)
             .join(Session, Session.user_id == User.id)

@@ -87,3 +87,25 @@ def test_a_code_of_a_live_sign_in_is_exchanged_by_hand(rp, browser, alice):
     rp.log_in(browser)
     answer = _exchange_by_hand(rp, rp.callback(browser.open(rp.authorization_url()))["code"])
     assert answer.status_code == 200, answer.json
+
+
+def test_a_relying_partys_access_token_is_no_key_to_the_json_api(rp, browser, alice, api, app):
+    """A client granted `openid profile email` gets tokens for userinfo, not the user's rights on the
+    JSON API: an administrator's token there would reach /api/admin and mint an admin API key that
+    outlives the session. The API answers 401, as for any token it did not issue."""
+    from tests.admin.conftest import cli
+
+    assert cli(app, "users", "grant-admin", "alice").exit_code == 0
+    token = rp.log_in(browser)["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert app.test_client().get("/oauth/userinfo", headers=bearer).status_code == 200
+    for method, path, body in (
+        ("GET", "/api/admin/users", None),
+        ("POST", "/api/api-keys", {"name": "rp-made", "scopes": ["*", "admin"]}),
+        ("GET", "/api/auth/me", None),
+        ("GET", "/api/auth/sessions", None),
+    ):
+        answer = api.client.open(path, method=method, headers=bearer, json=body)
+        assert answer.status_code == 401 and answer.json["success"] is False, (path, answer.json)
+    own = api.login("alice").json["data"]["accessToken"]  # the API's own token still works
+    assert api.client.get("/api/admin/users", headers=api.bearer(own)).status_code == 200
