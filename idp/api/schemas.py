@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
+from idp.audit.service import MAX_PAGE
 from idp.security import password_policy
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -112,7 +113,7 @@ class ChangePasswordRequest(Body):
 
 
 class PageQuery(Body):
-    page: Annotated[int, Field(ge=1, le=100000)] = 1
+    page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
     limit: Annotated[int, Field(ge=1, le=100)] = 20
 
 

@@ -64,6 +64,7 @@ class ClientInfo:
 
 
 T = TypeVar("T")
+MAX_PAGE = 100_000  # the highest page number a list is asked for: its offset must fit the database's integers
 
 
 @dataclass(frozen=True)

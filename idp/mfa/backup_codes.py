@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
+from idp.accounts.models import User
 from idp.mfa.models import BackupCode
 from idp.models import affected
 from idp.security.passwords import PasswordHashing
@@ -35,11 +36,18 @@ class BackupCodes:
         self._clock = clock
 
     def generate(self, user_id: str) -> list[str]:
-        """Replace every code of the user with 10 new ones; the plain codes are shown once."""
-        self.delete_all(user_id)
+        """Replace every code of the user with 10 new ones; the plain codes are shown once.
+
+        The account's row is locked first, until the commit: of two replacements at once (a double
+        click), the second waits and then deletes the first one's codes. Without the lock its DELETE
+        missed them (PostgreSQL's DELETE does not see rows another open transaction inserts), and
+        both sets worked."""
         codes = [new_code() for _ in range(COUNT)]
+        hashes = [self._hashing.hash(c) for c in codes]  # before the lock: it is held for no hashing
+        self._db.execute(select(User.id).where(User.id == user_id).with_for_update())
+        self.delete_all(user_id)
         now = self._clock()
-        self._db.add_all(BackupCode(user_id=user_id, code_hash=self._hashing.hash(c), created_at=now) for c in codes)
+        self._db.add_all(BackupCode(user_id=user_id, code_hash=h, created_at=now) for h in hashes)
         return codes
 
     def count(self, user_id: str) -> int:

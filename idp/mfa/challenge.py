@@ -124,7 +124,7 @@ class LoginChallenges:
         ):
             raise InvalidTempToken()
         user = self._db.get(User, challenge.user_id)
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or _opened_before_password_change(challenge, user):
             raise InvalidTempToken()
         return challenge, user
 
@@ -236,3 +236,10 @@ class LoginChallenges:
         self._two_factor.throttle_code_send(user.id)
         self._send(user, challenge, method)
         self._db.commit()
+
+
+def _opened_before_password_change(challenge: LoginChallenge, user: User) -> bool:
+    """A challenge is the rest of a sign-in begun with a password: once that password is replaced
+    (reset or changed), the sign-in is over, like every session (SECURITY.md 5). Whoever had the
+    old password and a second factor (a phished code) would otherwise still get a session."""
+    return as_utc(challenge.created_at) < as_utc(user.password_changed_at)

@@ -103,10 +103,17 @@ class TwoFactorService:
         secret = totp.new_secret()
         self._new_pending(user, "totp", secret=self._box.encrypt(secret))
         self._db.commit()
-        return self.totp_setup_of(user, secret)
+        return self._setup_of(user, secret)
 
-    def totp_setup_of(self, user: User, secret: str) -> TotpSetup:
-        """The URI and QR code of a key (the pending one shown again after a wrong code)."""
+    def pending_totp_setup(self, user: User) -> TotpSetup | None:
+        """The key waiting for its first code, to show it again after a wrong one; None when none
+        waits (finished, or never begun). A page shows this, never a key the client sent back."""
+        pending = self._pending(user.id, "totp")
+        if pending is None or pending.secret is None:
+            return None
+        return self._setup_of(user, self._box.decrypt(pending.secret))
+
+    def _setup_of(self, user: User, secret: str) -> TotpSetup:
         uri = totp.provisioning_uri(secret, account=user.email, issuer=self._issuer_name)
         return TotpSetup(secret, uri, totp.qr_data_url(uri))
 

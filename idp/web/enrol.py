@@ -70,7 +70,8 @@ def enrol() -> Any:
         )
     issuer = components().settings.totp_issuer
     try:
-        setup = two_factor_service().totp_setup_of(user, kept_secret) if kept_secret else two_factor_service().start_totp(user)
+        service = two_factor_service()
+        setup = (service.pending_totp_setup(user) if kept_secret else None) or service.start_totp(user)
     except EmailNotVerified:  # pragma: no cover - checked just above
         return redirect(url_for("enrol.enrol", next=next_url))
     secret, qr_code = setup.secret, setup.qr_code

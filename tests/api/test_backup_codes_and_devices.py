@@ -17,6 +17,9 @@ def test_backup_codes_are_ten_50_bit_codes_stored_as_argon2id(api, app):
     assert len(codes) == 10
     for code in codes:
         assert len(code) == 11 and code[5] == "-"  # 10 symbols of a 32-letter alphabet = 50 bits
+        assert all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in code.replace("-", ""))
+    # drawn from all 32 letters: 100 draws show about 31 of them (a smaller alphabet, fewer bits, would show)
+    assert len(set("".join(codes).replace("-", ""))) >= 20
     with app.app_context():
         hashes = db.session.scalars(db.select(BackupCode.code_hash)).all()
     assert len(hashes) == 10 and all(h.startswith("$argon2id$") for h in hashes)

@@ -84,3 +84,14 @@ def test_a_body_nested_deeper_than_the_call_stack_is_checked_without_recursion()
 def test_logout_with_a_body_too_deep_to_read_still_succeeds(api):
     response = api.client.post("/api/auth/logout", data="[" * 30_000 + "]" * 30_000, content_type="application/json")
     assert response.status_code == 200, response.json
+
+
+def test_a_session_cookie_that_decodes_to_nul_is_refused_not_a_500(app):
+    """A quoted cookie value's octal escape is plain ASCII on the wire, and Werkzeug reads `\\000`
+    as U+0000: the sign-in cookie and the refresh cookie reached PostgreSQL with it (a 500)."""
+    token = "0" * 35 + "\\000." + "A" * 64
+    for path in ("/account", "/login", "/account/two-factor"):
+        page = app.test_client(use_cookies=False).get(path, headers={"Cookie": f'idp_sso="{token}"'})
+        assert page.status_code in (200, 302), (path, page.status_code)
+    refresh = app.test_client(use_cookies=False).post("/api/auth/refresh", headers={"Cookie": f'refreshToken="{token}"'})
+    assert refresh.status_code == 401 and refresh.json["code"] == "invalid_refresh_token"

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 import pyotp
+import pytest
 import requests
 import time_machine
 
@@ -165,3 +166,25 @@ def test_reset_requests_do_not_use_up_the_codes_of_a_sign_in(make_app):
     assert len(api.outbox.messages("codes@example.com")) == codes + 1  # the sign-in's code was sent
     signed_in = api.client.post("/api/2fa/verify", json={"tempToken": challenge["tempToken"], "code": api.outbox.code("codes@example.com")})
     assert signed_in.status_code == 200
+
+
+@pytest.mark.parametrize("replace", ["reset", "change"])
+def test_a_sign_in_begun_with_the_old_password_ends_with_it(api, replace):
+    """SECURITY.md 5: whoever had the old password and a second factor (a phished code) could
+    finish the sign-in (its tempToken) after the owner reset or changed the password."""
+    access = api.verified_token()
+    _, backup = api.enable_totp(access)
+    begun = api.challenge()["tempToken"]
+    if replace == "reset":
+        api.client.post("/api/auth/password-reset/request", json={"email": "alice@example.com"})
+        link = api.outbox.link_token("alice@example.com")
+        assert api.client.post("/api/auth/password-reset/confirm", json={"token": link, "newPassword": NEW}).status_code == 200
+    else:
+        changed = api.client.post(
+            "/api/auth/change-password", headers=api.bearer(access), json={"currentPassword": api.PASSWORD, "newPassword": NEW}
+        )
+        assert changed.status_code == 200
+    late = api.client.post("/api/2fa/verify-backup-code", json={"tempToken": begun, "code": backup[0]})
+    assert late.status_code == 401 and late.json["code"] == "invalid_temp_token"
+    with_new = api.client.post("/api/auth/login", json={"emailOrUsername": "alice", "password": NEW}).json["data"]["tempToken"]
+    assert api.client.post("/api/2fa/verify-backup-code", json={"tempToken": with_new, "code": backup[0]}).status_code == 200

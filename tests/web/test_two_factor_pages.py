@@ -184,6 +184,24 @@ def test_code_errors_say_how_to_fix_them(app, api):
     assert 'value="12ab"' not in browser.html  # codes are not kept
 
 
+def test_a_key_the_page_did_not_show_is_never_drawn(app, api):
+    """After a code error the page shows the key waiting for its first code, never one the client
+    posted: 4,000 letters made the QR code raise (a 500), and any key would have been drawn."""
+    strict(app)
+    api.verified_token("alice")
+    browser = sign_in(app)
+    browser.open("/account/two-factor/totp")
+    key = page_key(browser.html)
+    for posted in ("A" * 4000, "JBSWY3DPEHPK3PXP"):
+        browser.submit("/account/two-factor/totp", secret=posted, code="12")
+        assert browser.page.status_code == 400
+        assert page_key(browser.html) == key and posted not in browser.html
+        assert "You started this setup again in another window" in browser.html
+    browser.submit("/account/two-factor/totp", secret=key.lower(), code="12")  # the shown key, as typed back
+    assert browser.page.status_code == 400 and page_key(browser.html) == key
+    assert "another window" not in browser.html
+
+
 def test_moving_the_app_to_a_new_phone_replaces_the_backup_codes(app, api):
     strict(app)
     token = api.verified_token("alice")

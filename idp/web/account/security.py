@@ -20,6 +20,7 @@ from idp.accounts.models import Session
 from idp.accounts.sessions import API_CLIENT_ID, BROWSER_CLIENT_ID
 from idp.api.cookies import clear_device_cookie, presented_device_token
 from idp.api.guard import client_info
+from idp.audit.service import MAX_PAGE
 from idp.clock import iso
 from idp.errors import NotFound
 from idp.extensions import db
@@ -224,7 +225,8 @@ class ActivityEntry:
 @requires_sign_in
 def activity() -> str:
     user = signed_in().user
-    number = max(request.args.get("page", 1, type=int) or 1, 1)
+    # past the end is the last page anyway; beyond MAX_PAGE, the offset overflowed the database's integers (a 500)
+    number = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     log = audit_log()
     page = log.for_user(user.id, page=number, limit=ACTIVITY_PER_PAGE)
     if page.pages and number > page.pages:  # past the end: show the last page

@@ -235,14 +235,15 @@ def two_factor_totp() -> Any:
                 flash(_("Your authenticator app is set up.") + ("" if was_on else " " + _("Two-step verification is on.")))
                 return _show_backup_codes(codes, replaced=was_on)
     issuer = components().settings.totp_issuer
-    if secret is None:
+    setup = service.pending_totp_setup(user) if secret else None
+    if setup is None:
         try:
             setup = service.start_totp(user)
         except EmailNotVerified:  # pragma: no cover - checked above
             return _confirm_email_first()
-        secret, qr_code = setup.secret, setup.qr_code
-    else:
-        qr_code = service.totp_setup_of(user, secret).qr_code
+    elif setup.secret != secret:  # the page showed another key (or the client sent one): the waiting one is shown
+        errors["__all__"] = _("You started this setup again in another window. Scan this new code instead.")
+    secret, qr_code = setup.secret, setup.qr_code
     replacing = any(m.type == "totp" for m in service.methods(user.id))
     return _page(
         "account/two_factor_totp.html",

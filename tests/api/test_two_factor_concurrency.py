@@ -1,0 +1,68 @@
+"""Second factors used twice at the same moment (a double click, two tabs, a replay racing the
+owner): each is used once (SECURITY.md 7 and 9), and a replacement leaves one set of backup codes.
+Each test is sure to fail when the check that makes it hold is taken out of its statement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+from typing import Any
+
+import pyotp
+
+
+def at_once(app, request: Callable[[Any, int], Any], times: int = 2) -> list[Any]:
+    """`request(client, n)` from `times` threads, each with its own client, released together."""
+    start = Barrier(times)
+
+    def run(n: int) -> Any:
+        client = app.test_client()
+        start.wait(timeout=30)
+        return request(client, n)
+
+    with ThreadPoolExecutor(times) as pool:
+        return list(pool.map(run, range(times)))
+
+
+def test_one_totp_code_signs_in_once(app, api):
+    secret, _ = api.enable_totp(api.verified_token())
+    begun = [api.challenge()["tempToken"] for _ in range(2)]
+    code = pyotp.TOTP(secret).now()
+    answers = at_once(app, lambda client, n: client.post("/api/2fa/verify", json={"tempToken": begun[n], "code": code}).status_code)
+    assert sorted(answers) == [200, 400]
+
+
+def test_one_backup_code_signs_in_once(app, api):
+    _, codes = api.enable_totp(api.verified_token())
+    begun = [api.challenge()["tempToken"] for _ in range(2)]
+    answers = at_once(
+        app, lambda client, n: client.post("/api/2fa/verify-backup-code", json={"tempToken": begun[n], "code": codes[0]}).status_code
+    )
+    assert sorted(answers) == [200, 400]
+
+
+def test_new_backup_codes_asked_for_twice_at_once_leave_one_set(app, api):
+    """Both requests answer with codes, and the user is told the old ones no longer work: only the
+    set of the later one may work. Both sets did (20 codes) on PostgreSQL."""
+    token = api.verified_token()
+    api.enable_totp(token)
+    sets = at_once(app, lambda client, n: client.post("/api/2fa/backup-codes/generate", headers=api.bearer(token)).json["data"]["backupCodes"])
+    assert all(len(codes) == 10 for codes in sets)
+    assert api.client.get("/api/2fa/backup-codes/count", headers=api.bearer(token)).json["data"]["count"] == 10
+    working = [
+        codes for codes in sets
+        if api.client.post("/api/2fa/verify-backup-code", json={"tempToken": api.challenge()["tempToken"], "code": codes[0]}).status_code == 200
+    ]
+    assert len(working) == 1
+
+
+def test_one_reset_link_sets_one_password(app, api):
+    api.register("alice")
+    api.client.post("/api/auth/password-reset/request", json={"email": "alice@example.com"})
+    link = api.outbox.link_token("alice@example.com")
+    answers = at_once(
+        app,
+        lambda client, n: client.post("/api/auth/password-reset/confirm", json={"token": link, "newPassword": f"Brand-New-Secret-{n}%"}).status_code,
+    )
+    assert sorted(answers) == [200, 400]
