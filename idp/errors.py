@@ -158,11 +158,11 @@ HTTP_MESSAGES = {
     429: "Too many requests, please try again later",
 }
 # the same words on the hosted pages, in the page's language (the JSON API keeps them in English)
-PAGE_MESSAGES = {
-    404: _l("Route not found"),
-    405: _l("Method not allowed"),
-    413: _l("Request body too large"),
-    429: _l("Too many requests, please try again later"),
+PAGE_MESSAGES = {  # a page's words (the API's are HTTP_MESSAGES)
+    404: _l("We can't find this page"),
+    405: _l("This page can't be opened this way"),
+    413: _l("What you sent is too large"),
+    429: _l("Too many requests. Wait a few minutes and try again."),
 }
 
 

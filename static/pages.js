@@ -8,6 +8,16 @@
  *  - Elements with [data-js-only] (render them with the hidden attribute) are revealed, so
  *    copy/download buttons appear only where they work.
  */
+// The words the scripts below show or announce, in the page's language: data-page-words on <body>.
+var pageWords = (function () {
+  "use strict";
+  try {
+    return JSON.parse(document.body.getAttribute("data-page-words") || "{}");
+  } catch (e) {
+    return {};
+  }
+})();
+
 (function () {
   "use strict";
 
@@ -92,10 +102,10 @@
     event.preventDefault();
     copyText(textOf(target)).then(function (ok) {
       if (ok) {
-        flashLabel(button, button.getAttribute("data-copied-label") || "Copied");
-        announce("Copied to the clipboard");
+        flashLabel(button, button.getAttribute("data-copied-label") || pageWords.copied || "Copied");
+        announce(pageWords.copiedToClipboard || "Copied to the clipboard");
       } else {
-        announce("Copying did not work. Select the text and copy it instead.");
+        announce(pageWords.copyFailed || "Copying did not work. Select the text and copy it instead.");
       }
     });
   }
@@ -123,7 +133,7 @@
     window.setTimeout(function () {
       URL.revokeObjectURL(url);
     }, 1000);
-    announce("Downloaded " + name);
+    announce((pageWords.downloaded || "Downloaded {name}").replace("{name}", name));
   }
 
   function init() {
@@ -235,7 +245,7 @@
         item.classList.toggle("is-met", met);
         var state = item.querySelector("[data-rule-state]");
         if (state) {
-          state.textContent = met ? ": done" : ": not yet";
+          state.textContent = met ? pageWords.done || ": done" : pageWords.notYet || ": not yet";
         }
       });
     }

@@ -19,7 +19,7 @@ from idp.accounts.throttle import LoginThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
 from idp.errors import AccountDisabled, Conflict, InvalidCredentials, ValidationFailed, WrongCurrentPassword
-from idp.security.password_policy import password_problems
+from idp.security.password_policy import SAME_AS_CURRENT, password_problems
 from idp.security.passwords import PasswordHashing
 from idp.statements import HotStatement
 
@@ -210,7 +210,7 @@ class AccountService:
             raise WrongCurrentPassword()
         problems = password_problems(new_password, email=user.email, username=user.username)
         if self._hashing.verify(user.password_hash, new_password):
-            problems.append("must differ from the current password")
+            problems.append(SAME_AS_CURRENT)
         if problems:
             raise ValidationFailed(errors=[f"newPassword: {p}" for p in problems])
         now = self._clock()

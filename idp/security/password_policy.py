@@ -8,6 +8,15 @@ import string
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 
+# The reasons, in the JSON API's words (English); the hosted pages translate them (idp/web/registration.py)
+TOO_SHORT = f"must be at least {MIN_LENGTH} characters"
+TOO_LONG = f"must be at most {MAX_LENGTH} characters"
+MUST_CONTAIN = "must contain "  # then the missing classes, joined by ", "
+LOWER, UPPER, DIGIT, SYMBOL = "a lower-case letter", "an upper-case letter", "a digit", "a symbol"
+TOO_COMMON = "is too common (it appears in lists of breached passwords)"
+CONTAINS_IDENTITY = "must not contain your username or email"
+SAME_AS_CURRENT = "must differ from the current password"
+
 
 @functools.cache
 def common_passwords() -> frozenset[str]:
@@ -20,25 +29,25 @@ def common_passwords() -> frozenset[str]:
 def password_problems(password: str, *, email: str = "", username: str = "") -> list[str]:
     """Reasons the password is refused, empty when it is acceptable. Nothing is truncated."""
     if len(password) < MIN_LENGTH:
-        return [f"must be at least {MIN_LENGTH} characters"]
+        return [TOO_SHORT]
     if len(password) > MAX_LENGTH:
-        return [f"must be at most {MAX_LENGTH} characters"]
+        return [TOO_LONG]
     problems = []
     classes = (
-        (any(c.islower() for c in password), "a lower-case letter"),
-        (any(c.isupper() for c in password), "an upper-case letter"),
-        (any(c.isdigit() for c in password), "a digit"),
-        (any(not c.isalnum() and not c.isspace() or c in string.punctuation for c in password), "a symbol"),
+        (any(c.islower() for c in password), LOWER),
+        (any(c.isupper() for c in password), UPPER),
+        (any(c.isdigit() for c in password), DIGIT),
+        (any(not c.isalnum() and not c.isspace() or c in string.punctuation for c in password), SYMBOL),
     )
     missing = [name for present, name in classes if not present]
     if missing:
-        problems.append("must contain " + ", ".join(missing))
+        problems.append(MUST_CONTAIN + ", ".join(missing))
     lowered = password.lower()
     if lowered in common_passwords() or _strip_decoration(lowered) in common_passwords():
-        problems.append("is too common (it appears in lists of breached passwords)")
+        problems.append(TOO_COMMON)
     for identity in (username.lower(), email.lower().split("@")[0]):
         if len(identity) >= 3 and identity in lowered:
-            problems.append("must not contain your username or email")
+            problems.append(CONTAINS_IDENTITY)
             break
     return problems
 

@@ -27,8 +27,9 @@ def verify_email() -> Any:
     if request.method == "POST":
         try:
             user = recovery().verify_email(token, client=client_info())
-        except InvalidToken as exc:
-            return render_template("verify_email.html", title=_("This link does not work"), token=None, error=exc.message), 400
+        except InvalidToken:  # the page's own words, in the page's language (the service's are the API's, in English)
+            error = _("This verification link is invalid or has expired")
+            return render_template("verify_email.html", title=_("This link does not work"), token=None, error=error), 400
         return render_template("verify_email.html", title=_("Your email address is confirmed"), token=None, email=user.email, error=None)
     return render_template("verify_email.html", title=_("Confirm your email address"), token=token, error=None)
 

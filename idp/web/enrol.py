@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from idp.api.guard import client_info
 from idp.errors import Conflict, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced
 from idp.mfa.challenge import AMR
+from idp.web.forms import code_error, typed_code
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import components, recovery, session_service, two_factor_service
 
@@ -43,26 +44,30 @@ def enrol() -> Any:
         except RateLimited as exc:
             errors["__all__"] = _("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
     elif request.method == "POST":
-        code = "".join(request.form.get("code", "").split())
-        # the key on the page comes back, so a wrong code keeps the one just scanned (the service
-        # checks it is the pending one)
+        code = typed_code()
+        # the key on the page comes back, so a wrong code keeps the one just scanned (the page
+        # shows the waiting key again, never the one sent back)
         shown = "".join(request.form.get("secret", "").split()).upper() or None
-        try:
-            backup_codes = two_factor_service().confirm_totp(user, code, secret=shown, client=client_info())
-        except (SetupReplaced, Conflict):  # started again elsewhere: a new key below
-            errors["code"] = _("This setup was started again in another window. Scan this new code instead")
-        except InvalidCode:
-            errors["code"] = _("The code is not right. Enter the 6-digit code your app shows now")
+        if problem := code_error(code, empty=_("Enter the 6-digit code")):
+            errors["code"] = problem
             kept_secret = shown
         else:
-            # the code just checked is the second factor of this sign-in
-            session, cookie = session_service().start_browser(
-                user, client=client_info(), amr=AMR["totp"], ttl=components().settings.browser_session_ttl
-            )
-            page = render_template(
-                "backup_codes.html", title=_("Save your backup codes"), codes=backup_codes, next_url=next_url or url_for("account.home")
-            )
-            return switch_browser_session(session, cookie, page)
+            try:
+                backup_codes = two_factor_service().confirm_totp(user, code, secret=shown, client=client_info())
+            except (SetupReplaced, Conflict):  # started again elsewhere: a new key below
+                errors["code"] = _("This setup was started again in another window. Scan this new code instead")
+            except InvalidCode:
+                errors["code"] = _("The code is not right. Enter the 6-digit code your app shows now")
+                kept_secret = shown
+            else:
+                # the code just checked is the second factor of this sign-in
+                session, cookie = session_service().start_browser(
+                    user, client=client_info(), amr=AMR["totp"], ttl=components().settings.browser_session_ttl
+                )
+                page = render_template(
+                    "backup_codes.html", title=_("Save your backup codes"), codes=backup_codes, next_url=next_url or url_for("account.home")
+                )
+                return switch_browser_session(session, cookie, page)
     if not user.email_verified:
         return render_template(
             "enrol_verify_email.html", title=_("Confirm your email address first"), user=user, next_url=next_url, errors=errors,

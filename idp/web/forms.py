@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 from flask import request
+from flask_babel import gettext as _
 from pydantic import BaseModel, ValidationError
 
 from idp.api.envelope import describe
@@ -38,3 +40,17 @@ def read_form(model: type[M], *fields: str) -> tuple[M | None, dict[str, str]]:
 def domain_errors(exc: ValidationFailed) -> dict[str, str]:
     """A service's ValidationFailed (e.g. the password policy) as {field: message}."""
     return field_errors(list(exc.errors or [exc.message]))
+
+
+def typed_code() -> str:
+    """The form's `code` as typed, spaces and dashes ignored (`123 456`, `123-456`)."""
+    return re.sub(r"[\s\-]", "", request.form.get("code", ""))
+
+
+def code_error(code: str, *, empty: str) -> str | None:
+    """What is wrong with a 6-digit code's form, said before it is checked (and counted as a try)."""
+    if not code:
+        return empty
+    if not re.fullmatch(r"[0-9]{6}", code):
+        return _("Enter the code as 6 digits, for example 123456")
+    return None

@@ -22,6 +22,7 @@ from idp.oidc.claims import asks_for_mfa
 from idp.oidc.models import OAuthClient
 from idp.ratelimits import rate_limited
 from idp.web.agents import describe_in_english
+from idp.web.forms import code_error, typed_code
 from idp.web.sso import allow_form_target, current_browser_session, next_params, reset_browser_state, safe_next, set_sso_cookie
 from idp.wiring import browser_login_flow, login_challenges, session_service, two_factor_service
 
@@ -137,8 +138,11 @@ def _destinations(user_id: str) -> dict[str, str]:
 
 
 def _expired() -> Any:
-    flask_session.pop(LOGIN_STATE, None)
-    return redirect(url_for("login.login", expired=1))
+    """Back to the sign-in page, saying why; still on the way to where the sign-in was going (the
+    application that sent the user, whose name the page shows)."""
+    state = flask_session.pop(LOGIN_STATE, None)
+    next_url = safe_next(state.get("next")) if isinstance(state, dict) else None
+    return redirect(url_for("login.login", expired=1, next=next_url))
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
@@ -155,10 +159,16 @@ def second_factor() -> Any:
     notice = None
     status = 200
     if request.method == "POST":
-        code = "".join(request.form.get("code", "").split())
         trust = request.form.get("trust_device") == "1"
-        if not code:
-            errors["code"] = _("Enter the code") if method == "backup_code" else _("Enter the 6-digit code")
+        if method == "backup_code":  # the service reads its dash, case and spaces
+            code = "".join(request.form.get("code", "").split())
+            problem = None if code else _("Enter the code")
+        else:  # a code of another form is told so, not checked: it costs none of the five tries
+            code = typed_code()
+            problem = code_error(code, empty=_("Enter the 6-digit code"))
+        if problem:
+            errors["code"] = problem
+            status = 400
         else:
             challenges = login_challenges()
             try:

@@ -17,6 +17,7 @@ from idp.api.guard import client_info
 from idp.api.schemas import PasswordResetConfirm, PasswordResetRequest, RegisterRequest
 from idp.errors import Conflict, DeliveryUnavailable, InvalidToken, RateLimited, ValidationFailed
 from idp.ratelimits import rate_limited
+from idp.security import password_policy as policy
 from idp.security.password_policy import MAX_LENGTH, MIN_LENGTH, password_problems
 from idp.web.forms import domain_errors, read_form
 from idp.web.login import _allow_return_to, _client_for, switch_browser_session
@@ -70,13 +71,33 @@ def reword(errors: dict[str, str], words: dict[str, tuple[str, str | None]]) -> 
 
 
 def password_errors(exc: ValidationFailed, field: str, noun: str | None = None) -> dict[str, str]:
-    """The password policy's reasons (`field: must ...`) as one sentence next to the field. The
-    reasons are the service's (the JSON API's) words, in English."""
+    """The password policy's reasons (`field: must ...`, the JSON API's words, in English) as one
+    sentence next to the field, in the page's language."""
     errors = domain_errors(exc)
-    reasons = [m.partition(": ")[2] for m in exc.errors or [] if m.startswith(field + ": ")]
+    reasons = [translated_reason(m.partition(": ")[2]) for m in exc.errors or [] if m.startswith(field + ": ")]
     if reasons:
-        errors[field] = f"{noun or _('Your password')} " + "; it ".join(reasons)
+        sentence = reasons[0]
+        for reason in reasons[1:]:
+            sentence = _("%(reasons)s; it %(reason)s", reasons=sentence, reason=reason)
+        errors[field] = _("%(noun)s %(reasons)s", noun=noun or _("Your password"), reasons=sentence)
     return errors
+
+
+def translated_reason(reason: str) -> str:
+    """One of `password_policy`'s reasons in the page's language (a reason it does not know, as it is)."""
+    if reason.startswith(policy.MUST_CONTAIN):
+        classes = {policy.LOWER: _("a lower-case letter"), policy.UPPER: _("an upper-case letter"),
+                   policy.DIGIT: _("a digit"), policy.SYMBOL: _("a symbol")}
+        missing = [classes.get(name, name) for name in reason.removeprefix(policy.MUST_CONTAIN).split(", ")]
+        return _("must contain %(classes)s", classes=", ".join(missing))
+    words = {
+        policy.TOO_SHORT: _("must be at least %(num)d characters", num=MIN_LENGTH),
+        policy.TOO_LONG: _("must be at most %(num)d characters", num=MAX_LENGTH),
+        policy.TOO_COMMON: _("is too common (it appears in lists of breached passwords)"),
+        policy.CONTAINS_IDENTITY: _("must not contain your username or email"),
+        policy.SAME_AS_CURRENT: _("must differ from the current password"),
+    }
+    return words.get(reason, reason)
 
 
 def new_password_too_long() -> str:

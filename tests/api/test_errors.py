@@ -74,7 +74,10 @@ def test_unexpected_errors_say_only_internal_server_error(app):
 def test_pages_get_an_html_error_page(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
-    assert response.mimetype == "text/html" and b"Route not found" in response.data
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "<title>We can&#39;t find this page" in html and "<h1>We can&#39;t find this page</h1>" in html  # not API words
+    assert '<a class="action-link" href="/account">Go to your account</a>' in html  # a way on (PAGES.md: no dead ends)
 
 
 def test_a_trailing_slash_names_the_same_route_as_express_has_it(api):

@@ -28,6 +28,20 @@ PASSWORD = "Correct-Horse-9!"
 NEW_PASSWORD = "Battery-Staple-7?"
 PHONE = "+15551234567"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+# PAGES.md: touch targets of at least 44 px. A link inside a sentence is exempt (WCAG 2.5.8): only
+# links and buttons that are the whole text of their parent are measured.
+SMALL_TARGETS = """() => [...document.querySelectorAll("main a, main button")]
+  .filter(e => e.offsetParent !== null && e.parentElement.textContent.trim() === e.textContent.trim())
+  .map(e => [e.textContent.trim(), Math.round(e.getBoundingClientRect().height)])
+  .filter(([, height]) => height < 44)"""
+# PAGES.md: text resizable to 200% (WCAG 1.4.4), on a phone too, without scrolling sideways
+AT_200_PERCENT = """() => {
+  const root = document.documentElement, before = root.style.fontSize;
+  root.style.fontSize = "200%";
+  const fits = root.scrollWidth <= window.innerWidth;
+  root.style.fontSize = before;
+  return fits;
+}"""
 
 
 class Person:
@@ -48,6 +62,8 @@ class Person:
         assert self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), f"{name} scrolls sideways"
         if name in self.seen:
             return
+        assert self.page.evaluate(SMALL_TARGETS) == [], f"{name}: targets under 44 px"
+        assert self.page.evaluate(AT_200_PERCENT), f"{name} scrolls sideways with text at 200%"
         self.seen.add(name)
         for scheme in ("light", "dark"):
             self.page.emulate_media(color_scheme=scheme)

@@ -47,8 +47,25 @@ def test_a_wrong_code_says_how_to_fix_it_and_five_kill_the_sign_in(rp, browser, 
     for _ in range(4):
         browser.enter_code("000000")
     assert "Sign in" in browser.html and "start again" in browser.html  # back to the password page
+    assert "to continue to <strong>Notes</strong>" in browser.html  # still on the way back to the app
+    browser.sign_in()
+    browser.enter_code(totp_now(totp_user["secret"]))
+    assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]  # signing in again returns to it
     browser.open("/login/two-factor")
     assert "start again" in browser.html
+
+
+def test_a_code_is_read_as_typed_and_one_of_another_form_costs_no_try(rp, browser, totp_user):
+    """PAGES.md: spaces and dashes are ignored (`123-456` was a wrong code). A code of another form
+    is told so before it is checked: it was a wrong code, one of the sign-in's five tries."""
+    _to_code_page(rp, browser)
+    for typed, told in (("11", "Enter the code as 6 digits"), ("12345x", "Enter the code as 6 digits"), ("", "Enter the 6-digit code")):
+        for _ in range(3):
+            browser.enter_code(typed)
+            assert browser.page.status_code == 400 and told in browser.html, (typed, browser.html[:300])
+    code = totp_now(totp_user["secret"])
+    browser.enter_code(f"{code[:3]}-{code[3:]}")
+    assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
 
 
 def test_a_totp_code_is_accepted_once(rp, browser, totp_user, app):
@@ -223,7 +240,12 @@ def test_a_wrong_code_at_enrolment_keeps_the_key_just_scanned(make_rp, browser, 
     browser.submit("/login/enrol", code="000000")
     assert browser.page.status_code == 400 and "The code is not right" in browser.html
     assert "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html)) == key
-    browser.submit("/login/enrol", code=pyotp.TOTP(key).now())
+    for typed, told in (("", "Enter the 6-digit code"), ("12", "Enter the code as 6 digits")):  # was "not right"
+        browser.submit("/login/enrol", code=typed, secret=key)
+        assert browser.page.status_code == 400 and told in browser.html and "not right" not in browser.html
+        assert "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html)) == key
+    code = pyotp.TOTP(key).now()
+    browser.submit("/login/enrol", code=f"{code[:3]}-{code[3:]}")
     assert "Save your backup codes" in browser.html
 
 

@@ -6,6 +6,8 @@ enough to see the pages take it, without committing a translation."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shlex
 from pathlib import Path
@@ -36,6 +38,18 @@ FRENCH = {
     "to continue to <strong>%(name)s</strong>": "pour continuer vers <strong>%(name)s</strong>",
     "Enter your password": "Saisissez votre mot de passe",
     "There is a problem": "Il y a un problème",
+    # the password policy's reasons, put together by the page
+    "%(noun)s %(reasons)s": "%(noun)s %(reasons)s",
+    "%(reasons)s; it %(reason)s": "%(reasons)s ; il %(reason)s",
+    "Your password": "Votre mot de passe",
+    "must contain %(classes)s": "doit contenir %(classes)s",
+    "an upper-case letter": "une majuscule",
+    "a digit": "un chiffre",
+    "a symbol": "un symbole",
+    "must not contain your username or email": "ne doit contenir ni votre nom d'utilisateur ni votre adresse",
+    "This verification link is invalid or has expired": "Ce lien de vérification n'est pas valable ou a expiré",
+    "Copied to the clipboard": "Copié dans le presse-papiers",
+    ": not yet": " : pas encore",
 }
 
 
@@ -135,6 +149,23 @@ def test_messages_from_the_views_are_translated_too(app):
     browser.open("/login")
     browser.submit("/login", identifier="alice", password="")
     assert "Il y a un problème" in browser.html and "Saisissez votre mot de passe" in browser.html
+
+
+def test_the_password_policys_reasons_and_the_scripts_words_are_translated(app):
+    """The reasons are the JSON API's, in English; a page gives them in its language (they stayed
+    English), as it does the service's other words and what pages.js says or announces."""
+    browser = Browser(app)
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    browser.open("/register")
+    browser.submit("/register", email="alice@example.com", username="alice", password="alicepassword")
+    said = browser.html.replace("&#39;", "'")
+    assert "Votre mot de passe doit contenir une majuscule, un chiffre, un symbole ; il ne doit contenir ni votre nom" in said
+    words = json.loads(html.unescape(re.search(r'<body data-page-words="([^"]*)"', browser.html).group(1)))
+    assert words["copiedToClipboard"] == "Copié dans le presse-papiers" and words["notYet"] == " : pas encore"
+    assert words["downloaded"] == "Downloaded {name}"  # no French given: English, its placeholder kept for pages.js
+    browser.open("/verify-email?token=not-a-token")
+    browser.submit("/verify-email", token="not-a-token")
+    assert "Ce lien de vérification n'est pas valable ou a expiré" in browser.html.replace("&#39;", "'")
 
 
 def test_ui_locales_of_the_authorization_request_picks_the_language(app, api: Api):

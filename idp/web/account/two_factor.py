@@ -44,7 +44,7 @@ from idp.security.secretbox import SecretBoxError
 from idp.web.account import F, bp, requires_recent_sign_in, requires_sign_in, signed_in
 from idp.web.enrol import key_groups
 from idp.web.formatting import day
-from idp.web.forms import field_errors
+from idp.web.forms import code_error, field_errors, typed_code
 from idp.wiring import backup_codes, components, delivery, two_factor_service
 
 NEW_CODES = "two_factor_new_codes"  # Flask session: backup codes to show once (encrypted)
@@ -136,19 +136,6 @@ def _validated(model: type[BaseModel], data: dict[str, str]) -> tuple[BaseModel 
         return None, field_errors([describe(err) for err in exc.errors()])
 
 
-def _typed_code() -> str:
-    """The code as typed, spaces and dashes ignored."""
-    return re.sub(r"[\s\-]", "", request.form.get("code", ""))
-
-
-def _code_error(code: str, *, empty: str) -> str | None:
-    if not code:
-        return empty
-    if not re.fullmatch(r"\d{6}", code):
-        return _("Enter the code as 6 digits, for example 123456")
-    return None
-
-
 def _show_backup_codes(codes: list[str], *, replaced: bool) -> Redirect:
     """Post/redirect/get to the shown-once page: the codes wait in the (signed) Flask session,
     encrypted, and the page that shows them takes them out."""
@@ -216,8 +203,8 @@ def two_factor_totp() -> Any:
     secret: str | None = None
     if request.method == "POST":
         secret = re.sub(r"\s", "", request.form.get("secret", "")).upper() or None
-        code = _typed_code()
-        if problem := _code_error(code, empty=_("Enter the 6-digit code from the app")):
+        code = typed_code()
+        if problem := code_error(code, empty=_("Enter the 6-digit code from the app")):
             errors["code"] = problem
         else:
             was_on = user.two_factor_enabled
@@ -386,8 +373,8 @@ def _code_page(kind: str) -> Any:
         else:
             notice = _("We sent a new code to %(to)s.", to=state["masked"])
     elif request.method == "POST":
-        code = _typed_code()
-        if problem := _code_error(code, empty=_("Enter the 6-digit code")):
+        code = typed_code()
+        if problem := code_error(code, empty=_("Enter the 6-digit code")):
             errors["code"] = problem
         else:
             was_on = user.two_factor_enabled
