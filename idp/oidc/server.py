@@ -7,8 +7,8 @@ Access tokens are the RFC 9068 JWTs of `AccessTokens`; refresh tokens are the se
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -21,8 +21,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask
 from flask import request as flask_request
 from joserfc.jwk import KeySet
-from sqlalchemy import Engine, bindparam, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select
 
 from idp.accounts.models import Session
 from idp.accounts.sessions import split_session_token
@@ -32,15 +31,13 @@ from idp.extensions import db
 from idp.oidc.clients import ClientCache, ClientRegistry
 from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
 from idp.oidc.id_tokens import ID_TOKEN_ALGS
-from idp.oidc.models import OAuthClient, RevokedAccessToken
+from idp.oidc.models import OAuthClient
+from idp.oidc.revoked import RevokedAccessTokens, revoke_access_token
 from idp.security.digests import digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
-from idp.statements import HotStatement
 from idp.wiring import audit_log, components
 
 BASIC_CHALLENGE = 'Basic realm="oauth", '
-# A session-less access token (client_credentials) that its client revoked
-ACCESS_TOKEN_REVOKED = select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti"))
 
 
 class MissingGrantType(UnsupportedGrantTypeError):
@@ -122,8 +119,9 @@ class KnownToken(TokenMixin):
         return self.session is not None and self.session.revoked_at is not None
 
 
-def find_token(tokens: AccessTokens, value: str, hint: str | None) -> KnownToken | None:
-    """The live token behind `value`, whichever kind it is."""
+def find_token(tokens: AccessTokens, revoked: Container[str], value: str, hint: str | None) -> KnownToken | None:
+    """The live token behind `value`, whichever kind it is (`revoked`: the `jti`s of revoked
+    session-less access tokens)."""
     order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
     for kind in order:
         if kind == "access_token":
@@ -134,7 +132,7 @@ def find_token(tokens: AccessTokens, value: str, hint: str | None) -> KnownToken
             session = db.session.get(Session, claims.sid) if claims.sid else None
             if claims.sid and (session is None or session.revoked_at is not None):
                 return None
-            if not claims.sid and db.session.get(RevokedAccessToken, claims.jti) is not None:
+            if not claims.sid and claims.jti in revoked:
                 return None
             return KnownToken("access_token", claims.client_id, session, claims)
         if (found := _live_refresh_token(value)) is not None:
@@ -153,22 +151,6 @@ def _live_refresh_token(value: str) -> KnownToken | None:
     if session is not None and session.revoked_at is None and as_utc(session.expires_at) > utcnow():
         return KnownToken("refresh_token", session.client_id, session)
     return None
-
-
-def revoke_access_token(claims: AccessTokenClaims) -> bool:
-    """Keep a session-less access token's `jti` until the token expires; whether it was live until
-    now (a second revocation, or a concurrent one, changes nothing). Rows of expired tokens go."""
-    now = utcnow()
-    db.session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
-    db.session.add(RevokedAccessToken(
-        jti=claims.jti, client_id=claims.client_id, expires_at=datetime.fromtimestamp(claims.exp, UTC), revoked_at=now
-    ))
-    try:
-        db.session.flush()
-    except IntegrityError:  # revoked already
-        db.session.rollback()
-        return False
-    return True
 
 
 class HintIsOnlyAHint:
@@ -194,12 +176,12 @@ class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
                 return _live_refresh_token(token_string)
             if claims.sid:
                 live = components().session_statements.session_not_revoked(claims.sid)
-            else:
-                live = self.server.revoked_access_token.first({"jti": claims.jti}) is None
+            else:  # from memory, no query
+                live = claims.jti not in self.server.revoked_access_tokens
             if not live:
                 return None
             return KnownToken("access_token", claims.client_id, None, claims)
-        return find_token(self.server.tokens, token_string, token_type_hint)
+        return find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)
 
     def check_permission(self, token: KnownToken, client: RegisteredClient, request: Any) -> bool:
         return not client.row.is_public
@@ -224,13 +206,12 @@ class Revocation(HintIsOnlyAHint, RevocationEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
-        return find_token(self.server.tokens, token_string, token_type_hint)
+        return find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)
 
     def revoke_token(self, token: KnownToken, request: Any) -> None:
         """Revoking either token of a session ends the session (its refresh family and access
-        tokens). A client-credentials JWT has no session: its `jti` is kept until it expires, and
-        introspection answers it inactive (a resource server that only checks the signature
-        cannot know; RFC 7009 §2 leaves self-contained tokens to such means)."""
+        tokens). A client-credentials JWT has no session: its `jti` is kept until it expires
+        (`idp.oidc.revoked`), and introspection answers it inactive."""
         client = ClientInfo(ip_address=flask_request.remote_addr, user_agent=flask_request.headers.get("User-Agent"))
         if token.session is not None:
             if token.session.revoked_at is None:
@@ -241,12 +222,13 @@ class Revocation(HintIsOnlyAHint, RevocationEndpoint):
                     details={"clientId": token.client_id, "tokenType": token.kind, "sessionId": token.session.id},
                 )
                 db.session.commit()
-        elif token.claims is not None and revoke_access_token(token.claims):
+        elif token.claims is not None and revoke_access_token(db.session(), token.claims, utcnow()):
             audit_log().record(
                 "token_revoked", user_id=None, client=client,
                 details={"clientId": token.client_id, "tokenType": token.kind, "jti": token.claims.jti},
             )
             db.session.commit()
+            self.server.revoked_access_tokens.add(token.claims.jti)
 
 
 class EndSession(EndSessionEndpoint):
@@ -274,7 +256,7 @@ class IdentityAuthorizationServer(AuthorizationServer):
     def __init__(self, app: Flask, tokens: AccessTokens, clients: ClientCache, autocommit: Engine) -> None:
         self.tokens = tokens
         self.clients = clients
-        self.revoked_access_token = HotStatement(autocommit, ACCESS_TOKEN_REVOKED)  # introspection's one read
+        self.revoked_access_tokens = RevokedAccessTokens.on(autocommit, utcnow)
         super().__init__(app, query_client=self._client, save_token=self._keep_nothing)
 
     def _client(self, client_id: str) -> RegisteredClient | None:

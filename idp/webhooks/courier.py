@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import urllib3
 import urllib3.connection
@@ -44,8 +45,11 @@ class _CutAtDeadline:
     read, not the whole answer: a receiver sending one byte every second would hold the worker
     (and the queue's codes behind it) for as long as it liked."""
 
-    deadline: float  # time.monotonic() by which the attempt is over
     sock: socket.socket | None
+
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline  # time.monotonic() by which the attempt is over
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -74,6 +78,14 @@ class _HTTPSConnection(_CutAtDeadline, urllib3.connection.HTTPSConnection):
     pass
 
 
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection  # given the pool's `deadline` with its other connection settings
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 class DeadlinePassed(urllib3.exceptions.TimeoutError):
     """The receiver took longer than WEBHOOK_TIMEOUT_SECONDS over the whole attempt."""
 
@@ -84,7 +96,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
     deadline = time.monotonic() + timeout
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
+        pool = _HTTPSPool(
             target.address,
             target.port,
             maxsize=1,
@@ -92,13 +104,10 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
             timeout=urllib3.Timeout(total=timeout),
             server_hostname=target.host,
             assert_hostname=target.host,
+            deadline=deadline,
         )
-        pool.ConnectionCls = type("Connection", (_HTTPSConnection,), {"deadline": deadline})
     else:
-        pool = urllib3.HTTPConnectionPool(
-            target.address, target.port, maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout)
-        )
-        pool.ConnectionCls = type("Connection", (_HTTPConnection,), {"deadline": deadline})
+        pool = _HTTPPool(target.address, target.port, maxsize=1, retries=False, timeout=urllib3.Timeout(total=timeout), deadline=deadline)
     try:
         with pool:
             response = pool.urlopen(

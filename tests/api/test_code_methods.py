@@ -297,3 +297,23 @@ def test_asking_again_for_a_code_spends_no_tries_of_the_right_one(make_app):
     for _ in range(5):
         assert api.client.post("/api/2fa/resend", json={"tempToken": temp, "method": "sms"}).status_code == 429  # the cooldown
     assert api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code}).status_code == 200
+
+
+def test_a_code_works_once_and_only_for_its_own_binding(api, app):
+    """SECURITY.md 8, at the level of `OneTimeCodes` itself: the tests through the API cannot see a
+    code used twice on one binding (the challenge ends with its first right code), nor a code of
+    one purpose offered to another (the challenge and method bindings refuse it first)."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import User
+    from idp.wiring import one_time_codes
+
+    api.verified_token()
+    with app.test_request_context():
+        user_id = db.session.scalar(select(User.id).where(User.username == "alice"))
+        codes = one_time_codes()
+        setup = codes.issue(user_id=user_id, purpose="setup", channel="email")
+        assert codes.check(setup, user_id=user_id, purpose="login") is None  # another purpose, the same (empty) binding
+        assert codes.check(setup, user_id=user_id, purpose="setup") is not None
+        assert codes.check(setup, user_id=user_id, purpose="setup") is None  # used
+        db.session.rollback()

@@ -214,9 +214,10 @@ def test_a_revoked_client_credentials_token_is_inactive_until_it_expires(app, se
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=revoked).json() == {"active": False}
     hinted = oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=revoked, token_type_hint="refresh_token")
     assert hinted.json() == {"active": False}  # the general search finds it revoked too
-    with statements_run() as seen:  # the client is cached by now: the revocation's one primary-key read
-        assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=kept).json()["active"] is True
-    assert len(seen) == 1 and "revoked_access_tokens" in seen[0] and "BEGIN" not in seen
+    with statements_run() as seen:  # the revocations are kept in memory, read again at most once a second
+        for _ in range(5):
+            assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=kept).json()["active"] is True
+    assert len(seen) <= 1 and all("revoked_access_tokens" in statement for statement in seen)
     with app.app_context():
         events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "token_revoked")).all()
         assert [(e.user_id, e.details["clientId"], e.details["tokenType"]) for e in events] == [(None, service["clientId"], "access_token")]

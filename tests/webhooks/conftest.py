@@ -17,6 +17,8 @@ from flask import Flask
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from tests.conftest import Api
+from tests.delivery.conftest import server_tls as server_tls  # noqa: F401  (the fixtures, for a TLS receiver)
+from tests.delivery.conftest import tls_files as tls_files  # noqa: F401
 from tests.support.loopback import serving
 
 

@@ -307,10 +307,10 @@ class Trickle(BaseHTTPRequestHandler):
         pass
 
 
-def _deliver_once(make_app, url: str, **env: str) -> tuple[str, list[WebhookAttempt]]:
+def _deliver_once(make_app, url: str, username: str = "alice", **env: str) -> tuple[str, list[WebhookAttempt]]:
     app = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_RETRY_BASE_SECONDS="0", WEBHOOK_MAX_ATTEMPTS="1", **env)
     api = Api(app.test_client())
-    token = api.token("alice")
+    token = api.token(username)
     made = api.client.post("/api/webhooks", headers=api.bearer(token), json={"url": url, "events": ["user.login"]})
     assert made.status_code == 201, made.json
     delivery_id = send_test(api, token, made.json["data"]["webhook"]["id"])
@@ -372,3 +372,34 @@ def test_an_attempt_that_fails_unexpectedly_is_recorded_and_counted(make_app, re
     monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", stuck)
     status, [attempt] = _deliver_once(make_app, receiver.url)
     assert status == "failed" and attempt.error == "JobTimeoutException" and attempt.status_code is None
+
+
+def test_an_https_target_is_delivered_to_when_its_certificate_is_trusted(make_app, server_tls, tls_files, monkeypatch):
+    """Over TLS, through the same deadline-bound connection: a certificate the system does not trust
+    is a failed attempt ("TLS error"); trusted (SSL_CERT_FILE, as an operator would add a CA), the
+    answer counts."""
+    from http.server import ThreadingHTTPServer
+    from threading import Thread
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    server.socket = server_tls.wrap_socket(server.socket, server_side=True)
+    Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/hooks"
+    try:
+        status, [attempt] = _deliver_once(make_app, url)
+        assert status == "failed" and attempt.error == "TLS error"
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
+        status, [attempt] = _deliver_once(make_app, url, username="bob")
+        assert status == "delivered" and attempt.status_code == 204, attempt.error
+    finally:
+        server.shutdown()
+        server.server_close()
