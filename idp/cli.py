@@ -101,8 +101,10 @@ def secrets_reencrypt() -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty instead of waiting for jobs.")
 @with_appcontext
 def worker(burst: bool) -> None:
-    """Send queued email and SMS (an RQ worker on the delivery queue; needs Redis)."""
+    """Send queued email, SMS and webhooks (an RQ worker on the delivery queues; needs Redis)."""
     from rq import Queue, SimpleWorker
+
+    from idp.delivery.queue import webhook_queue_name
 
     settings = components().settings
     if not settings.redis_url:
@@ -112,13 +114,15 @@ def worker(burst: bool) -> None:
         )
     # Its own connection, without the web client's 2-second socket timeout: workers block on Redis while idle.
     connection = redis.Redis.from_url(settings.redis_url)
-    queue = Queue(settings.delivery.queue_name, connection=connection)
-    click.echo(f"delivery worker on queue {queue.name} ({settings.delivery.email_backend or 'no'} email, "
-               f"{settings.delivery.sms_backend or 'no'} sms)")
+    name = settings.delivery.queue_name
+    # in this order: a job of the second queue (webhooks) is taken only when the first (email, SMS) is empty
+    queues = [Queue(n, connection=connection) for n in (name, webhook_queue_name(name))]
+    click.echo(f"delivery worker on queue {name} ({settings.delivery.email_backend or 'no'} email, "
+               f"{settings.delivery.sms_backend or 'no'} sms), then {queues[1].name}")
     # SimpleWorker runs jobs in this process: a delivery job is one SMTP or HTTP call on rendered
     # strings, and forking per job cost more CPU (30 ms) than the job itself. with_scheduler:
     # retries after a delay are scheduled jobs, moved back to the queue by the scheduler.
-    SimpleWorker([queue], connection=connection).work(burst=burst, with_scheduler=True)
+    SimpleWorker(queues, connection=connection).work(burst=burst, with_scheduler=True)
 
 
 clients = AppGroup("clients", help="Relying parties (OAuth 2.0 / OpenID Connect clients).")

@@ -158,8 +158,7 @@ def make_app(
         with app.app_context():
             db.engine.dispose()
         app.extensions["idp"].autocommit.dispose()
-        queue = getattr(app.extensions["idp"].delivery_queue, "queue", None)
-        if queue is not None:
+        for queue in getattr(app.extensions["idp"].delivery_queue, "queues", []):
             with contextlib.suppress(redis.RedisError):  # some tests point the app at a dead Redis
                 queue.delete(delete_jobs=True)
     _clean(backend_config(backend)["DATABASE_URL"])
@@ -206,10 +205,10 @@ class Outbox:
         from idp.delivery.outbox import ConsoleOutbox
 
         components = self.app.extensions["idp"]
-        queue = getattr(components.delivery_queue, "queue", None)
-        if queue is not None:
+        queues = getattr(components.delivery_queue, "queues", None)
+        if queues:
             with self.app.app_context():
-                BurstWorker([queue], connection=queue.connection).work(burst=True)
+                BurstWorker(queues, connection=queues[0].connection).work(burst=True)
         found = ConsoleOutbox(components.settings.delivery.outbox_path).messages(limit=1000)
         return [m for m in found if to is None or m["to"] == to]
 

@@ -23,26 +23,37 @@ class DeliveryQueue(Protocol):
         """Send `message` now or later; `label` (e.g. "email login-code") names it in logs, never its content."""
 
 
+def webhook_queue_name(queue_name: str) -> str:
+    return f"{queue_name}-webhooks"
+
+
 class RqDeliveryQueue:
     """Enqueues one RQ job per message; failed attempts are retried after `retry_intervals` seconds
-    (`webhook_retry_intervals` for webhooks, whose every attempt is recorded)."""
+    (`webhook_retry_intervals` for webhooks, whose every attempt is recorded).
+
+    Email and SMS go on `queue`, webhooks on a queue of their own that the worker takes only when
+    the first is empty (`queues`, in that order): a sign-in code never waits behind deliveries to
+    slow receivers. Their job counts are kept under `queue`'s name alike."""
 
     def __init__(self, queue: Queue, retry_intervals: Sequence[int], webhook_retry_intervals: Sequence[int] = ()) -> None:
         self.queue = queue
+        self.webhooks = Queue(webhook_queue_name(queue.name), connection=queue.connection)
+        self.queues = [self.queue, self.webhooks]
         self._retry_intervals = list(retry_intervals)
         self._webhook_retry_intervals = list(webhook_retry_intervals)
 
     def submit(self, message: Message, label: str) -> None:
         func: Callable[..., None]
         args: tuple[str, ...]
-        intervals = self._retry_intervals
+        intervals, queue = self._retry_intervals, self.queue
         if isinstance(message, OutgoingEmail):
             func, args = tasks.deliver_email, (message.to, message.subject, message.text, message.html)
         elif isinstance(message, OutgoingSms):
             func, args = tasks.deliver_sms, (message.to, message.body)
         else:
-            func, args, intervals = tasks.deliver_webhook, (message.delivery_id,), self._webhook_retry_intervals
-        job = self.queue.enqueue_call(
+            func, args = tasks.deliver_webhook, (message.delivery_id,)
+            intervals, queue = self._webhook_retry_intervals, self.webhooks
+        job = queue.enqueue_call(
             func,
             args=args,
             description=label,  # RQ logs the description; the default one would quote the arguments
@@ -52,6 +63,7 @@ class RqDeliveryQueue:
             timeout=JOB_TIMEOUT,
             result_ttl=0,  # a sent message leaves nothing behind in Redis
             failure_ttl=FAILED_TTL,
+            meta={delivery_jobs.COUNTED_AS: self.queue.name},
         )
         log.info("delivery: queued %s as job %s", label, job.id)
         delivery_jobs.count(self.queue.connection, self.queue.name, func.__name__, "queued")

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 log = logging.getLogger("idp.observability")
 
 STATES = ("queued", "done", "retried", "failed")  # failed: after the last retry
+COUNTED_AS = "idp_counted_as"  # a job's meta: the queue name its outcomes are counted under (else its own queue's)
 
 
 def counts_key(queue_name: str) -> str:
@@ -41,12 +42,12 @@ def count(connection: redis.Redis, queue_name: str, func_name: str, state: str) 
 
 def job_done(job: Any, connection: redis.Redis, result: Any, *args: Any, **kwargs: Any) -> None:
     """RQ success callback."""
-    count(connection, job.origin, job.func_name, "done")
+    count(connection, job.meta.get(COUNTED_AS, job.origin), job.func_name, "done")
 
 
 def job_failed(job: Any, connection: redis.Redis) -> None:
     """From the RQ failure callback, after every failed attempt: `retried` while retries remain."""
-    count(connection, job.origin, job.func_name, "retried" if job.retries_left else "failed")
+    count(connection, job.meta.get(COUNTED_AS, job.origin), job.func_name, "retried" if job.retries_left else "failed")
 
 
 class DeliveryJobCounts(Collector):

@@ -93,6 +93,6 @@ def run_worker(rq_connection: redis.Redis) -> Callable[[Flask], None]:
         with app.app_context():
             queue = components().delivery_queue
             if isinstance(queue, RqDeliveryQueue):
-                BurstWorker([queue.queue], connection=rq_connection).work(burst=True)
+                BurstWorker(queue.queues, connection=rq_connection).work(burst=True)
 
     return run

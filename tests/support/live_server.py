@@ -60,12 +60,12 @@ def live_server(env: Mapping[str, str], *, instance_path: str, inline_delivery: 
     url = f"http://{HOST}:{port}"
     thread: threading.Thread | None = None
     app: Flask | None = None
-    rq_queue: Any = None
+    rq_queues: list[Any] = []
     try:
         app = create_app({**env, "ISSUER": url, "PORT": str(port)}, instance_path=instance_path, dotenv=False)
         app.jinja_env.undefined = StrictUndefined
         components = app.extensions["idp"]
-        rq_queue = getattr(components.delivery_queue, "queue", None)
+        rq_queues = getattr(components.delivery_queue, "queues", [])
         if inline_delivery:
             components.delivery_queue = InlineDeliveryQueue(components.senders)
         server.app = app
@@ -84,6 +84,6 @@ def live_server(env: Mapping[str, str], *, instance_path: str, inline_delivery: 
             with app.app_context():
                 db.engine.dispose()
             app.extensions["idp"].autocommit.dispose()
-            if rq_queue is not None:
+            for queue in rq_queues:
                 with contextlib.suppress(redis.RedisError):
-                    rq_queue.delete(delete_jobs=True)
+                    queue.delete(delete_jobs=True)

@@ -26,17 +26,23 @@ from tests.webhooks.conftest import create_webhook
 ALL_EVENTS = ["2fa.enabled", "2fa.disabled", "2fa.verified", "2fa.failed", "user.login", "user.logout"]
 
 
-def rq_queue(app: Flask) -> Queue | None:
+def delivery_queue(app: Flask) -> RqDeliveryQueue | None:
     queue = app.extensions["idp"].delivery_queue
-    return queue.queue if isinstance(queue, RqDeliveryQueue) else None
+    return queue if isinstance(queue, RqDeliveryQueue) else None
+
+
+def rq_queue(app: Flask) -> Queue | None:
+    """The queue of the webhooks' jobs."""
+    queue = delivery_queue(app)
+    return queue.webhooks if queue is not None else None
 
 
 def run_jobs(app: Flask) -> None:
-    """Work the queue until it is empty (inline delivery has already happened)."""
-    queue = rq_queue(app)
+    """Work the queues until they are empty (inline delivery has already happened)."""
+    queue = delivery_queue(app)
     if queue is not None:
         with app.app_context():
-            BurstWorker([queue], connection=queue.connection).work(burst=True)
+            BurstWorker(queue.queues, connection=queue.queue.connection).work(burst=True)
 
 
 def attempts_of(app: Flask, delivery_id: str) -> list[tuple[int, int | None, bool]]:
@@ -274,8 +280,8 @@ def test_the_target_is_checked_again_when_delivering(make_app, receiver, backend
 
 
 def _queue_name(app: Flask) -> str:
-    queue = rq_queue(app)
-    return queue.name if queue is not None else "unused"
+    queue = delivery_queue(app)
+    return queue.queue.name if queue is not None else "unused"
 
 
 @pytest.mark.parametrize("backend", ["postgres"])  # inline delivery leaves nothing pending
@@ -403,3 +409,35 @@ def test_an_https_target_is_delivered_to_when_its_certificate_is_trusted(make_ap
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # the queues of the worker (Redis)
+def test_a_code_is_sent_before_the_webhooks_queued_ahead_of_it(api, app, receiver, monkeypatch):
+    """Webhooks have a queue of their own, taken when the one of email and SMS is empty: a sign-in
+    code waited behind every delivery queued before it, each up to WEBHOOK_TIMEOUT_SECONDS."""
+    from idp.delivery import tasks
+    from idp.observability import delivery_jobs
+    from idp.wiring import delivery as outgoing
+
+    token = api.token("alice")
+    webhook = create_webhook(api, token, receiver)
+    for _ in range(3):
+        send_test(api, token, webhook["id"])
+    with app.app_context():
+        outgoing().email("alice@example.com", "login-code", username="alice", code="493021", minutes=5, purpose="sign in")
+        db.session.commit()
+    done: list[str] = []
+    perform = tasks.perform
+
+    def recorded(message, *args, **kwargs):
+        done.append(type(message).__name__)
+        return perform(message, *args, **kwargs)
+
+    monkeypatch.setattr(tasks, "perform", recorded)
+    run_jobs(app)
+    assert done.count("WebhookJob") == 3 and "OutgoingEmail" in done
+    assert done == sorted(done, key=lambda kind: kind == "WebhookJob"), done  # every email first
+    queues = delivery_queue(app)
+    assert queues is not None  # the counts of both queues' jobs, under DELIVERY_QUEUE's name (/metrics)
+    counts = queues.queue.connection.hgetall(delivery_jobs.counts_key(queues.queue.name))
+    assert counts[b"webhook:queued"] == counts[b"webhook:done"] == b"3"
