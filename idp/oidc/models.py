@@ -93,4 +93,4 @@ class RevokedAccessToken(db.Model):  # type: ignore[name-defined]
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
-    revoked_at: Mapped[datetime] = created_column()
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)  # each process reads what is new

@@ -228,7 +228,7 @@ class Revocation(HintIsOnlyAHint, RevocationEndpoint):
                 details={"clientId": token.client_id, "tokenType": token.kind, "jti": token.claims.jti},
             )
             db.session.commit()
-            self.server.revoked_access_tokens.add(token.claims.jti)
+            self.server.revoked_access_tokens.add(token.claims)
 
 
 class EndSession(EndSessionEndpoint):

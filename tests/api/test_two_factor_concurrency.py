@@ -42,11 +42,30 @@ def test_one_backup_code_signs_in_once(app, api):
     assert sorted(answers) == [200, 400]
 
 
-def test_new_backup_codes_asked_for_twice_at_once_leave_one_set(app, api):
+def test_new_backup_codes_asked_for_twice_at_once_leave_one_set(app, api, monkeypatch):
     """Both requests answer with codes, and the user is told the old ones no longer work: only the
-    set of the later one may work. Both sets did (20 codes) on PostgreSQL."""
+    set of the later one may work. Both sets did (20 codes) on PostgreSQL, whose DELETE does not see
+    the rows of a transaction still open. Each request here keeps its transaction open after
+    generating until the other has generated too (at most a second), so that they overlap: only
+    the lock on the account's row keeps the second DELETE waiting for the first commit."""
+    import threading
+
+    from idp.mfa.backup_codes import BackupCodes
+
     token = api.verified_token()
     api.enable_totp(token)
+    both_generated = threading.Barrier(2)
+    generate = BackupCodes.generate
+
+    def generate_then_wait(self, user_id):
+        codes = generate(self, user_id)
+        try:
+            both_generated.wait(timeout=1)
+        except threading.BrokenBarrierError:  # the other one waits for this commit (the lock)
+            pass
+        return codes
+
+    monkeypatch.setattr(BackupCodes, "generate", generate_then_wait)
     sets = at_once(app, lambda client, n: client.post("/api/2fa/backup-codes/generate", headers=api.bearer(token)).json["data"]["backupCodes"])
     assert all(len(codes) == 10 for codes in sets)
     assert api.client.get("/api/2fa/backup-codes/count", headers=api.bearer(token)).json["data"]["count"] == 10
