@@ -102,9 +102,9 @@ def secrets_reencrypt() -> None:
 @with_appcontext
 def worker(burst: bool) -> None:
     """Send queued email, SMS and webhooks (an RQ worker on the delivery queues; needs Redis)."""
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
 
-    from idp.delivery.queue import webhook_queue_name
+    from idp.delivery.queue import delivery_queues
 
     settings = components().settings
     if not settings.redis_url:
@@ -114,10 +114,8 @@ def worker(burst: bool) -> None:
         )
     # Its own connection, without the web client's 2-second socket timeout: workers block on Redis while idle.
     connection = redis.Redis.from_url(settings.redis_url)
-    name = settings.delivery.queue_name
-    # in this order: a job of the second queue (webhooks) is taken only when the first (email, SMS) is empty
-    queues = [Queue(n, connection=connection) for n in (name, webhook_queue_name(name))]
-    click.echo(f"delivery worker on queue {name} ({settings.delivery.email_backend or 'no'} email, "
+    queues = delivery_queues(settings.delivery.queue_name, connection)
+    click.echo(f"delivery worker on queue {queues[0].name} ({settings.delivery.email_backend or 'no'} email, "
                f"{settings.delivery.sms_backend or 'no'} sms), then {queues[1].name}")
     # SimpleWorker runs jobs in this process: a delivery job is one SMTP or HTTP call on rendered
     # strings, and forking per job cost more CPU (30 ms) than the job itself. with_scheduler:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
-from rq import Queue
 
 from idp.config import DeliverySettings
 from idp.delivery.messages import EmailSender, Senders, SmsSender
 from idp.delivery.outbox import ConsoleOutbox
-from idp.delivery.queue import DeliveryQueue, InlineDeliveryQueue, RqDeliveryQueue
+from idp.delivery.queue import DeliveryQueue, InlineDeliveryQueue, RqDeliveryQueue, delivery_queues
 
 
 def build_senders(settings: DeliverySettings) -> Senders:
@@ -38,4 +37,4 @@ def build_queue(
     """RQ on Redis when there is one, else inline in this process."""
     if connection is None:
         return InlineDeliveryQueue(senders)
-    return RqDeliveryQueue(Queue(settings.queue_name, connection=connection), settings.retry_intervals, webhook_retry_intervals)
+    return RqDeliveryQueue(delivery_queues(settings.queue_name, connection), settings.retry_intervals, webhook_retry_intervals)

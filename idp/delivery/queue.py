@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from redis import Redis
 from rq import Callback, Queue, Retry
 
 from idp.delivery import tasks
@@ -23,8 +24,10 @@ class DeliveryQueue(Protocol):
         """Send `message` now or later; `label` (e.g. "email login-code") names it in logs, never its content."""
 
 
-def webhook_queue_name(queue_name: str) -> str:
-    return f"{queue_name}-webhooks"
+def delivery_queues(queue_name: str, connection: Redis) -> list[Queue]:
+    """The queues of DELIVERY_QUEUE, in the order a worker takes them: email and SMS, then webhooks
+    (taken only when the first is empty)."""
+    return [Queue(name, connection=connection) for name in (queue_name, f"{queue_name}-webhooks")]
 
 
 class RqDeliveryQueue:
@@ -32,13 +35,12 @@ class RqDeliveryQueue:
     (`webhook_retry_intervals` for webhooks, whose every attempt is recorded).
 
     Email and SMS go on `queue`, webhooks on a queue of their own that the worker takes only when
-    the first is empty (`queues`, in that order): a sign-in code never waits behind deliveries to
-    slow receivers. Their job counts are kept under `queue`'s name alike."""
+    the first is empty (`queues`, from `delivery_queues`): a sign-in code never waits behind
+    deliveries to slow receivers. Their job counts are kept under `queue`'s name alike."""
 
-    def __init__(self, queue: Queue, retry_intervals: Sequence[int], webhook_retry_intervals: Sequence[int] = ()) -> None:
-        self.queue = queue
-        self.webhooks = Queue(webhook_queue_name(queue.name), connection=queue.connection)
-        self.queues = [self.queue, self.webhooks]
+    def __init__(self, queues: Sequence[Queue], retry_intervals: Sequence[int], webhook_retry_intervals: Sequence[int] = ()) -> None:
+        self.queues = list(queues)
+        self.queue, self.webhooks = self.queues
         self._retry_intervals = list(retry_intervals)
         self._webhook_retry_intervals = list(webhook_retry_intervals)
 
