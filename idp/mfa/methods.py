@@ -186,6 +186,7 @@ class TwoFactorService:
         self, user: User, method: TwoFactorMethod, client: ClientInfo, *, always_new_backup_codes: bool
     ) -> list[str] | None:
         now = self._clock()
+        self._lock_account(user)
         # Claimed first, atomically: of two submissions of the same setup (a double click), only
         # one enables it and hands out backup codes; the other is told it is already done, as it
         # is when it arrives after the first one's commit.
@@ -237,6 +238,7 @@ class TwoFactorService:
     def remove(self, user: User, method_id: str, *, client: ClientInfo) -> bool:
         """Remove a verified method; removing the last one turns 2FA off, deletes the backup codes
         and forgets trusted devices. Returns whether 2FA is still on."""
+        self._lock_account(user)
         method = self._db.get(TwoFactorMethod, method_id)
         if method is None or method.user_id != user.id or method.verified_at is None:
             raise NotFound("Two-factor method not found")
@@ -258,6 +260,12 @@ class TwoFactorService:
         )
         self._db.commit()
         return still_on
+
+    def _lock_account(self, user: User) -> None:
+        """Hold the account's row until the commit, and read it again. A change to the account's
+        factors then waits for any other in progress: two removals at once each counted the other's
+        method as still there (its delete not yet committed), and left 2FA on with no method."""
+        self._db.execute(select(User).where(User.id == user.id).with_for_update().execution_options(populate_existing=True))
 
     def reset(self, user: User, *, by: str | None, client: ClientInfo) -> None:
         """An administrator's reset: every method (set up or pending), backup code and trusted

@@ -76,6 +76,43 @@ def test_new_backup_codes_asked_for_twice_at_once_leave_one_set(app, api, monkey
     assert len(working) == 1
 
 
+def test_the_last_two_methods_removed_at_once_turn_two_factor_off(app, api, monkeypatch):
+    """Removing the last method turns 2FA off and deletes the backup codes (API.md). Each removal
+    counted the methods left inside its own transaction and saw the other's method, its delete not
+    yet committed: both answered "still on", leaving 2FA on with no method and ten backup codes.
+    Each removal here waits (at most a second) after its delete until the other has deleted too;
+    only the lock on the account's row makes the second wait for the first commit instead."""
+    import threading
+
+    from idp.mfa.methods import TwoFactorService
+
+    token = api.verified_token()
+    headers = api.bearer(token)
+    api.enable_totp(token)
+    api.client.post("/api/2fa/email/setup", headers=headers, json={"email": "codes@example.com"})
+    enabled = api.client.post("/api/2fa/email/verify-setup", headers=headers, json={"code": api.outbox.code("codes@example.com")})
+    assert enabled.status_code == 200, enabled.json
+    ids = [m["id"] for m in api.client.get("/api/2fa/methods", headers=headers).json["data"]["methods"]]
+    assert len(ids) == 2
+    both_deleted = threading.Barrier(2)
+    methods = TwoFactorService.methods
+
+    def methods_once_both_deleted(self, user_id):
+        try:
+            both_deleted.wait(timeout=1)
+        except threading.BrokenBarrierError:  # the other one waits for this commit (the lock)
+            pass
+        return methods(self, user_id)
+
+    monkeypatch.setattr(TwoFactorService, "methods", methods_once_both_deleted)
+    answers = at_once(app, lambda client, n: client.delete(f"/api/2fa/methods/{ids[n]}", headers=headers))
+    monkeypatch.setattr(TwoFactorService, "methods", methods)
+    assert sorted(a.json["data"]["twoFactorEnabled"] for a in answers) == [False, True]
+    assert api.client.get("/api/2fa/methods", headers=headers).json["data"]["methods"] == []
+    assert api.client.get("/api/auth/me", headers=headers).json["data"]["user"]["twoFactorEnabled"] is False
+    assert api.client.get("/api/2fa/backup-codes/count", headers=headers).json["data"]["count"] == 0
+
+
 def test_one_reset_link_sets_one_password(app, api):
     api.register("alice")
     api.client.post("/api/auth/password-reset/request", json={"email": "alice@example.com"})
