@@ -397,4 +397,4 @@ def user_administration() -> UserAdministration:
 
 
 def client_registry() -> ClientRegistry:
-    return ClientRegistry(db.session(), audit_log(), utcnow, components().clients)
+    return ClientRegistry(db.session(), audit_log(), session_service(), utcnow, components().clients)

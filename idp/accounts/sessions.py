@@ -22,7 +22,7 @@ from idp.audit.service import AuditLog, ClientInfo, with_event
 from idp.clock import as_utc
 from idp.delivery.after_commit import pending
 from idp.errors import InvalidRefreshToken, NotFound, Unauthorized
-from idp.models import new_id
+from idp.models import affected, new_id
 from idp.security.digests import b64url, derived_key, digest
 from idp.security.tokens import AccessTokenClaims, AccessTokens, InvalidAccessToken
 from idp.statements import HotStatement
@@ -488,6 +488,17 @@ class SessionService:
         return self._revoke_matching(
             user_id, Session.client_id == client_id, reason=reason, client=client, event="token_revoked", details={"clientId": client_id}
         )
+
+    def end_all_of_client(self, client_id: str, *, reason: str) -> int:
+        """End every live session of one client, whoever's (the client is going); returns how many.
+        The caller records the event and commits."""
+        ended = self._db.execute(
+            update(Session)
+            .where(Session.client_id == client_id, Session.revoked_at.is_(None))
+            .values(revoked_at=self._clock(), revoke_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        return affected(ended)
 
     def _revoke_matching(
         self, user_id: str, *conditions: Any, reason: str, client: ClientInfo, event: str = "session_revoked",

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from idp.accounts.sessions import API_CLIENT_ID, BROWSER_CLIENT_ID, SessionService
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import iso
 from idp.errors import Conflict, NotFound, ValidationFailed
@@ -122,12 +123,21 @@ class ClientCache:
         self._entries.pop(client_id, None)
 
 
+# The provider's own sessions (the JSON API's, the browser's sign-in) are told apart by these ids:
+# a client registered under one would pass for the provider itself (its tokens would be the JSON
+# API's, its refresh token the browser's cookie).
+RESERVED_CLIENT_IDS = frozenset({API_CLIENT_ID, BROWSER_CLIENT_ID})
+
+
 class ClientRegistry:
     """Every change is audited; `by` names the administrator (None: the command line)."""
 
-    def __init__(self, db: DbSession, audit: AuditLog, clock: Callable[[], datetime], cache: ClientCache | None = None) -> None:
+    def __init__(
+        self, db: DbSession, audit: AuditLog, sessions: SessionService, clock: Callable[[], datetime], cache: ClientCache | None = None
+    ) -> None:
         self._db = db
         self._audit = audit
+        self._sessions = sessions
         self._clock = clock
         self._cache = cache
 
@@ -159,6 +169,8 @@ class ClientRegistry:
         if problems:
             raise ValidationFailed(errors=problems)
         client_id = client_id or new_client_id()
+        if client_id in RESERVED_CLIENT_IDS:
+            raise ValidationFailed(errors=[f"client_id: {client_id} is the provider's own; choose another"])
         if self._db.get(OAuthClient, client_id):
             raise Conflict(f"client {client_id} exists")
         secret = None if spec.public else random_token()
@@ -215,8 +227,11 @@ class ClientRegistry:
         return list(self._db.scalars(select(OAuthClient).order_by(OAuthClient.created_at)))
 
     def delete(self, client_id: str, *, by: str | None = None, client: ClientInfo = NO_CLIENT) -> None:
+        """Remove a client, its codes and consents; every session it holds ends (its refresh and
+        access tokens stop working at once)."""
         self._db.delete(self.get(client_id))
-        self._record("client_deleted", client_id, by, client)
+        ended = self._sessions.end_all_of_client(client_id, reason="client_deleted")
+        self._record("client_deleted", client_id, by, client, sessionsEnded=ended)
         self._db.commit()
         self._forget(client_id)
 

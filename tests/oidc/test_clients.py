@@ -80,6 +80,16 @@ def test_a_chosen_client_id_must_be_free(app):
     assert again.exit_code == 1 and "exists" in again.output
 
 
+@pytest.mark.parametrize("reserved", ["idp-api", "idp-browser"])
+def test_the_providers_own_client_ids_cannot_be_registered(app, reserved):
+    """The JSON API knows its own tokens by `client_id` idp-api, the browser's sign-in session is
+    idp-browser: a client registered as idp-api got code-flow tokens that worked on /api (an
+    administrator's reached /api/admin), one as idp-browser could refresh the browser's cookie."""
+    refused = cli(app, "create", "--name", "Internal tool", "--client-id", reserved, "--redirect-uri", "https://t.example/cb")
+    assert refused.exit_code == 1 and "the provider's own" in refused.output
+    assert json.loads(cli(app, "list", "--json").output) == []
+
+
 def test_generated_client_ids_are_letters_and_digits_so_a_command_line_never_reads_them_as_options():
     from idp.oidc.clients import new_client_id
 

@@ -89,6 +89,27 @@ def test_a_code_of_a_live_sign_in_is_exchanged_by_hand(rp, browser, alice):
     assert answer.status_code == 200, answer.json
 
 
+def test_deleting_a_client_ends_its_sessions(rp, browser, alice, app):
+    """Its access tokens stop reading userinfo and introspect inactive, its refresh tokens stop
+    working: the sessions no longer outlive the client."""
+    from tests.admin.conftest import cli
+
+    token = rp.log_in(browser)
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    client = app.test_client()
+    assert client.get("/oauth/userinfo", headers=bearer).status_code == 200
+    assert cli(app, "clients", "delete", rp.client_id).exit_code == 0
+    assert client.get("/oauth/userinfo", headers=bearer).status_code == 401
+    with app.app_context():
+        from sqlalchemy import select
+
+        from idp.accounts.models import Session
+        from idp.extensions import db
+
+        reasons = db.session.scalars(select(Session.revoke_reason).where(Session.client_id == rp.client_id)).all()
+    assert reasons and set(reasons) == {"client_deleted"}
+
+
 def test_a_relying_partys_access_token_is_no_key_to_the_json_api(rp, browser, alice, api, app):
     """A client granted `openid profile email` gets tokens for userinfo, not the user's rights on the
     JSON API: an administrator's token there would reach /api/admin and mint an admin API key that
