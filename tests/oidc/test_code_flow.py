@@ -52,6 +52,50 @@ def test_withdrawn_consent_is_asked_again_and_ends_the_apps_sessions(rp, browser
     assert "would like to" in browser.html
 
 
+def test_a_code_issued_before_consent_was_withdrawn_gets_no_tokens(rp, browser, alice, app):
+    """Codes live five minutes: one handed out just before the user removed the app was still
+    exchanged for a new session with the full scope, after "it will ask before it can again"."""
+    from idp.audit.service import ClientInfo
+    from idp.wiring import consents
+
+    user_id = rp.id_token_claims(rp.log_in(browser))["sub"]
+    code = rp.callback(browser.open(rp.authorization_url()))["code"]
+    with app.test_request_context():
+        assert consents().revoke(user_id, rp.client_id, client=ClientInfo())
+    answer = rp.app.test_client().post(
+        "/oauth/token",
+        data={"grant_type": "authorization_code", "code": code, "code_verifier": rp.verifier, "redirect_uri": REDIRECT_URI},
+        auth=(rp.client_id, rp.registered["clientSecret"]),
+    )
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_grant", answer.json
+
+
+def test_allow_clicked_twice_at_once_redirects_both_times(rp, browser, alice, app):
+    """A double click on "Allow", or two tabs: both requests found no consent and inserted one, and
+    the second insert broke the unique key (a 500 page). Each now redirects with a code."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from tests.oidc.conftest import hidden_fields
+
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    assert "would like to" in browser.html
+    form = {**hidden_fields(browser.html), "decision": "allow"}
+    cookies = [(c.key, c.value) for c in browser.client._cookies.values()]
+    start = Barrier(4)
+
+    def click(_: int) -> int:
+        client = app.test_client()
+        for key, value in cookies:
+            client.set_cookie(key, value)
+        start.wait(timeout=30)
+        return client.post("/oauth/authorize", data=form).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(click, range(4))) == [302] * 4
+
+
 def test_a_first_party_client_skips_the_consent_page(make_rp, browser, alice):
     own = make_rp("--first-party", name="Own app")
     browser.open(own.authorization_url())
