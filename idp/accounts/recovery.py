@@ -17,6 +17,7 @@ from idp.accounts.sessions import SessionService
 from idp.accounts.throttle import AccountThrottle
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
+from idp.clock import as_utc
 from idp.errors import DeliveryUnavailable, InvalidToken, ValidationFailed
 from idp.mfa.devices import TrustedDevices
 from idp.security.digests import digest, random_token
@@ -65,9 +66,17 @@ class AccountTokens:
                 AccountToken.expires_at > now,
             )
             .values(used_at=now)
-            .returning(AccountToken.user_id, AccountToken.email)
+            .returning(AccountToken.user_id, AccountToken.email, AccountToken.created_at)
         ).one_or_none()
-        return AccountToken(user_id=row.user_id, email=row.email) if row else None
+        return AccountToken(user_id=row.user_id, email=row.email, created_at=row.created_at) if row else None
+
+
+def _may_reset(user: User, link: AccountToken) -> bool:
+    """A reset link sets a password only for an enabled account whose password has not changed
+    since the link was sent: the owner who remembered it and changed it, or an administrator who
+    disabled the account, would otherwise leave a forwarded or stolen link able to take it over."""
+    changed = user.password_changed_at
+    return user.is_active and (changed is None or as_utc(link.created_at) >= as_utc(changed))
 
 
 class Recovery:
@@ -124,7 +133,7 @@ class Recovery:
         """The user a live link token was sent to (consumed now), if the address is still theirs."""
         row = self._tokens.consume(token, purpose)
         user = self._db.get(User, row.user_id) if row else None
-        if row is None or user is None or user.email != row.email:
+        if row is None or user is None or user.email != row.email or purpose == "password_reset" and not _may_reset(user, row):
             self._db.rollback()
             raise InvalidToken(invalid)
         return user

@@ -121,6 +121,36 @@ def test_a_weak_new_password_is_refused_and_the_link_stays_usable(api):
     assert api.client.post("/api/auth/password-reset/confirm", json={"token": token, "newPassword": NEW}).status_code == 200
 
 
+def test_a_link_sent_before_the_password_changed_no_longer_resets_it(api):
+    """The owner asked for a link, then remembered the password and changed it: whoever holds
+    the earlier link (a forwarded mail, a shared mailbox) could still set their own for an hour."""
+    token = api.token("alice")
+    request_reset(api, "alice@example.com")
+    link = api.outbox.link_token("alice@example.com")
+    changed = api.client.post(
+        "/api/auth/change-password", headers=api.bearer(token), json={"currentPassword": api.PASSWORD, "newPassword": NEW}
+    )
+    assert changed.status_code == 200, changed.json
+    stale = api.client.post("/api/auth/password-reset/confirm", json={"token": link, "newPassword": "Attacker-Chosen-77!"})
+    assert stale.status_code == 400 and stale.json["code"] == "invalid_token"
+    assert api.login("alice", NEW).status_code == 200
+
+
+def test_a_link_does_not_reset_a_disabled_account(api, app):
+    """Asking is refused for a disabled account; a link sent before it was disabled is refused too,
+    or the password would be the link holder's when the account is enabled again."""
+    from tests.admin.conftest import cli
+
+    api.register("alice")
+    request_reset(api, "alice@example.com")
+    link = api.outbox.link_token("alice@example.com")
+    assert cli(app, "users", "disable", "alice").exit_code == 0
+    refused = api.client.post("/api/auth/password-reset/confirm", json={"token": link, "newPassword": NEW})
+    assert refused.status_code == 400 and refused.json["code"] == "invalid_token"
+    assert cli(app, "users", "enable", "alice").exit_code == 0
+    assert api.login("alice").status_code == 200
+
+
 def test_the_link_expires_after_an_hour(api):
     api.register("alice")
     request_reset(api, "alice@example.com")
