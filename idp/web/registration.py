@@ -216,6 +216,7 @@ def rate_limit_reached(exc: TooManyRequests) -> Any:
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
+@rate_limited("general", methods=["POST"])  # the API's window for its reset requests: each may send an email
 def forgot_password() -> Any:
     """Ask for a reset link. The answer is the same whether or not an account uses the address."""
     next_url = safe_next(request.values.get("next"))

@@ -249,6 +249,23 @@ def test_forgot_password_answers_alike_and_sends_the_link_only_to_an_account(app
     assert "http://localhost:3001/reset-password?token=" in api.outbox.last("alice@example.com")["text"]
 
 
+def test_forgot_password_spends_the_apis_window_of_the_client_address(make_app):
+    """Each request may email a link: the API's reset requests are limited per address (the
+    general limit), and the page had no limit at all. Both now spend one window."""
+    app = make_app(RATE_LIMIT_GENERAL="3 per 15 minutes")
+    client = app.test_client()
+    for n in range(2):
+        assert client.post("/api/auth/password-reset/request", json={"email": f"u{n}@example.com"}).status_code == 200
+    browser = Browser(app)
+    assert browser.open("/forgot-password").status_code == 200  # looking at the page is free
+    assert browser.submit("/forgot-password", email="v1@example.com").status_code == 200
+    browser.open("/forgot-password")
+    blocked = browser.submit("/forgot-password", email="v2@example.com")
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert "Too many" in browser.html and "<title>" in browser.html
+    assert client.post("/api/auth/password-reset/request", json={"email": "u9@example.com"}).status_code == 429
+
+
 def test_forgot_password_asks_for_an_address(app):
     strict(app)
     browser = ask_for_reset(app, "")
