@@ -108,7 +108,10 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
 
     api_headers = lowered([("Content-Security-Policy", API_CSP), ("Cache-Control", "no-store"), *common])
     json_headers = lowered([("Content-Security-Policy", API_CSP), *common])
-    page_headers = lowered([("Content-Security-Policy", PAGE_CSP), *common])
+    # a hosted page is someone's (their sessions, a TOTP key, backup codes): no cache keeps it,
+    # not the browser's on a shared computer, nor a proxy's; assets (CSS, scripts) stay cacheable
+    page_headers = lowered([("Content-Security-Policy", PAGE_CSP), ("Cache-Control", "no-store"), *common])
+    asset_headers = lowered([("Content-Security-Policy", PAGE_CSP), *common])
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -116,7 +119,7 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
         if request.path.startswith(api_prefix):
             chosen = api_headers
         else:
-            chosen = json_headers if response.is_json else page_headers
+            chosen = json_headers if response.is_json else page_headers if response.mimetype == "text/html" else asset_headers
         present = {name.lower() for name, _ in headers.items()}  # one pass, not one scan per header
         for name, lower, value in chosen:
             if lower not in present:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from idp.wiring import components
@@ -21,6 +23,26 @@ def test_security_headers_on_every_response(client, path):
 def test_api_answers_are_not_cached(api):
     response = api.register("alice")
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_pages_are_not_stored_and_assets_may_be(app, api):
+    """A page may carry a TOTP key or backup codes (the enrolment at sign-in sent no Cache-Control),
+    or someone's sessions: no cache keeps any page. CSS and scripts stay cacheable."""
+    import pyotp
+
+    from tests.oidc.conftest import Browser
+
+    api.verified_token("alice")
+    browser = Browser(app)
+    assert browser.open("/login").headers["Cache-Control"] == "no-store"
+    browser.sign_in()
+    key_page = browser.open("/login/enrol")
+    secret = "".join(re.findall(r"<span>([A-Z2-7]{1,4})</span>", browser.html))
+    codes_page = browser.submit("/login/enrol", code=pyotp.TOTP(secret).now())
+    assert "Save your backup codes" in browser.html
+    assert key_page.headers["Cache-Control"] == codes_page.headers["Cache-Control"] == "no-store"
+    assert browser.open("/account").headers["Cache-Control"] == "no-store"
+    assert app.test_client().get("/static/site.css").headers.get("Cache-Control") != "no-store"
 
 
 def test_pages_forbid_inline_script(client):
