@@ -50,6 +50,9 @@ class UpdateApiKeyRequest(Body):
     scopes: Scopes = left_out()
     expires_at: Expiry = None  # null: never expires
     rate_limit: HourlyLimit = None  # null: the server's default
+    is_active: Annotated[
+        bool, Field(alias="isActive", description="false revokes the key (as POST /api-keys/:id/revoke); a revoked key stays revoked")
+    ] = left_out()
 
 
 class ApiKeyView(Wire):
@@ -147,7 +150,9 @@ def update(key_id: str) -> Response:
         changes["expires_at"] = data.expires_at
     if "rate_limit" in given:
         changes["rate_limit"] = data.rate_limit
-    key = api_key_service().update(token_identity().user.id, key_id, changes=changes)
+    if "is_active" in given and data.is_active is not None:
+        changes["is_active"] = data.is_active
+    key = api_key_service().update(token_identity().user.id, key_id, changes=changes, client=client_info())
     return ok({"apiKey": api_key_view(key)}, message="API key updated")
 
 
@@ -155,7 +160,7 @@ def update(key_id: str) -> Response:
 @documented(responses={200: None})
 @require_bearer
 def delete(key_id: str) -> Response:
-    api_key_service().delete(token_identity().user.id, key_id)
+    api_key_service().delete(token_identity().user.id, key_id, client=client_info())
     return ok(message="API key deleted")
 
 

@@ -184,7 +184,7 @@ def get(webhook_id: UUID) -> Response:
 def update(webhook_id: UUID) -> Response:
     data = parse(UpdateWebhookRequest)
     changes = {name: getattr(data, name) for name in data.model_fields_set}
-    webhook = webhook_service().update(identity().user.id, str(webhook_id), changes=changes)
+    webhook = webhook_service().update(identity().user.id, str(webhook_id), changes=changes, client=client_info())
     return ok({"webhook": webhook_view(webhook)}, message="Webhook updated")
 
 

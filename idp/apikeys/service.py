@@ -22,6 +22,7 @@ KEY_MARK = "pk_"  # what tells a key from an access token in `Authorization: Bea
 SCOPES = ("*", "2fa:read", "2fa:write", "user:read", "webhooks:read", "webhooks:write", "admin")
 ADMIN_SCOPE = "admin"  # never implied by "*": a key acts as an administrator only when it says so
 VISIBLE = len(KEY_PREFIX) + 4  # what a listing shows of a key
+_WIRE_NAMES = {"expires_at": "expiresAt", "rate_limit": "rateLimit"}  # a change's fields, as the audit log names them
 
 
 def new_key() -> str:
@@ -107,10 +108,19 @@ class ApiKeyService:
         key_id: str,
         *,
         changes: dict[str, object],
+        client: ClientInfo,
     ) -> ApiKey:
-        """Change name, scopes, expiry or hourly limit (only the fields given). Commits."""
+        """Change name, scopes, expiry or hourly limit (only the fields given), or revoke the key
+        (`is_active` false, as the old service's PATCH did); a revoked key is never active again.
+        Audited, with the fields changed. Commits."""
         row = self.get(user_id, key_id)
         now = self._clock()
+        if "is_active" in changes:
+            if changes["is_active"] and row.revoked_at is not None:
+                raise Conflict("A revoked API key stays revoked; create a new one")
+            if not changes["is_active"] and row.revoked_at is None:
+                row.revoked_at = now
+                self._audit.record("api_key_revoked", user_id=user_id, client=client, details={"apiKeyId": row.id})
         if "name" in changes:
             row.name = str(changes["name"])
         if "scopes" in changes:
@@ -125,12 +135,17 @@ class ApiKeyService:
             limit = changes["rate_limit"]
             row.rate_limit = limit if isinstance(limit, int) else self._default_rate_limit
         row.updated_at = now
+        settings = sorted(set(changes) - {"is_active"})
+        if settings:
+            details = {"apiKeyId": row.id, "name": row.name, "fields": [_WIRE_NAMES.get(f, f) for f in settings]}
+            self._audit.record("api_key_updated", user_id=user_id, client=client, details={**details, "scopes": list(row.scopes)})
         self._db.commit()
         return row
 
-    def delete(self, user_id: str, key_id: str) -> None:
+    def delete(self, user_id: str, key_id: str, *, client: ClientInfo) -> None:
         row = self.get(user_id, key_id)
         self._db.delete(row)
+        self._audit.record("api_key_deleted", user_id=user_id, client=client, details={"apiKeyId": row.id, "name": row.name})
         self._db.commit()
 
     def rotate(self, user_id: str, key_id: str, *, client: ClientInfo) -> tuple[ApiKey, str]:

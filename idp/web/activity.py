@@ -311,6 +311,10 @@ def _api_key(action: str) -> Wording:
             return Line(_("Created the API key %(name)s", name=name) if name else _("Created an API key"), attention=True)
         if action == "rotated":
             return Line(_("Replaced the secret of an API key"))
+        if action == "updated":
+            return Line(_("Changed the API key %(name)s", name=name) if name else _("Changed an API key"), attention=True)
+        if action == "deleted":
+            return Line(_("Deleted the API key %(name)s", name=name) if name else _("Deleted an API key"))
         return Line(_("Revoked an API key"))
 
     return line
@@ -357,7 +361,10 @@ WORDING: dict[str, Wording] = {
     "api_key_created": _api_key("created"),
     "api_key_rotated": _api_key("rotated"),
     "api_key_revoked": _api_key("revoked"),
+    "api_key_updated": _api_key("updated"),
+    "api_key_deleted": _api_key("deleted"),
     "webhook_created": _says(_l("Added a webhook"), attention=True),
+    "webhook_updated": _says(_l("Changed a webhook"), attention=True),
     "webhook_deleted": _says(_l("Deleted a webhook")),
     "webhook_disabled": _says(_l("A webhook was turned off after its deliveries failed again and again"), attention=True),
     "user_disabled": _says(_l("An administrator disabled your account"), attention=True),

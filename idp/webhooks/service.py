@@ -95,9 +95,9 @@ class WebhookService:
             raise NotFound("Webhook not found")
         return webhook
 
-    def update(self, user_id: str, webhook_id: str, *, changes: dict[str, Any]) -> Webhook:
+    def update(self, user_id: str, webhook_id: str, *, changes: dict[str, Any], client: ClientInfo) -> Webhook:
         """Change url, events or isActive (only the fields given); turning a webhook back on
-        forgets its failures. Commits."""
+        forgets its failures. Audited: a changed URL sends the account's events elsewhere. Commits."""
         webhook = self.get(user_id, webhook_id)
         if "url" in changes:
             self._check_url(changes["url"])
@@ -111,6 +111,8 @@ class WebhookService:
                 webhook.disabled_at = None
             webhook.is_active = active
         webhook.updated_at = self._clock()
+        fields = sorted("isActive" if name == "is_active" else name for name in changes)
+        self._audit.record("webhook_updated", user_id=user_id, client=client, details={"webhookId": webhook.id, "fields": fields})
         self._db.commit()
         return webhook
 

@@ -161,6 +161,24 @@ def test_patch_changes_only_the_fields_given(api):
     assert api.client.get("/api/2fa/methods", headers=with_key(data["key"])).status_code == 401
 
 
+def test_changing_revoking_by_patch_and_deleting_a_key_are_audited(api):
+    """Widening a key to `*` or lifting its expiry left no trace (a stolen access token could
+    quietly escalate a key). `isActive: false` revokes, as the old service's PATCH did."""
+    token = api.token("alice")
+    key_id = create_key(api, token, scopes=["user:read"])["apiKey"]["id"]
+    path = f"/api/api-keys/{key_id}"
+    widened = api.client.patch(path, headers=api.bearer(token), json={"scopes": ["*"], "expiresAt": None})
+    assert widened.status_code == 200, widened.json
+    revoked = api.client.patch(path, headers=api.bearer(token), json={"isActive": False})
+    assert revoked.status_code == 200 and revoked.json["data"]["apiKey"]["revokedAt"]
+    again = api.client.patch(path, headers=api.bearer(token), json={"isActive": True})
+    assert again.status_code == 409 and "stays revoked" in again.json["message"]
+    assert api.client.delete(path, headers=api.bearer(token)).status_code == 200
+    logs = api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]
+    assert [e["action"] for e in logs[:4]] == ["api_key_deleted", "api_key_revoked", "api_key_updated", "api_key_created"]
+    assert logs[2]["details"]["fields"] == ["expiresAt", "scopes"] and logs[2]["details"]["scopes"] == ["*"]
+
+
 def test_a_user_never_sees_or_changes_another_users_keys(api):
     alice = api.token("alice")
     bob = api.token("bob")

@@ -107,6 +107,9 @@ def test_update_changes_only_what_is_given(api, receiver):
     assert api.client.patch(path, headers=api.bearer(token), json={"url": "http://10.0.0.1/x"}).status_code == 200  # allowed here
     assert api.client.delete(path, headers=api.bearer(token)).status_code == 200
     assert api.client.get(path, headers=api.bearer(token)).status_code == 404
+    logs = api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]
+    changes = [e["details"]["fields"] for e in logs if e["action"] == "webhook_updated"]
+    assert changes == [["url"], ["isActive"], ["events"]]  # newest first: a changed URL is never silent
 
 
 def test_a_user_never_sees_or_changes_another_users_webhooks(api, receiver):
