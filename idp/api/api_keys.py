@@ -51,7 +51,7 @@ class UpdateApiKeyRequest(Body):
     expires_at: Expiry = None  # null: never expires
     rate_limit: HourlyLimit = None  # null: the server's default
     is_active: Annotated[
-        bool, Field(alias="isActive", description="false revokes the key (as POST /api-keys/:id/revoke); a revoked key stays revoked")
+        bool, Field(alias="isActive", strict=True, description="false revokes the key (as POST /api-keys/:id/revoke); a revoked key stays revoked")
     ] = left_out()
 
 
@@ -150,7 +150,7 @@ def update(key_id: str) -> Response:
         changes["expires_at"] = data.expires_at
     if "rate_limit" in given:
         changes["rate_limit"] = data.rate_limit
-    if "is_active" in given and data.is_active is not None:
+    if "is_active" in given:
         changes["is_active"] = data.is_active
     key = api_key_service().update(token_identity().user.id, key_id, changes=changes, client=client_info())
     return ok({"apiKey": api_key_view(key)}, message="API key updated")

@@ -70,7 +70,7 @@ def require_bearer(view: F | None = None, /, *, scope: str | None = None) -> F |
             else:
                 token = bearer_token()
                 if token is None:
-                    raise Unauthorized("Authentication required")
+                    raise Unauthorized()  # API.md: the same words as for a bad token, as the old service said
                 g.identity = session_service().authenticate_bearer(token)
             return view(*args, **kwargs)
 

@@ -101,6 +101,10 @@ class LoginRequest(Body):
     email_or_username: Annotated[str, Field(alias="emailOrUsername", min_length=1, max_length=254)]
     password: Password
     device_token: Annotated[str | None, Field(alias="deviceToken", max_length=200)] = None
+    trust_device: Annotated[
+        bool,
+        Field(alias="trustDevice", strict=True, description="Taken for the old service's clients, which sent it here; a device is trusted at /2fa/verify"),
+    ] = False
 
 
 class RefreshRequest(Body):

@@ -30,6 +30,14 @@ def test_login_by_username_or_email_returns_user_token_and_cookie(api):
         assert "refreshToken=" in response.headers["Set-Cookie"]
 
 
+def test_login_takes_the_old_services_trust_device_field(api):
+    """The old service's login took `trustDevice` (its clients send it); we refused it with a 400."""
+    api.register("alice")
+    body = {"emailOrUsername": "alice", "password": api.PASSWORD, "trustDevice": True}
+    assert api.client.post("/api/auth/login", json=body).status_code == 200
+    assert api.client.post("/api/auth/login", json={**body, "trustDevice": "yes"}).status_code == 400
+
+
 def test_unknown_user_and_wrong_password_get_the_same_status_and_body(api):
     api.register("alice")
     unknown = api.login("nobody")
