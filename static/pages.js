@@ -211,7 +211,7 @@ var pageWords = (function () {
   var UPPER = pattern("\\p{Lu}", /[A-Z]/);
   var LOWER = pattern("\\p{Ll}", /[a-z]/);
   var DIGIT = pattern("\\p{Nd}", /[0-9]/);
-  var SYMBOL = pattern("[^\\p{L}\\p{N}\\s]", /[^A-Za-z0-9\s]/);
+  var SYMBOL = /[^A-Za-z0-9]/; // as the server (and the old service): anything but A-Z, a-z, 0-9
 
   function length(value) {
     return Array.from ? Array.from(value).length : value.length;

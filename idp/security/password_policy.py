@@ -16,6 +16,7 @@ LOWER, UPPER, DIGIT, SYMBOL = "a lower-case letter", "an upper-case letter", "a 
 TOO_COMMON = "is too common (it appears in lists of breached passwords)"
 CONTAINS_IDENTITY = "must not contain your username or email"
 SAME_AS_CURRENT = "must differ from the current password"
+_ASCII_LETTERS_AND_DIGITS = frozenset(string.ascii_letters + string.digits)
 
 
 @functools.cache
@@ -33,11 +34,14 @@ def password_problems(password: str, *, email: str = "", username: str = "") -> 
     if len(password) > MAX_LENGTH:
         return [TOO_LONG]
     problems = []
+    # Each class takes at least what the old service's did ([a-z], [A-Z], [0-9], and a symbol being
+    # anything but those), so no password it accepted is refused here (nor one its clients' own
+    # checks pass): a letter of any script counts as a letter, and a space, "ñ" or "€" as a symbol.
     classes = (
         (any(c.islower() for c in password), LOWER),
         (any(c.isupper() for c in password), UPPER),
         (any(c.isdigit() for c in password), DIGIT),
-        (any(not c.isalnum() and not c.isspace() or c in string.punctuation for c in password), SYMBOL),
+        (any(c not in _ASCII_LETTERS_AND_DIGITS for c in password), SYMBOL),
     )
     missing = [name for present, name in classes if not present]
     if missing:

@@ -3,7 +3,7 @@
 import pytest
 
 from idp.config import Argon2Settings
-from idp.security.password_policy import password_problems
+from idp.security.password_policy import LOWER, MUST_CONTAIN, password_problems
 from idp.security.passwords import PasswordHashing
 
 DEFAULTS = Argon2Settings()
@@ -91,6 +91,18 @@ def test_policy_refuses_with_a_reason(password, reason):
 @pytest.mark.parametrize("password", ["SecurePass123!", "Correct-Horse-9!", "Aa1!" * 32, "Zürich-Grüße-2024"])
 def test_policy_accepts_strong_passwords_up_to_128_characters(password):
     assert password_problems(password, email="bob@example.com", username="bob") == []
+
+
+@pytest.mark.parametrize("password", ["Secure Pass 123", "Contraseña123", "Euro€Sign99"])
+def test_what_the_old_service_counted_as_a_symbol_counts(password):
+    """Its symbol was anything but [A-Za-z0-9]: a space or an "ñ" too. A password it (and its
+    clients' own checks) accepted was refused here for want of a symbol."""
+    assert password_problems(password, email="bob@example.com", username="bob") == []
+
+
+def test_letters_of_any_script_still_count_as_letters():
+    assert password_problems("ÄÖÜSSÄÖÜ12!", email="b@example.com", username="bob") == [MUST_CONTAIN + LOWER]
+    assert password_problems("ÄÖÜßäöü12!", email="b@example.com", username="bob") == []
 
 
 def test_breached_list_holds_at_least_ten_thousand_passwords():
