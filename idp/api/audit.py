@@ -23,7 +23,7 @@ def audit_logs() -> Response:
     page = audit_log().for_user(identity().user.id, page=query.page, limit=query.limit)
     return ok(
         {
-            "logs": [audit_view(e) for e in page.items],
+            "logs": [audit_view(e, as_owner=True) for e in page.items],
             "pagination": pagination_view(page),
         }
     )

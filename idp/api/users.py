@@ -49,13 +49,15 @@ def session_view(session: Session, current_id: str | None) -> dict[str, Any]:
     }
 
 
-def audit_view(event: AuditEvent) -> dict[str, Any]:
+def audit_view(event: AuditEvent, *, as_owner: bool = False) -> dict[str, Any]:
+    """`as_owner`: for the account's owner, who is not shown an administrator's address and browser."""
+    hidden = as_owner and event.by_administrator
     return {
         "id": event.id,
         "action": event.event,
         "success": event.success,
-        "ipAddress": event.ip_address,
-        "userAgent": event.user_agent,
+        "ipAddress": None if hidden else event.ip_address,
+        "userAgent": None if hidden else event.user_agent,
         "details": event.details,
         "createdAt": iso(event.created_at),
     }

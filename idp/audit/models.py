@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from idp.extensions import db
 from idp.models import BigId, created_column
 
+# the `reason` of the events an administrator's action causes (the sessions a disable ends...)
+ADMINISTRATOR_REASONS = frozenset({"user_disabled", "2fa_reset", "revoked_by_admin", "admin_reset"})
+
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
     __tablename__ = "audit_logs"
@@ -25,3 +28,11 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = created_column()
 
     __table_args__ = (Index("ix_audit_logs_user_created", "user_id", "created_at"),)
+
+    @property
+    def by_administrator(self) -> bool:
+        """Done to the account by an administrator: the address and browser recorded are the
+        administrator's, kept for the audit log across users, not shown to the account's owner."""
+        details = self.details or {}
+        by = details.get("by")
+        return (by is not None and by != self.user_id) or details.get("reason") in ADMINISTRATOR_REASONS

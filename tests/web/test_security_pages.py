@@ -513,3 +513,30 @@ def _as_alice(api: Api, path: str) -> dict[str, Any]:
     response = api.client.get(path, headers=api.bearer(tokens.access_token))
     assert response.status_code == 200, response.json
     return response.json["data"]
+
+
+def test_an_administrators_address_and_browser_are_not_shown_to_the_account(app, api):
+    """"An administrator disabled your account · 198.51.100.77 · Firefox on Windows" told the user
+    the operator's network address and browser, on the activity page and in /api/audit-logs; the
+    audit log across users (the administrators') keeps them."""
+    from tests.admin.conftest import Admin
+
+    admin_ip, admin_ua = "198.51.100.77", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    api.register("alice")
+    admin = Admin(api, app)
+    alice_id = admin.user_id("alice")
+    for action in ("disable", "enable", "reset-2fa"):
+        answer = api.client.post(
+            f"/api/admin/users/{alice_id}/{action}", headers={**admin.headers, "User-Agent": admin_ua}, environ_base={"REMOTE_ADDR": admin_ip}
+        )
+        assert answer.status_code == 200, (action, answer.json)
+    browser = Browser(app)
+    browser.open("/login?next=/account/activity")
+    browser.sign_in()
+    assert "An administrator disabled your account" in browser.html
+    assert admin_ip not in browser.html and "Firefox on Windows" not in browser.html
+    own = api.client.get("/api/audit-logs", headers=api.bearer(api.login("alice").json["data"]["accessToken"])).json["data"]["logs"]
+    assert {e["action"] for e in own} >= {"user_disabled", "user_enabled", "session_revoked", "2fa_disabled"}
+    assert all(e["ipAddress"] != admin_ip and e["userAgent"] != admin_ua for e in own)
+    across = admin.get("/audit-logs", userId=alice_id).json["data"]["logs"]
+    assert any(e["ipAddress"] == admin_ip and e["action"] == "user_disabled" for e in across)

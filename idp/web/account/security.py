@@ -236,8 +236,8 @@ def activity() -> str:
         ActivityEntry(
             describe_event(e.event, e.details, success=e.success, app_name=name),
             e.created_at,
-            e.ip_address,
-            _known_device(e.user_agent),
+            None if e.by_administrator else e.ip_address,
+            None if e.by_administrator else _known_device(e.user_agent),
         )
         for e in page.items
     ]
