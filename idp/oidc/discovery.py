@@ -8,7 +8,7 @@ from typing import Any
 
 from idp.oidc.claims import ACR_VALUES_SUPPORTED, CLAIMS_SUPPORTED
 from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES
-from idp.oidc.grants import CONFIDENTIAL_METHODS
+from idp.oidc.grants import ALL_METHODS, CONFIDENTIAL_METHODS
 from idp.oidc.id_tokens import ID_TOKEN_ALGS
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -35,7 +35,7 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_METHODS,
-        "revocation_endpoint_auth_methods_supported": CONFIDENTIAL_METHODS,
+        "revocation_endpoint_auth_methods_supported": ALL_METHODS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claims_parameter_supported": False,

@@ -29,7 +29,14 @@ from idp.audit.service import ClientInfo
 from idp.clock import as_utc, utcnow
 from idp.extensions import db
 from idp.oidc.clients import ClientCache, ClientRegistry
-from idp.oidc.grants import CONFIDENTIAL_METHODS, AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256Only
+from idp.oidc.grants import (
+    ALL_METHODS,
+    CONFIDENTIAL_METHODS,
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+    S256Only,
+)
 from idp.oidc.id_tokens import ID_TOKEN_ALGS
 from idp.oidc.models import OAuthClient
 from idp.oidc.revoked import RevokedAccessTokens, revoke_access_token
@@ -81,6 +88,8 @@ class RegisteredClient(ClientMixin):
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if endpoint == "token":
             return method == self.row.token_endpoint_auth_method
+        if endpoint == "revocation" and self.row.is_public:
+            return method == "none"  # RFC 7009 2.1: a public client names itself; it revokes only its own tokens
         return method in CONFIDENTIAL_METHODS and not self.row.is_public  # introspection, revocation
 
     def check_response_type(self, response_type: str) -> bool:
@@ -203,7 +212,7 @@ class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
 
 
 class Revocation(HintIsOnlyAHint, RevocationEndpoint):
-    CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
+    CLIENT_AUTH_METHODS = ALL_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
         return find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)

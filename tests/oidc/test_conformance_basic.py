@@ -327,6 +327,28 @@ def test_OIDCCEnsureRequestWithValidPkceSucceeds(make_rp, browser, alice):
     assert spa.id_token_claims(token)["aud"] == spa.client_id
 
 
+def test_a_public_client_revokes_its_own_tokens_by_its_client_id(make_rp, rp, browser, alice, app):
+    """RFC 7009 2.1 asks credentials only of a confidential client: a browser or native app ending
+    its refresh token at sign-out got 401 invalid_client. It names itself, and reaches only its own
+    tokens; a confidential client still has to authenticate."""
+    spa = make_rp("--public", name="SPA")
+    token = spa.log_in(browser)
+    client = app.test_client()
+    other = rp.log_in(browser)
+    foreign = client.post("/oauth/revoke", data={"token": other["refresh_token"], "client_id": spa.client_id})
+    assert foreign.status_code == 400 and foreign.json["error"] == "invalid_grant"
+    assert rp.oauth.refresh_token(f"{ISSUER}/oauth/token", refresh_token=other["refresh_token"])["access_token"]  # not spa's to end
+    revoked = client.post("/oauth/revoke", data={"token": token["refresh_token"], "client_id": spa.client_id})
+    assert revoked.status_code == 200, revoked.json
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert client.get("/oauth/userinfo", headers=bearer).status_code == 401
+    unauthenticated = client.post("/oauth/revoke", data={"token": other["refresh_token"], "client_id": rp.client_id})
+    assert unauthenticated.status_code == 401 and unauthenticated.json["error"] == "invalid_client"
+    discovery = client.get("/.well-known/openid-configuration").json
+    assert "none" in discovery["revocation_endpoint_auth_methods_supported"]
+    assert "none" not in discovery["introspection_endpoint_auth_methods_supported"]
+
+
 def test_pkce_is_required_of_public_clients_and_plain_is_refused(make_rp, rp, browser, alice):
     spa = make_rp("--public", name="SPA")
     url = spa.authorization_url()
