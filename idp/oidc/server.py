@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, TokenMixin, UnsupportedGrantTypeError
@@ -80,7 +81,9 @@ class RegisteredClient(ClientMixin):
         return " ".join(dict.fromkeys(s for s in scope.split() if s in allowed))  # each once, in order
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.row.redirect_uris  # exact match only
+        """Exact match, but for the port of a loopback IP address (RFC 8252 7.3: a native app
+        listens on whatever port the system gives it, and the server MUST allow any)."""
+        return redirect_uri in self.row.redirect_uris or any(same_but_loopback_port(r, redirect_uri) for r in self.row.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return ClientRegistry.secret_matches(self.row, client_secret)
@@ -101,6 +104,20 @@ class RegisteredClient(ClientMixin):
     @property
     def client_metadata(self) -> dict[str, Any]:
         return {"post_logout_redirect_uris": self.row.post_logout_redirect_uris}
+
+
+LOOPBACK_IPS = ("127.0.0.1", "::1")
+
+
+def same_but_loopback_port(registered: str, asked: str) -> bool:
+    """Whether `asked` is a registered http://127.0.0.1 or http://[::1] URI but for its port."""
+    r, a = urlsplit(registered), urlsplit(asked)
+    try:
+        a.port  # noqa: B018 (a malformed port raises)
+    except ValueError:
+        return False
+    loopback = r.scheme == a.scheme == "http" and r.hostname in LOOPBACK_IPS and a.hostname == r.hostname
+    return loopback and (r.path, r.query, r.fragment, r.username) == (a.path, a.query, a.fragment, a.username)
 
 
 @dataclass

@@ -566,3 +566,20 @@ def test_token_endpoint_refuses_a_code_for_another_client(make_rp, rp, browser, 
     with pytest.raises(Exception, match="invalid_grant"):
         other.exchange(code)
     assert rp.exchange(code)["access_token"]
+
+
+def test_a_loopback_redirect_uri_may_name_any_port(make_rp, browser, alice):
+    """RFC 8252 7.3: a native app listens on whatever port it is given, and the server MUST allow
+    any for a loopback IP address; every other part still matches exactly, and a host name
+    (localhost) or https does not take part."""
+    native = make_rp("--public", "--redirect-uri", "http://127.0.0.1/callback", "--redirect-uri", "http://[::1]:8000/cb", name="CLI")
+    for uri in ("http://127.0.0.1:51234/callback", "http://[::1]:40000/cb"):
+        browser.open(native.authorization_url(redirect_uri=uri))
+        if "Sign in" in browser.html:
+            browser.sign_in()
+        if "would like to" in browser.html:
+            browser.submit("/oauth/authorize", decision="allow")
+        assert browser.page.status_code == 302 and browser.page.headers["Location"].startswith(uri + "?code="), browser.html[:300]
+    for uri in ("http://127.0.0.1:51234/other", "http://localhost:51234/callback", "http://127.0.0.2:51234/callback",
+                "http://127.0.0.1:51234/callback?x=1", "http://127.0.0.1:99999/callback"):
+        assert browser.open(native.authorization_url(redirect_uri=uri)).status_code == 400, uri
