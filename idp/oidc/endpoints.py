@@ -137,6 +137,9 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
         raise RequestNotSupportedError()
     if "request_uri" in params:
         raise RequestURINotSupportedError()
+    if params.get("response_mode", "query") != "query":  # discovery's response_modes_supported
+        # answered in the query all the same, a code the client wanted kept out of URLs and logs
+        raise InvalidRequestError("response_mode: only query is supported")
     prompt = set(params.get("prompt", "").split())
     if "none" in prompt and len(prompt) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other values")
@@ -159,6 +162,8 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     if needs_login:
         if "none" in prompt:
             raise LoginRequiredError()
+        if fresh and hint is not None:  # signed in for this request, as someone else than the hint names
+            raise LoginRequiredError("The account signed in is not the one this request is for")
         return redirect(url_for("login.login", next=_remember_pending(params), login_hint=params.get("login_hint") or None))
     assert sso is not None
 

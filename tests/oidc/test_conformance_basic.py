@@ -183,6 +183,34 @@ def test_OIDCCIdTokenHint(rp, browser, alice):
     assert rp.id_token_claims(again)["sub"] == rp.id_token_claims(token)["sub"]
 
 
+def test_an_id_token_hint_for_another_account_ends_in_login_required_not_a_loop(rp, browser, alice, api, app):
+    """The hint names alice; bob is signed in, so he is asked to sign in, and signs in as bob again:
+    that sign-in was sent back to the sign-in page for ever. OpenID Connect Core 3.1.2.1: the
+    request then fails (login_required), back at the client."""
+    from tests.oidc.conftest import Browser
+
+    hint = rp.log_in(browser)["id_token"]
+    api.token("bob")
+    other = Browser(app)
+    rp.log_in(other, identifier="bob")
+    other.open(rp.authorization_url(id_token_hint=hint))
+    assert "Sign in" in other.html
+    result = rp.callback(other.sign_in(identifier="bob"))
+    assert result["error"] == "login_required" and result["state"] == rp.state
+    other.open(rp.authorization_url(id_token_hint=hint))
+    assert rp.callback(other.sign_in(identifier="alice"))["code"]  # the account the hint names
+
+
+@pytest.mark.parametrize("mode", ["form_post", "fragment", "web_message"])
+def test_a_response_mode_other_than_query_is_refused(rp, browser, alice, mode):
+    """Discovery says query only; the code came back in the query to a client that asked for
+    form_post to keep it out of URLs and logs."""
+    rp.log_in(browser)
+    result = rp.callback(browser.open(rp.authorization_url(response_mode=mode)))
+    assert "code" not in result and result["error"] == "invalid_request" and "response_mode" in result["error_description"]
+    assert "code" in rp.callback(browser.open(rp.authorization_url(response_mode="query")))
+
+
 def test_OIDCCLoginHint(rp, browser):
     browser.open(rp.authorization_url(login_hint="alice@example.com"))
     assert 'value="alice@example.com"' in browser.html
