@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -315,13 +315,15 @@ class SessionService:
         client_id: str = API_CLIENT_ID,
         with_claims: bool = False,
         scope: str | None = None,
+        allowed: Sequence[str] | None = None,
     ) -> IssuedTokens:
         """Rotate: the presented token is replaced in one UPDATE … RETURNING. A token that names a
         live session of this client but is not its current one has been used before: the session
         is revoked. A token of another client is refused and changes nothing. `with_claims`: the
         same statement also returns the user's claim columns (`IssuedTokens.user`), for an ID token.
         `scope`: the new tokens are narrowed to what of it the session was granted (all of that when
-        the two share nothing); the session keeps its whole grant."""
+        the two share nothing); the session keeps its whole grant. `allowed`: the scopes the client
+        is registered for now; an administrator's narrowing holds at the next refresh."""
         parts = split_session_token(refresh_token)
         if parts is None:
             raise InvalidRefreshToken()
@@ -342,6 +344,8 @@ class SessionService:
                 self._detect_reuse(session_id, client_id, now, client)
             raise InvalidRefreshToken()
         granted = row.scope if not scope else " ".join(s for s in dict.fromkeys(scope.split()) if s in row.scope.split()) or row.scope
+        if allowed is not None:
+            granted = " ".join(s for s in granted.split() if s in allowed)
         grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), granted, row.browser_session_id)
         issued = self._issue(session_id, grant, new_token, row.expires_at)
         if with_claims:

@@ -238,7 +238,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         try:
             issued = session_service().refresh(
                 self.request.form["refresh_token"], client=_client_info(), client_id=client.client_id, with_claims=True,
-                scope=self.request.form.get("scope"),
+                scope=self.request.form.get("scope"), allowed=client.row.scopes,
             )
         except InvalidRefreshToken:
             raise InvalidGrantError("The refresh token is invalid, expired, revoked or already used.") from None

@@ -349,6 +349,23 @@ def test_a_refresh_may_narrow_the_scope_but_never_widen_it(rp, browser, alice):
     assert refresh(unrelated["refresh_token"])["scope"] == "openid profile email"
 
 
+def test_a_refresh_gives_no_scope_the_client_is_no_longer_registered_for(rp, browser, alice, app):
+    """An administrator narrowed the client to openid: its refreshes went on giving the email."""
+    from idp.wiring import client_registry
+
+    token = rp.log_in(browser)  # openid profile email
+    with app.test_request_context():
+        client_registry().update(rp.client_id, {"scopes": ("openid",)})
+    client = rp.app.test_client()
+    answer = client.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        auth=(rp.client_id, rp.registered["clientSecret"]),
+    )
+    assert answer.status_code == 200 and answer.json["scope"] == "openid", answer.json
+    claims = client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {answer.json['access_token']}"}).json
+    assert "email" not in claims and "preferred_username" not in claims
+
+
 def test_OIDCCEnsureRequestWithValidPkceSucceeds(make_rp, browser, alice):
     spa = make_rp("--public", name="SPA")
     token = spa.log_in(browser)
