@@ -40,6 +40,28 @@ def test_totp_sign_in_gives_mfa_claims(rp, browser, totp_user):
     assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == "urn:idp:acr:mfa"
 
 
+def test_the_password_entered_again_is_not_told_to_apps_as_a_fresh_second_factor(rp, browser, totp_user, app):
+    """Three hours after a sign-in with a code, the password alone (the account pages' "enter your
+    password to continue") gave an ID token saying auth_time now, amr mfa: an app asking for a
+    second factor in the last five minutes (max_age=300, acr mfa) took the password for one. It
+    now asks for the code again, and is told the truth."""
+    from tests.web.test_two_factor_pages import age_sign_ins
+
+    _to_code_page(rp, browser)
+    browser.enter_code(totp_now(totp_user["secret"]))
+    _finish(rp, browser)
+    age_sign_ins(app, hours=3)
+    browser.open("/account/confirm-password")
+    browser.submit("/account/confirm-password", password=Api.PASSWORD)
+    browser.open(rp.authorization_url(max_age="300", acr_values="urn:idp:acr:mfa"))
+    assert "Enter the code from your authenticator app" in browser.html, browser.html[:300]
+    browser.enter_code(pyotp.TOTP(totp_user["secret"]).at(time.time() + 30))
+    claims = _finish(rp, browser)
+    assert claims["amr"] == ["pwd", "otp", "mfa"] and time.time() - claims["auth_time"] < 60
+    fresh = rp.id_token_claims(rp.log_in(browser, max_age="300"))  # no second factor asked: what was proven
+    assert fresh["acr"] == "urn:idp:acr:mfa"
+
+
 def test_a_wrong_code_says_how_to_fix_it_and_five_kill_the_sign_in(rp, browser, totp_user):
     _to_code_page(rp, browser)
     browser.enter_code("000000")

@@ -102,7 +102,10 @@ def home() -> str:
 @bp.route("/confirm-password", methods=["GET", "POST"])
 @requires_sign_in
 def confirm_password() -> Any:
-    """Prove it is still you: the password again renews the sign-in time (the factors stay)."""
+    """Prove it is still you: the password again renews the sign-in time. What the new sign-in
+    proved is the password alone (amr ["pwd"]): keeping the earlier second factor with the new time
+    told relying parties that asked for a recent second factor (max_age with acr_values) that the
+    password just typed was one; they now ask for the second factor again (a step-up)."""
     from idp.web.login import switch_browser_session, too_many_attempts
 
     next_url = safe_next(request.values.get("next")) or url_for("account.home")
@@ -121,7 +124,7 @@ def confirm_password() -> Any:
             status = 429
         else:
             renewed, cookie = session_service().start_browser(
-                session.user, client=client_info(), amr=session.amr, ttl=components().settings.browser_session_ttl
+                session.user, client=client_info(), amr=["pwd"], ttl=components().settings.browser_session_ttl
             )
             response = switch_browser_session(renewed, cookie, redirect(next_url))
             flash(_("Thank you. You can go on."))  # after the switch, which starts a new Flask session

@@ -54,9 +54,10 @@ def password() -> Any:
                 errors = password_errors(exc, "newPassword", _("Your new password"))
             else:
                 # Every session was revoked, this browser's too: it goes on in a new one (as the
-                # API's change-password goes on in a new API session), with the factors it had.
+                # API's change-password goes on in a new API session), signed in by the password
+                # just typed (a relying party asking for a second factor asks for it again).
                 renewed, cookie = session_service().start_browser(
-                    session.user, client=client, amr=session.amr, ttl=components().settings.browser_session_ttl
+                    session.user, client=client, amr=["pwd"], ttl=components().settings.browser_session_ttl
                 )
                 response = switch_browser_session(renewed, cookie, redirect(url_for("account.home")))
                 flash(_("Your password is changed. Every other session was signed out."))  # after the switch's fresh Flask session
