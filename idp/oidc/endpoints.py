@@ -269,8 +269,14 @@ def logout() -> Any:
             user=sso.user if sso else None,
             hidden={k: v for k, v in request.values.items() if k not in ("csrf_token", "confirm")},
         )
-    if sso is not None:
-        session_service().end_browser_session(sso.id, client=client_info())
+    # The hint's `sid` is the sign-in it was issued from: ended with its relying-party sessions
+    # even when this request has no cookie (a POST from the relying party's site carries no
+    # SameSite=Lax cookie; the browser's sign-in may have lapsed while the app's session lives on).
+    ending = {sso.id} if sso is not None else set()
+    if hint is not None and isinstance(hint.get("sid"), str):
+        ending.add(hint["sid"])
+    for session_id in ending:
+        session_service().end_browser_session(session_id, client=client_info())
     response = server.create_endpoint_response("end_session", end_request)
     if response is None:
         response = current_app.make_response(render_template("logged_out.html", title=_("You are signed out")))

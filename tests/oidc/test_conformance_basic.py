@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from joserfc import jwt
@@ -470,6 +471,29 @@ def test_OIDCCRpInitiatedLogout(rp, browser, alice):
     # the browser session is gone: prompt=none fails, and the relying party's tokens are revoked
     assert rp.callback(browser.open(rp.authorization_url(prompt="none")))["error"] == "login_required"
     assert rp.app.test_client().get("/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"}).status_code == 401
+
+
+@pytest.mark.parametrize("how", ["posted without the cookie", "after the browser's sign-in lapsed"])
+def test_a_logout_with_a_hint_ends_the_sign_in_it_names_without_the_cookie(rp, browser, alice, app, how):
+    """Posted from the relying party's site, the logout carries no SameSite=Lax cookie; hours
+    later, the browser's sign-in has lapsed while the app's session lives on. Either way the page
+    said "signed out" and sent the user back, and ended nothing: the app's tokens kept working."""
+    import time_machine
+
+    from idp.clock import utcnow
+
+    token = rp.log_in(browser)
+    fields = {"id_token_hint": token["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI, "state": "bye"}
+    later = utcnow() + (timedelta(hours=13) if how.startswith("after") else timedelta(seconds=1))
+    with time_machine.travel(later, tick=False):
+        answer = app.test_client().post("/oauth/logout", data=fields)  # no cookie
+        assert answer.status_code == 302 and answer.headers["Location"] == f"{POST_LOGOUT_URI}?state=bye"
+        refreshed = rp.app.test_client().post(
+            "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+            auth=(rp.client_id, rp.registered["clientSecret"]),
+        )
+        assert refreshed.status_code == 400 and refreshed.json["error"] == "invalid_grant"
+    assert rp.callback(browser.open(rp.authorization_url(prompt="none")))["error"] == "login_required"
 
 
 def test_OIDCCRpInitiatedLogoutBadIdTokenHint(rp, browser, alice):
