@@ -34,12 +34,14 @@ from idp.oidc.consent import SCOPE_WORDS
 from idp.oidc.grants import Approval
 from idp.oidc.models import AuthorizationCode
 from idp.oidc.server import IdentityAuthorizationServer
+from idp.security.digests import digest
 from idp.web.sso import AUTHORIZE_PATH, allow_form_target, clear_sso_cookie, current_browser_session, reset_browser_state
 from idp.wiring import components, consents, session_service
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 
-PENDING = "authz"  # Flask session: id of an authorization request waiting for a sign-in -> when it arrived
+# Flask session: id of an authorization request waiting for a sign-in -> [when it arrived, its fingerprint]
+PENDING = "authz"
 MAX_PENDING = 5
 MAX_NONCE: int = AuthorizationCode.__table__.c.nonce.type.length  # what an authorization code keeps of it
 INTERNAL_PARAMS = {"authz", "csrf_token", "decision", "confirm"}
@@ -75,19 +77,37 @@ def _error_page(error: OAuth2Error, status: int = 400) -> tuple[str, int]:
     )
 
 
+def _fingerprint(params: dict[str, str]) -> str:
+    """What the request asks, apart from our own parameters: an id is good only for its request."""
+    return digest(json.dumps(sorted((k, v) for k, v in params.items() if k not in INTERNAL_PARAMS)))[:32]
+
+
+def _pending() -> dict[str, list[Any]]:
+    return {k: v for k, v in flask_session.get(PENDING, {}).items() if isinstance(v, list) and len(v) == 2}
+
+
+def _arrived(params: dict[str, str]) -> float | None:
+    """When this very request first arrived, if it is waiting here for a sign-in. An id of another
+    request (an abandoned one, added to a new `prompt=login` request) is not this one's: a sign-in
+    made after that one arrived would otherwise pass for the new one's re-authentication."""
+    entry = _pending().get(params.get("authz", ""))
+    return float(entry[0]) if entry is not None and entry[1] == _fingerprint(params) else None
+
+
 def _remember_pending(params: dict[str, str]) -> str:
     """Where to come back after a sign-in: the same request, marked with when it first arrived
     (so `prompt=login` and `max_age` are satisfied by that sign-in, not asked again)."""
-    pending = dict(flask_session.get(PENDING, {}))
-    pending_id = params.get("authz") if params.get("authz") in pending else secrets.token_urlsafe(8)
-    pending.setdefault(pending_id, time.time())
-    flask_session[PENDING] = dict(sorted(pending.items(), key=lambda item: item[1])[-MAX_PENDING:])
+    pending = _pending()
+    fingerprint = _fingerprint(params)
+    pending_id = params["authz"] if _arrived(params) is not None else secrets.token_urlsafe(8)
+    pending.setdefault(pending_id, [time.time(), fingerprint])
+    flask_session[PENDING] = dict(sorted(pending.items(), key=lambda item: item[1][0])[-MAX_PENDING:])
     query = {k: v for k, v in params.items() if k not in INTERNAL_PARAMS}
     return f"{AUTHORIZE_PATH}?{urlencode({**query, 'authz': pending_id})}"
 
 
 def _forget_pending(params: dict[str, str]) -> None:
-    pending = dict(flask_session.get(PENDING, {}))
+    pending = _pending()
     if pending.pop(params.get("authz", ""), None) is not None:
         flask_session[PENDING] = pending
 
@@ -150,7 +170,7 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
     sso = current_browser_session()
 
     # 1. a sign-in recent enough, by the user the relying party expects
-    arrived = flask_session.get(PENDING, {}).get(params.get("authz", ""))
+    arrived = _arrived(params)
     fresh = sso is not None and arrived is not None and sso.auth_time.timestamp() >= arrived
     hint = components().id_tokens.read_hint(params["id_token_hint"]) if params.get("id_token_hint") else None
     needs_login = (

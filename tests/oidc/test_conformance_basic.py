@@ -131,6 +131,22 @@ def test_OIDCCPromptLogin(rp, browser, alice):
     assert second["auth_time"] > first["auth_time"]
 
 
+def test_prompt_login_is_not_skipped_by_naming_an_older_waiting_request(rp, browser, alice):
+    """The id of a request that waited for a sign-in stays in the browser (and its history): added
+    to a new prompt=login request, the sign-in made after that old request counted as this one's
+    re-authentication, and a code came back without the password."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    url = urlsplit(rp.authorization_url())
+    waiting = browser.client.get(f"{url.path}?{url.query}")  # abandoned at the sign-in page
+    old_id = parse_qs(urlsplit(parse_qs(urlsplit(waiting.headers["Location"]).query)["next"][0]).query)["authz"][0]
+    time.sleep(1.1)
+    rp.log_in(browser)
+    time.sleep(1.1)
+    browser.open(rp.authorization_url(prompt="login") + "&" + urlencode({"authz": old_id}))
+    assert browser.page.status_code == 200 and "Sign in" in browser.html
+
+
 def test_prompt_select_account_shows_the_sign_in_page_where_an_account_is_chosen(rp, browser, alice, api):
     """Core 3.1.2.1: the user is asked to choose an account, never answered with a code at once.
     A browser keeps one sign-in, so the choice is made on the sign-in page, as another user here."""
