@@ -40,6 +40,7 @@ from idp.oidc.models import OAuthClient
 from idp.security.keys import SUPPORTED_ALGS
 from idp.security.models import SigningKey
 from idp.security.password_policy import password_problems
+from idp.security.secretbox import SecretBoxError
 from idp.webhooks.service import reencrypt_webhook_secrets
 from idp.wiring import account_service, client_registry, components, user_administration
 
@@ -51,6 +52,13 @@ secrets_group = AppGroup("secrets", help="Secrets encrypted at rest.")
 def keys_ensure() -> None:
     """Create a signing key for every supported algorithm that has none (idempotent)."""
     created = components().keys.ensure(db.session())
+    try:
+        components().keys.reload()  # every key decrypts: a server started without them answers 500s
+    except SecretBoxError as exc:
+        raise click.ClickException(
+            f"{exc}: the signing keys were encrypted with a key ENCRYPTION_KEYS no longer lists "
+            "(keep the old key after the new one until `flask secrets reencrypt` has run)"
+        ) from None
     click.echo(f"created {', '.join(created)}" if created else "signing keys present")
 
 

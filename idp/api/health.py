@@ -37,11 +37,12 @@ class MemoryCheck(Wire):
 class Checks(Wire):
     database: Check
     redis: Check
+    signingKeys: Check = Field(description="The signing keys decrypt with ENCRYPTION_KEYS")
     memory: MemoryCheck
 
 
 class HealthReport(Wire):
-    """Unhealthy (503) when the database is down; degraded (200) when Redis is."""
+    """Unhealthy (503) when the database is down or the signing keys unreadable; degraded (200) when Redis is down."""
 
     status: Literal["healthy", "degraded", "unhealthy"]
     timestamp: datetime
@@ -93,6 +94,12 @@ def _redis() -> dict[str, Any]:
     return _timed(client.ping)
 
 
+def _signing_keys() -> dict[str, Any]:
+    """The keys decrypt with ENCRYPTION_KEYS (a key dropped too soon, a typo): without them every
+    sign-in and token is a 500. Read from memory; from the database at most once a minute."""
+    return _timed(components().keys.snapshot)
+
+
 def _memory() -> dict[str, Any]:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"status": "up", "maxRssMiB": round(rss_mib, 1)}
@@ -101,8 +108,8 @@ def _memory() -> dict[str, Any]:
 @bp.get("")
 @documented(responses={200: HealthReport, 503: HealthReport}, enveloped=False)
 def health() -> tuple[Response, int]:
-    checks = {"database": _database(), "redis": _redis(), "memory": _memory()}
-    if checks["database"]["status"] == "down":
+    checks = {"database": _database(), "redis": _redis(), "signingKeys": _signing_keys(), "memory": _memory()}
+    if "down" in (checks["database"]["status"], checks["signingKeys"]["status"]):
         status, code = "unhealthy", 503
     elif checks["redis"]["status"] == "down":
         status, code = "degraded", 200
@@ -128,7 +135,10 @@ def live() -> Response:
 @bp.get("/ready")
 @documented(responses={200: Ready, 503: NotReady}, enveloped=False)
 def ready() -> tuple[Response, int]:
-    failures = [name for name, check in (("database", _database), ("redis", _redis)) if check()["status"] == "down"]
+    """What this instance cannot answer without: the database and its signing keys. Not Redis:
+    without it the API keeps answering (limits in memory, "degraded"), and a blip must not take
+    every instance out of the load balancer at once."""
+    failures = [name for name, check in (("database", _database), ("signing keys", _signing_keys)) if check()["status"] == "down"]
     if failures:
         return jsonify(status="not_ready", error=f"{', '.join(failures)} unavailable", timestamp=iso(utcnow())), 503
     return jsonify(status="ready", timestamp=iso(utcnow())), 200

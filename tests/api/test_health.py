@@ -40,10 +40,29 @@ def test_redis_down_is_degraded_and_the_api_keeps_working(make_app, backend):
     health = client.get("/api/health")
     assert health.status_code == 200
     assert health.json["status"] == "degraded" and health.json["checks"]["redis"]["status"] == "down"
-    assert client.get("/api/health/ready").status_code == 503
+    assert client.get("/api/health/ready").status_code == 200  # the API answers: kept in the load balancer
     from tests.conftest import Api
 
     api = Api(client)
     assert api.register("alice").status_code == 201  # limits fall back to memory, no 500
     assert api.login("alice", "Wrong-Password-1!").status_code == 401
     assert api.login("alice").status_code == 200
+
+
+def test_signing_keys_encryption_keys_cannot_read_are_unhealthy_and_not_ready(make_app, backend):
+    """A key dropped from ENCRYPTION_KEYS before `secrets reencrypt`, or a typo: every sign-in and
+    token was a 500 while health said healthy, readiness 200 and `keys ensure` "present"."""
+    from cryptography.fernet import Fernet
+
+    from tests.conftest import Api
+
+    assert make_app().test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0
+    broken = make_app(ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    client = broken.test_client()
+    health = client.get("/api/health")
+    assert health.status_code == 503 and health.json["checks"]["signingKeys"] == {"status": "down", "error": "SecretBoxError"}
+    ready = client.get("/api/health/ready")
+    assert ready.status_code == 503 and ready.json["error"] == "signing keys unavailable"
+    ensure = broken.test_cli_runner().invoke(args=["keys", "ensure"])
+    assert ensure.exit_code == 1 and "ENCRYPTION_KEYS" in ensure.output and "reencrypt" in ensure.output
+    assert Api(make_app().test_client()).register("alice").status_code == 201  # the right key reads them
