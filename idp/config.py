@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 # Query parameters of a Prisma connection string that are pool settings, not libpq options.
 PRISMA_ONLY_PARAMS = frozenset(
@@ -30,6 +30,7 @@ DEFAULT_TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translation
 
 WEAK_SECRET_MARKERS = ("your-secret", "changeme", "change-me", "secret-here", "example", "placeholder")
 MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 10  # a random 32-character secret has about 25
 
 
 class ConfigError(RuntimeError):
@@ -37,8 +38,11 @@ class ConfigError(RuntimeError):
 
 
 def parse_bool(name: str, value: str | bool | None, default: bool) -> bool:
-    """Read a boolean setting; "false", "0", "no" and "off" are false, unlike the old service."""
-    if value is None:
+    """Read a boolean setting; "false", "0", "no" and "off" are false, unlike the old service. An
+    empty value is the default, as for every other setting (`.env.example` shows a default as an
+    empty assignment; compose's `${EMAIL_STARTTLS}` with nothing set is empty): read as false, it
+    turned https-only webhooks and STARTTLS off."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return default
     if isinstance(value, bool):
         return value
@@ -50,13 +54,16 @@ def parse_bool(name: str, value: str | bool | None, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {value!r}")
 
 
-def parse_int(name: str, value: Any, default: int) -> int:
+def parse_int(name: str, value: Any, default: int, *, minimum: int | None = None) -> int:
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def redis_url(env: Mapping[str, str]) -> str | None:
         return None
     port = parse_int("REDIS_PORT", env.get("REDIS_PORT"), 6379)
     password = env.get("REDIS_PASSWORD")
-    auth = f":{password}@" if password else ""
+    auth = f":{quote(password, safe='')}@" if password else ""  # "p@ss/w#rd" is a password, not a host
     return f"redis://{auth}{host}:{port}/{parse_int('REDIS_DB', env.get('REDIS_DB'), 0)}"
 
 
@@ -421,7 +428,7 @@ class Settings:
             cors_origins=tuple(o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()),
             service_name=env.get("SERVICE_NAME") or "idp",
             port=port,
-            trusted_proxies=parse_int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0),
+            trusted_proxies=parse_int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0, minimum=0),
             access_token_ttl=parse_int("ACCESS_TOKEN_TTL", env.get("ACCESS_TOKEN_TTL"), 15 * 60),
             refresh_token_ttl=parse_int("REFRESH_TOKEN_TTL", env.get("REFRESH_TOKEN_TTL"), 7 * 24 * 3600),
             refresh_synchronous_commit=parse_bool("REFRESH_SYNCHRONOUS_COMMIT", env.get("REFRESH_SYNCHRONOUS_COMMIT"), False),
@@ -473,7 +480,8 @@ def _secret(env: Mapping[str, str], name: str, instance_path: Path, production: 
     if production:
         if not value:
             raise ConfigError(f"{name} is required in production (generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
-        if len(value) < MIN_SECRET_LENGTH or any(m in value.lower() for m in WEAK_SECRET_MARKERS):
+        distinct = len(set(value.strip()))  # 40 spaces, or "a" 32 times, are long and not random
+        if len(value) < MIN_SECRET_LENGTH or distinct < MIN_DISTINCT_CHARACTERS or any(m in value.lower() for m in WEAK_SECRET_MARKERS):
             raise ConfigError(f"{name} is too weak: use at least {MIN_SECRET_LENGTH} random characters")
         return value
     return value or _instance_secret(instance_path, name, make)
@@ -490,6 +498,8 @@ def _encryption_keys(env: Mapping[str, str], instance_path: Path, production: bo
             )
         raw = _instance_secret(instance_path, "ENCRYPTION_KEYS", Fernet.generate_key().decode())
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEYS holds no key (comma-separated Fernet keys, newest first)")
     for key in keys:
         try:
             Fernet(key)

@@ -11,8 +11,10 @@ STRONG = "x7Qp2Lr9Vt4Kc8Nz1Wd6Hs3Jf5Bm0Ga_strong"
 
 
 def test_false_words_are_false_unlike_the_old_service():
-    for word in ("false", "False", "0", "no", "off", ""):
+    for word in ("false", "False", "0", "no", "off"):
         assert parse_bool("X", word, default=True) is False
+    for empty in ("", "  "):  # the default, as .env.example shows one; false turned secure defaults off
+        assert parse_bool("X", empty, default=True) is True and parse_bool("X", empty, default=False) is False
     for word in ("true", "1", "yes", "on"):
         assert parse_bool("X", word, default=False) is True
     with pytest.raises(ConfigError, match="X"):
@@ -108,3 +110,35 @@ def test_a_mistyped_rate_limit_stops_start_up_and_names_the_variable(tmp_path: P
 def test_rate_limits_accept_a_rate_or_off(tmp_path: Path):
     settings = Settings.load({"RATE_LIMIT_LOGIN": "7 per 10 minutes", "RATE_LIMIT_GENERAL": "OFF"}, tmp_path)
     assert settings.rate_limits.login == "7 per 10 minutes" and settings.rate_limits.general == "off"
+
+
+def test_an_empty_boolean_keeps_the_secure_default(tmp_path: Path):
+    production = {"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    assert "# WEBHOOK_REQUIRE_HTTPS=\n" in (Path(__file__).parents[2] / ".env.example").read_text()
+    assert Settings.load({**production, "WEBHOOK_REQUIRE_HTTPS": ""}, tmp_path).webhooks.require_https is True
+    mail = {"EMAIL_HOST": "smtp.example.com", "EMAIL_USER": "u@example.com", "EMAIL_PASSWORD": "pw", "EMAIL_STARTTLS": ""}
+    assert Settings.load({**production, **mail}, tmp_path).delivery.smtp.starttls is True
+
+
+def test_a_redis_password_is_url_encoded_into_the_url():
+    import redis
+
+    url = redis_url({"REDIS_HOST": "cache", "REDIS_PORT": "6379", "REDIS_PASSWORD": "p@ss/w#rd:1"})
+    assert url is not None
+    kwargs = redis.connection.parse_url(url)
+    assert kwargs["host"] == "cache" and kwargs["password"] == "p@ss/w#rd:1"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SECRET_KEY": " " * 40}, "SECRET_KEY"),
+        ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
+        ({"ENCRYPTION_KEYS": ","}, "ENCRYPTION_KEYS"),
+        ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES"),
+    ],
+)
+def test_unusable_settings_are_refused_at_start_naming_them(tmp_path: Path, env, named):
+    production = {"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    with pytest.raises(ConfigError, match=named):
+        Settings.load({**production, **env}, tmp_path)
