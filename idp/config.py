@@ -425,7 +425,7 @@ class Settings:
             issuer=issuer,
             api_base_path=base_path,
             frontend_url=(env.get("FRONTEND_URL") or issuer).rstrip("/"),
-            cors_origins=tuple(o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()),
+            cors_origins=cors_origins(env.get("CORS_ORIGINS")),
             service_name=env.get("SERVICE_NAME") or "idp",
             port=port,
             trusted_proxies=parse_int("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES"), 0, minimum=0),
@@ -462,6 +462,22 @@ def _rate_limit(name: str, value: str) -> str:
     except ValueError:
         pass
     raise ConfigError(f'{name} must be one rate like "5 per 15 minutes" (or "off"), not {value!r}')
+
+
+def cors_origins(raw: str | None) -> tuple[str, ...]:
+    """CORS_ORIGINS: comma-separated origins (scheme://host[:port]), each allowed exactly. A
+    trailing slash or a path is dropped (no browser sends one), capitals are lowered; a pattern
+    ("*", "https://*.example.com") is refused: credentials are allowed, so "*" would let every
+    site act with the user's cookies."""
+    origins = []
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        parts = urlsplit(entry.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or "*" in entry:
+            raise ConfigError(f"CORS_ORIGINS lists origins like https://app.example.com, not {entry.strip()!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(dict.fromkeys(origins))
 
 
 def _instance_secret(instance_path: Path, name: str, make: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from typing import Any
 
@@ -85,7 +86,9 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
             app,
             # the API, and what a browser-based relying party (a public client) calls itself
             resources={
-                path: {"origins": list(settings.cors_origins)}
+                # as patterns matching each origin exactly: flask-cors reads a string holding "*",
+                # "[" or "?" as a regular expression (an IPv6 origin "http://[::1]:3000" never matched)
+                path: {"origins": [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in settings.cors_origins]}
                 for path in (f"{api_prefix}/*", "/oauth/token", "/oauth/userinfo", "/oauth/revoke")
             },
             supports_credentials=True,

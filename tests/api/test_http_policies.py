@@ -61,6 +61,23 @@ def test_cors_allows_only_configured_origins_with_credentials(make_app):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def test_cors_origins_are_matched_exactly_and_patterns_refused(make_app):
+    """flask-cors read an entry holding "*" or "[" as a regular expression: "*" echoed any origin
+    with credentials allowed, an IPv6 origin never matched, and a trailing slash matched nothing."""
+    from idp.config import ConfigError
+
+    client = make_app(CORS_ORIGINS=" https://App.example.com/ , http://[::1]:3000").test_client()
+    for origin, allowed in (
+        ("https://app.example.com", True), ("http://[::1]:3000", True), ("https://app.example.com.evil.example", False),
+        ("https://appxexample.com", False), ("http://[::1]:30001", False),
+    ):
+        answer = client.get("/api/health/live", headers={"Origin": origin})
+        assert (answer.headers.get("Access-Control-Allow-Origin") == origin) is allowed, origin
+    for pattern in ("*", "https://*.example.com", "app.example.com"):
+        with pytest.raises(ConfigError, match="CORS_ORIGINS"):
+            make_app(CORS_ORIGINS=pattern)
+
+
 def test_cors_covers_what_a_browser_relying_party_calls_and_not_the_pages(make_app):
     client = make_app(CORS_ORIGINS="https://spa.example").test_client()
     for path in ("/oauth/token", "/oauth/userinfo", "/oauth/revoke"):
