@@ -84,8 +84,10 @@ LIVE_BEARER = (
         _sessions.c.expires_at > bindparam("now"),
     )
 )
-# An access token's session has not been revoked (introspection)
-NOT_REVOKED = select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
+# An access token's session is live: not revoked, not past its absolute expiry (introspection)
+LIVE_SESSION = select(_sessions.c.id).where(
+    _sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None), _sessions.c.expires_at > bindparam("now")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +116,14 @@ class SessionStatements:
         self.rotate = HotStatement(autocommit, ROTATE, wait_for_flush=rotation_waits_for_flush)
         self.rotate_with_claims = HotStatement(autocommit, ROTATE_WITH_CLAIMS, wait_for_flush=rotation_waits_for_flush)
         self.live_bearer = HotStatement(autocommit, LIVE_BEARER)
-        self.not_revoked = HotStatement(autocommit, NOT_REVOKED)
+        self.live_session = HotStatement(autocommit, LIVE_SESSION)
         # a sign-in's session with its `login_success` event (AuditLog.record_with)
         self.open_with_event = HotStatement(autocommit, with_event(_INSERT_SESSION))
 
-    def session_not_revoked(self, session_id: str) -> bool:
-        """One primary-key read (introspection)."""
-        return self.not_revoked.first({"session_id": session_id}) is not None
+    def session_live(self, session_id: str, now: datetime) -> bool:
+        """One primary-key read (introspection): an access token refreshed just before its
+        session's absolute expiry outlives it, and is then inactive, as userinfo refuses it."""
+        return self.live_session.first({"session_id": session_id, "now": now}) is not None
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ def find_token(tokens: AccessTokens, revoked: Container[str], value: str, hint: 
             except InvalidAccessToken:
                 continue
             session = db.session.get(Session, claims.sid) if claims.sid else None
-            if claims.sid and (session is None or session.revoked_at is not None):
+            if claims.sid and (session is None or session.revoked_at is not None or as_utc(session.expires_at) <= utcnow()):
                 return None
             if not claims.sid and claims.jti in revoked:
                 return None
@@ -201,7 +201,7 @@ class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
             except InvalidAccessToken:
                 return _live_refresh_token(token_string)
             if claims.sid:
-                live = components().session_statements.session_not_revoked(claims.sid)
+                live = components().session_statements.session_live(claims.sid, utcnow())
             else:  # from memory, no query
                 live = claims.jti not in self.server.revoked_access_tokens
             if not live:

@@ -27,7 +27,7 @@ def test_a_statement_that_need_not_wait_runs_with_synchronous_commit_off_and_lea
 def test_rotations_do_not_wait_for_the_flush_unless_configured_and_nothing_else_skips_it(make_app):
     statements = make_app().extensions["idp"].session_statements
     assert not statements.rotate.waits_for_flush and not statements.rotate_with_claims.waits_for_flush
-    assert statements.live_bearer.waits_for_flush and statements.not_revoked.waits_for_flush
+    assert statements.live_bearer.waits_for_flush and statements.live_session.waits_for_flush
 
     strict = make_app(REFRESH_SYNCHRONOUS_COMMIT="true").extensions["idp"].session_statements
     assert strict.rotate.waits_for_flush and strict.rotate_with_claims.waits_for_flush

@@ -3,6 +3,8 @@ own OAuth 2.0 client over the WSGI app."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx2
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
@@ -122,6 +124,29 @@ def test_introspection_of_access_and_refresh_tokens_and_of_revoked_sessions(app,
     api.client.post("/api/auth/logout", headers=api.bearer(user_access))
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=user_access).json() == {"active": False}
     assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token="garbage").json() == {"active": False}
+
+
+def test_an_access_token_outliving_its_session_introspects_inactive(app, service, api):
+    """Refreshed a minute before the session's absolute end (7 days), an access token lives 15
+    minutes more: userinfo refused it once the session had ended, introspection said active."""
+    import time_machine
+
+    from idp.clock import utcnow
+
+    oauth = client_for(app, service)
+    registered = api.register("alice")
+    refresh = registered.headers["Set-Cookie"].split("refreshToken=")[1].split(";")[0]
+    start = utcnow()
+    with time_machine.travel(start + timedelta(days=7, minutes=-1), tick=False):
+        renewed = api.client.post("/api/auth/refresh", json={"refreshToken": refresh})
+        assert renewed.status_code == 200, renewed.json
+        access = renewed.json["data"]["accessToken"]
+        assert oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=access).json()["active"] is True
+    with time_machine.travel(start + timedelta(days=7, minutes=1), tick=False):
+        assert api.client.get("/api/auth/me", headers=api.bearer(access)).status_code == 401
+        for hint in (None, "access_token", "refresh_token"):
+            answer = oauth.introspect_token(f"{ISSUER}/oauth/introspect", token=access, token_type_hint=hint).json()
+            assert answer == {"active": False}, hint
 
 
 def test_a_token_type_hint_of_no_known_kind_is_no_hint(app, service, api):
