@@ -136,17 +136,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if row is None:
             return None
         if row.used_at is not None:
-            self._revoke_replayed(row)
+            _revoke_replayed(row.id)
             return None
         if as_utc(row.expires_at) <= utcnow():
             return None
         return row
-
-    @staticmethod
-    def _revoke_replayed(row: AuthorizationCode) -> None:
-        """A code used twice: what its first use issued is revoked (RFC 6749 §4.1.2)."""
-        if row.session_id:
-            session_service().revoke_session(row.session_id, reason="authorization_code_reuse", client=_client_info())
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         # Claim the code first, atomically: of two concurrent exchanges only one gets tokens.
@@ -159,7 +153,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             )
         )
         db.session.commit()
-        if not claimed:
+        if not claimed:  # another exchange of the same code got there first: a replay
+            _revoke_replayed(authorization_code.id)
             raise InvalidGrantError("Invalid 'code' in request.")
         if not _still_signed_in(authorization_code):
             # a sign-out, a password change or a revocation since the code was issued ends what
@@ -183,15 +178,46 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         # the ID token's `sid` is the browser session even when the tokens outlive it
         issued = _with_browser_session(issued, row.browser_session_id)
-        db.session.execute(
-            update(AuthorizationCode).where(AuthorizationCode.id == row.id).values(session_id=issued.session_id)
+        recorded = affected(
+            db.session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.id == row.id, AuthorizationCode.session_id.is_(None))
+                .values(session_id=issued.session_id)
+                .execution_options(synchronize_session=False)
+            )
         )
+        if not recorded:  # replayed while this exchange was running: what it issued is revoked too
+            db.session.commit()
+            session_service().revoke_session(issued.session_id, reason="authorization_code_reuse", client=_client_info())
+            raise InvalidGrantError("Invalid 'code' in request.")
         _record_issue(user.id, row.client_id, "authorization_code", issued.session_id)
         refresh = kwargs.get("include_refresh_token", True)
         return token_response(issued, self.request.client.row, refresh=refresh, nonce=row.nonce, acr=row.acr)
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Already marked used when it was claimed; kept so a replay can be recognised."""
+
+
+REPLAYED = "replayed"  # a code's session_id when it was replayed before its first exchange had issued anything
+
+
+def _revoke_replayed(code_id: str) -> None:
+    """A code used twice: what its first use issued is revoked (RFC 6749 4.1.2). When the first
+    exchange has not yet recorded its session, the code is marked instead, and that exchange,
+    finding the mark where it records its session, revokes the session itself."""
+    marked = affected(
+        db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == code_id, AuthorizationCode.session_id.is_(None))
+            .values(session_id=REPLAYED)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    db.session.commit()
+    if not marked:
+        session_id = db.session.scalar(select(AuthorizationCode.session_id).where(AuthorizationCode.id == code_id))
+        if session_id and session_id != REPLAYED:
+            session_service().revoke_session(session_id, reason="authorization_code_reuse", client=_client_info())
 
 
 def _still_signed_in(code: AuthorizationCode) -> bool:

@@ -271,6 +271,37 @@ def test_OIDCCAuthCodeReuseAfter30Seconds(rp, browser, alice, time_machine):
     assert refreshed.status_code == 400 and refreshed.json["error"] == "invalid_grant"
 
 
+def test_a_code_replayed_while_its_first_exchange_runs_leaves_no_live_tokens(rp, browser, alice, monkeypatch):
+    """The first exchange claims the code, then issues, then records the session it opened: a
+    replay in between found no session to revoke and the first exchange's tokens lived on. The
+    replay now marks the code, and the first exchange, finding the mark, revokes what it issued."""
+    from idp.oidc import grants
+
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    code = rp.callback(browser.submit("/oauth/authorize", decision="allow"))["code"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, "code_verifier": rp.verifier}
+    auth = (rp.client_id, rp.registered["clientSecret"])
+    replays = []
+    issue = grants.AuthorizationCodeGrant.generate_token
+
+    def replayed_meanwhile(self, *args, **kwargs):
+        if not replays:
+            replays.append(rp.app.test_client().post("/oauth/token", data=form, auth=auth))
+        return issue(self, *args, **kwargs)
+
+    monkeypatch.setattr(grants.AuthorizationCodeGrant, "generate_token", replayed_meanwhile)
+    first = rp.app.test_client().post("/oauth/token", data=form, auth=auth)
+    assert replays[0].status_code == 400 and replays[0].json["error"] == "invalid_grant"
+    assert first.status_code == 400 and first.json["error"] == "invalid_grant"  # its tokens would be dead on arrival
+    from idp.accounts.models import Session
+    from idp.extensions import db
+
+    with rp.app.app_context():
+        opened = db.session.scalars(db.select(Session).where(Session.client_id == rp.client_id)).all()
+        assert opened and all(s.revoke_reason == "authorization_code_reuse" for s in opened)
+
+
 def test_OIDCCEnsureRegisteredRedirectUri(rp, browser):
     url = rp.authorization_url(redirect_uri="https://evil.example/callback")
     response = browser.open(url)

@@ -8,7 +8,7 @@ from tests.oidc.conftest import Browser, hidden_fields
 def production_env(instance_dir) -> dict[str, str]:
     """Production settings that can still read the test database's signing keys."""
     keys = (instance_dir / "encryption_keys.secret").read_text().strip()
-    return {"IDP_ENV": "production", "SECRET_KEY": "k" * 48, "ENCRYPTION_KEYS": keys}
+    return {"IDP_ENV": "production", "SECRET_KEY": "Hy5Bf0Gs-k3Jd9Qm2Xv7Lp4-Zr8Tn1Wc6-hosted-pages", "ENCRYPTION_KEYS": keys}
 
 
 def test_pages_refuse_framing_and_inline_script(app):
