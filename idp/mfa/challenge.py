@@ -78,8 +78,9 @@ class LoginChallenges:
         self._first_codes = first_codes
         self._clock = clock
 
-    def start(self, user: User, *, client: ClientInfo) -> ChallengeStarted:
-        """Open a challenge. A user with no authenticator app gets a code by SMS or email at once."""
+    def start(self, user: User, *, client: ClientInfo, send_first_code: bool = True) -> ChallengeStarted:
+        """Open a challenge. A user with no authenticator app gets a code by SMS or email at once,
+        unless `send_first_code` is False (the user then asks for one)."""
         token = random_token()
         now = self._clock()
         challenge = LoginChallenge(user_id=user.id, token_hash=digest(token), created_at=now, expires_at=now + CHALLENGE_TTL)
@@ -90,7 +91,7 @@ class LoginChallenges:
         if self._backup.count(user.id):
             kinds.append("backup_code")
         sent_by = None
-        if "totp" not in kinds:
+        if "totp" not in kinds and send_first_code:
             sendable = [m for m in methods if m.type in ("sms", "email")]
             if sendable and self._may_send_first_code(user.id):
                 try:

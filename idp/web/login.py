@@ -257,7 +257,10 @@ def step_up() -> Any:
         # sent for the open challenge still works, and no new one goes out
         flask_session[LOGIN_STATE] = {**state, "next": next_url}
         return redirect(url_for("login.second_factor", method=state.get("sent")))
-    return _ask_second_factor(challenges.start(sso.user, client=client_info()), sso.user.id, next_url)
+    # No code goes out by itself here: any site can send a signed-in browser to this page with a
+    # link, and each visit sent an SMS or email (a GET is to change nothing, RFC 9110 9.2.1). The
+    # page offers to send one, a POST with the form's CSRF token.
+    return _ask_second_factor(challenges.start(sso.user, client=client_info(), send_first_code=False), sso.user.id, next_url)
 
 
 def _ask_second_factor(challenge: ChallengeStarted, user_id: str, next_url: str | None) -> Any:
