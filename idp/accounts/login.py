@@ -73,12 +73,14 @@ class LoginFlow(Generic[S]):
         return LoginOutcome(user, session=self._open(user, client, ["pwd"], method))
 
     def with_second_factor(
-        self, passed: SecondFactorPassed, *, trust_device: bool, device_name: str | None, client: ClientInfo
+        self, passed: SecondFactorPassed, *, trust_device: bool, device_name: str | None, client: ClientInfo,
+        presented_device: str | None = None,
     ) -> LoginOutcome[S]:
+        """`presented_device`: the trusted-device token this browser sent, replaced when it is trusted again."""
         user = passed.user
         device_token = None
         if trust_device:
-            device, device_token = self._devices().trust(user.id, name=device_name, client=client)
+            device, device_token = self._devices().trust(user.id, name=device_name, client=client, replacing=presented_device)
             self._alerts().notify(
                 "trusted_device_added",
                 user,

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from idp.api.auth import signed_in
-from idp.api.cookies import clear_device_cookie, set_device_cookie
+from idp.api.cookies import clear_device_cookie, presented_device_token, set_device_cookie
 from idp.api.documented import documented
 from idp.api.envelope import ok, parse
 from idp.api.guard import client_info, identity, require_bearer, require_recent_auth, require_recent_auth_once_protected
@@ -118,7 +118,9 @@ def email_verify_setup() -> Response:
 
 def _sign_in(passed: SecondFactorPassed, *, trust_device: bool = False, device_name: str | None = None) -> Response:
     """Finish the login after a passed second factor: tokens, and the device cookie when trusted."""
-    outcome = login_flow().with_second_factor(passed, trust_device=trust_device, device_name=device_name, client=client_info())
+    outcome = login_flow().with_second_factor(
+        passed, trust_device=trust_device, device_name=device_name, client=client_info(), presented_device=presented_device_token()
+    )
     assert outcome.session is not None
     body: dict[str, Any] = {"user": user_summary(outcome.user)}
     if outcome.device_token:

@@ -15,6 +15,7 @@ from idp.models import affected
 from idp.security.digests import digest, random_token
 
 TRUST_FOR = timedelta(days=30)
+MAX_DEVICES = 10  # per user; trusting one more forgets the one least recently used
 
 
 class TrustedDevices:
@@ -22,10 +23,24 @@ class TrustedDevices:
         self._db = db
         self._clock = clock
 
-    def trust(self, user_id: str, *, name: str | None, client: ClientInfo) -> tuple[TrustedDevice, str]:
-        """Remember this device; returns the row and the token (shown once, stored as a digest)."""
+    def trust(
+        self, user_id: str, *, name: str | None, client: ClientInfo, replacing: str | None = None
+    ) -> tuple[TrustedDevice, str]:
+        """Remember this device; returns the row and the token (shown once, stored as a digest).
+        `replacing`: the token this browser presented, whose device it replaces (trusting the same
+        browser again added a device each time, the old cookie's still valid). At most MAX_DEVICES."""
         token = random_token()
         now = self._clock()
+        if replacing:
+            self._db.execute(delete(TrustedDevice).where(TrustedDevice.token_hash == digest(replacing), TrustedDevice.user_id == user_id))
+        kept = self._db.scalars(
+            select(TrustedDevice.id)
+            .where(TrustedDevice.user_id == user_id)
+            .order_by(TrustedDevice.last_used_at.desc())
+            .offset(MAX_DEVICES - 1)
+        ).all()
+        if kept:
+            self._db.execute(delete(TrustedDevice).where(TrustedDevice.id.in_(kept)))
         device = TrustedDevice(
             user_id=user_id,
             token_hash=digest(token),

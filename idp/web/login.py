@@ -190,7 +190,8 @@ def second_factor() -> Any:
                 status = 429
             else:
                 outcome = browser_login_flow().with_second_factor(
-                    passed, trust_device=trust, device_name=describe_in_english(request.headers.get("User-Agent")), client=client_info()
+                    passed, trust_device=trust, device_name=describe_in_english(request.headers.get("User-Agent")), client=client_info(),
+                    presented_device=presented_device_token(),
                 )
                 assert outcome.session is not None
                 return _signed_in(*outcome.session, state.get("next"), device_token=outcome.device_token)

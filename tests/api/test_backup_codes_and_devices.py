@@ -84,6 +84,27 @@ def test_trusting_a_device_returns_a_token_and_an_httponly_cookie_and_skips_2fa_
     assert devices[0]["lastUsedAt"] and devices[0]["expiresAt"] and devices[0]["ipAddress"] == "127.0.0.1"
 
 
+def test_at_most_ten_devices_are_trusted_the_least_recently_used_forgotten(api):
+    """Nothing capped how many devices a user had trusted."""
+    from idp.mfa.devices import MAX_DEVICES
+
+    secret, _ = api.enable_totp(api.verified_token())
+    now = utcnow()
+    tokens = []
+    for step in range(MAX_DEVICES + 1):  # as many browsers: no cookie
+        api.client.delete_cookie("deviceToken", path="/")
+        with time_machine.travel(now + timedelta(seconds=30 * step), tick=False):
+            tokens.append(trust(api, secret, name=f"Browser {step}").json["data"]["deviceToken"])
+    api.client.delete_cookie("deviceToken", path="/")
+    with time_machine.travel(now + timedelta(seconds=30 * (MAX_DEVICES + 2)), tick=False):
+        assert api.login("alice", deviceToken=tokens[0]).json["data"]["requiresTwoFactor"] is True
+        signed_in = api.login("alice", deviceToken=tokens[-1])
+        assert signed_in.status_code == 200, signed_in.json
+        listed = api.client.get("/api/2fa/devices", headers=api.bearer(signed_in.json["data"]["accessToken"]))
+    names = [d["deviceName"] for d in listed.json["data"]["devices"]]
+    assert len(names) == MAX_DEVICES and "Browser 0" not in names
+
+
 def test_a_device_token_works_only_for_its_own_user(api):
     secret, _ = api.enable_totp(api.verified_token("alice"))
     alice_device = trust(api, secret).json["data"]["deviceToken"]

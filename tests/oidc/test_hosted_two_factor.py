@@ -147,6 +147,25 @@ def _sms_user(api: Api) -> None:
     assert api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": code}).status_code == 200
 
 
+def test_trusting_the_same_browser_again_replaces_its_device(rp, browser, totp_user, api):
+    """A relying party asking for a second factor shows "don't ask again" on an already trusted
+    browser: each tick added another device, and the replaced cookie's token stayed valid."""
+    first_cookie = None
+    for step in range(2):
+        browser.open(rp.authorization_url(acr_values="urn:idp:acr:mfa"))
+        if "Sign in" in browser.html and browser.page.status_code == 200:
+            browser.sign_in()
+        browser.enter_code(pyotp.TOTP(totp_user["secret"]).at(time.time() + 30 * step), trust=True)
+        _finish(rp, browser)
+        if step == 0:
+            first_cookie = browser.client.get_cookie("deviceToken").value
+            browser.open("/oauth/logout", data={})
+            browser.submit("/oauth/logout", confirm="yes")
+    devices = api.client.get("/api/2fa/devices", headers=api.bearer(totp_user["token"])).json["data"]["devices"]
+    assert len(devices) == 1
+    assert api.login("alice", deviceToken=first_cookie).json["data"]["requiresTwoFactor"] is True
+
+
 def test_sms_code_sent_and_read_from_the_outbox(rp, browser, api, app):
     _sms_user(api)
     browser.open(rp.authorization_url())
