@@ -226,12 +226,14 @@ class LoginChallenges:
         return SecondFactorPassed(user, method)
 
     def resend(self, temp_token: str, kind: str, *, client: ClientInfo) -> None:
-        """Send a new SMS or email code for this challenge (30 s apart, and the hourly cap per user)."""
+        """Send a new SMS or email code for this challenge (30 s apart on each channel, and the
+        hourly cap per user). The wait is per channel: a user whose phone is out of reach asks for
+        the email code at once ("use another way"), not 30 seconds after the text message."""
         challenge, user = self._live(temp_token)
         method = next((m for m in self._two_factor.methods(user.id) if m.type == kind), None)
         if method is None:
             raise ValidationFailed(errors=[f"method: {kind} is not enabled for this account"])
-        last = self._codes.last_sent_at(user_id=user.id, purpose="login", challenge_id=challenge.id)
+        last = self._codes.last_sent_at(user_id=user.id, purpose="login", challenge_id=challenge.id, channel=kind)
         if last is not None and (wait := (last + RESEND_COOLDOWN - self._clock()).total_seconds()) > 0:
             raise RateLimited("Please wait before asking for another code", retry_after=int(wait) + 1, limit=1)
         self._two_factor.throttle_code_send(user.id)

@@ -70,11 +70,13 @@ class OneTimeCodes:
         return code
 
     def last_sent_at(
-        self, *, user_id: str, purpose: str, challenge_id: str | None = None, method_id: str | None = None
+        self, *, user_id: str, purpose: str, challenge_id: str | None = None, method_id: str | None = None, channel: str | None = None
     ) -> datetime | None:
+        """When the last code of the binding (of `channel` only, if given) was sent."""
+        by_channel = [OneTimeCode.channel == channel] if channel else []
         sent = self._db.scalar(
             select(OneTimeCode.created_at)
-            .where(*self._binding(user_id, purpose, challenge_id, method_id))
+            .where(*self._binding(user_id, purpose, challenge_id, method_id), *by_channel)
             .order_by(OneTimeCode.created_at.desc())
             .limit(1)
         )

@@ -237,8 +237,13 @@ def send_code() -> Any:
         return _expired()
     except RateLimited as exc:
         answer_refused(exc)
-        errors = {"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)}
-        title = _("Please wait before asking for another code")
+        if exc.retry_after <= 90:  # the 30 seconds between two codes
+            errors = {"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)}
+            title = _("Please wait before asking for another code")
+        else:  # the hourly number of codes
+            wait = _("Try again in %(minutes)s minutes, or use another way to sign in.", minutes=-(-exc.retry_after // 60))
+            errors = {"__all__": _("You have asked for several codes in the last hour.") + " " + wait}
+            title = _("Too many codes asked for")
         return _two_factor_page(state, method, errors=errors, notice=None, title=title), 429
     flask_session[LOGIN_STATE] = {**state, "sent": method}
     return redirect(url_for("login.second_factor", method=method, sent=1))

@@ -140,11 +140,13 @@ def test_trusted_device_skips_the_code_until_acr_values_ask_for_mfa(rp, browser,
 PHONE = "+15551234567"
 
 
-def _sms_user(api: Api) -> None:
+def _sms_user(api: Api) -> str:
+    """Alice with text messages as her second factor; her access token."""
     token = api.verified_token("alice")
     assert api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": PHONE}).status_code == 200
     code = api.outbox.code(PHONE)
     assert api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": code}).status_code == 200
+    return token
 
 
 def test_trusting_the_same_browser_again_replaces_its_device(rp, browser, totp_user, api):
@@ -239,6 +241,40 @@ def test_switching_to_email_sends_a_code_and_resend_waits(rp, browser, api, totp
     browser.open("/login/two-factor?method=email")
     browser.enter_code(api.outbox.code("alice.codes@example.com"))
     assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_use_another_way_right_after_the_text_message_sends_the_email_code(rp, browser, api):
+    """The 30 seconds between codes were counted across channels: a user whose phone is out of
+    reach was told to wait instead of getting the email code."""
+    access = _sms_user(api)
+    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(access), json={"email": "alice.codes@example.com"}).status_code == 200
+    code = api.outbox.code("alice.codes@example.com")
+    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(access), json={"code": code}).status_code == 200
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    assert "Enter the code we sent to your phone" in browser.html  # the text message went out by itself
+    browser.submit("/login/two-factor/send", method="email")
+    assert browser.page.status_code == 200 and "Enter the code we sent to your email" in browser.html
+    browser.submit("/login/two-factor/send", method="email")  # the same channel again waits
+    assert browser.page.status_code == 429 and re.search(r"wait \d+ seconds", browser.html)
+
+
+def test_past_the_hourly_number_of_codes_the_wait_is_said_in_minutes(make_app, time_machine):
+    """It said "Please wait 3537 seconds before asking for another code"."""
+    app = make_app(RATE_LIMIT_CODE_SEND="3 per hour")
+    api = Api(app.test_client())
+    _sms_user(api)
+    browser = Browser(app)
+    browser.open("/login")
+    browser.sign_in()
+    for _ in range(4):
+        time_machine.move_to(time.time() + 31)
+        browser.submit("/login/two-factor/send", method="sms")
+        if browser.page.status_code == 429:
+            break
+    assert browser.page.status_code == 429
+    assert "Try again in" in browser.html and "minutes, or use another way to sign in" in browser.html
+    assert not re.search(r"wait \d+ seconds", browser.html)
 
 
 def test_a_client_requiring_mfa_takes_a_user_without_one_to_enrol(make_rp, browser, api):
