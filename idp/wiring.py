@@ -223,6 +223,13 @@ def account_throttle(limit_name: str, counter: str | None = None) -> AccountThro
     return AccountThrottle(c.throttle_strategy, limit, namespace, c.throttle_fallback)
 
 
+def shown_once() -> AccountThrottle:
+    """Marks of what may be shown only once (a page of new backup codes), kept 15 minutes in the
+    rate-limit storage: the first `acquire` of a mark succeeds, any later one fails."""
+    c = components()
+    return AccountThrottle(c.throttle_strategy, "1 per 15 minutes", f"{c.settings.rate_limit_key_prefix}:shown_once", c.throttle_fallback)
+
+
 def _tell_login_window(window: LoginWindow) -> None:
     setattr(g, LOGIN_WINDOW, window)
 

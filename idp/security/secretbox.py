@@ -26,9 +26,10 @@ class SecretBox:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt(self, ciphertext: str) -> str:
+    def decrypt(self, ciphertext: str, *, ttl: int | None = None) -> str:
+        """`ttl`: refuse a ciphertext made more than that many seconds ago."""
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return self._fernet.decrypt(ciphertext.encode(), ttl=ttl).decode()
         except InvalidToken:
             raise SecretBoxError("ciphertext not readable with the configured ENCRYPTION_KEYS") from None
 

@@ -16,7 +16,7 @@ from flask import Flask
 from jinja2 import StrictUndefined
 
 from tests.conftest import Api
-from tests.oidc.conftest import Browser
+from tests.oidc.conftest import Browser, hidden_fields
 
 PHONE = "+15551234567"
 CODES_EMAIL = "alice.codes@example.com"
@@ -422,6 +422,21 @@ def test_new_backup_codes_after_confirming_the_password(app, api):
     assert old.status_code == 400
     browser.open("/account/two-factor/backup-codes/new")
     assert not shown_codes(browser.html) and "shown only once" in browser.html
+
+
+def test_new_backup_codes_are_shown_once_even_to_the_session_cookie_sent_before(app, api):
+    """The codes wait for their page in the session cookie; the page took them out of the cookie
+    it sent back, but the cookie before it still held them: sent again, it showed them again."""
+    secret, _ = api.enable_totp(api.verified_token("alice"))
+    browser = sign_in(app, totp_secret=secret)
+    asked = browser.client.post("/account/two-factor/backup-codes", data={"csrf_token": hidden_fields(browser.html)["csrf_token"]})
+    assert asked.headers["Location"] == "/account/two-factor/backup-codes/new"
+    earlier = browser.client.get_cookie("idp_session").value
+    codes = shown_codes(browser.client.get("/account/two-factor/backup-codes/new").get_data(as_text=True))
+    assert len(codes) == 10
+    browser.client.set_cookie("idp_session", earlier)
+    again = browser.client.get("/account/two-factor/backup-codes/new", follow_redirects=True).get_data(as_text=True)
+    assert not shown_codes(again) and "shown only once" in again
 
 
 # -- a confirmed email address first ---------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 from typing import Any
 
 from babel.lists import format_list
@@ -45,9 +46,10 @@ from idp.web.account import F, bp, requires_recent_sign_in, requires_sign_in, si
 from idp.web.enrol import key_groups
 from idp.web.formatting import day
 from idp.web.forms import code_error, field_errors, typed_code
-from idp.wiring import backup_codes, components, delivery, two_factor_service
+from idp.wiring import backup_codes, components, delivery, shown_once, two_factor_service
 
 NEW_CODES = "two_factor_new_codes"  # Flask session: backup codes to show once (encrypted)
+SHOWN_ONCE_SECONDS = 15 * 60  # as long as `shown_once` keeps its marks
 SETUP = "two_factor_setup"  # Flask session: where the setup code of a pending SMS / email method went
 SECTION = "two_factor"
 NO_STORE = {"Cache-Control": "no-store"}  # pages that carry a TOTP key or backup codes
@@ -138,8 +140,11 @@ def _validated(model: type[BaseModel], data: dict[str, str]) -> tuple[BaseModel 
 
 def _show_backup_codes(codes: list[str], *, replaced: bool) -> Redirect:
     """Post/redirect/get to the shown-once page: the codes wait in the (signed) Flask session,
-    encrypted, and the page that shows them takes them out."""
-    sealed = components().box.encrypt(json.dumps({"codes": codes, "replaced": replaced}))
+    encrypted, and the page that shows them takes them out. The session cookie sent before that
+    page still held them: each sealing carries a mark that the page spends (`shown_once`), and
+    lives 15 minutes at most."""
+    mark = secrets.token_urlsafe(16)
+    sealed = components().box.encrypt(json.dumps({"codes": codes, "replaced": replaced, "mark": mark}))
     flask_session[NEW_CODES] = sealed
     return redirect(url_for("account.two_factor_new_backup_codes"))
 
@@ -506,10 +511,10 @@ def two_factor_new_backup_codes() -> Any:
     """The shown-once page: the codes leave the session as they are shown."""
     sealed = flask_session.pop(NEW_CODES, None)
     try:
-        saved = json.loads(components().box.decrypt(sealed)) if isinstance(sealed, str) else None
+        saved = json.loads(components().box.decrypt(sealed, ttl=SHOWN_ONCE_SECONDS)) if isinstance(sealed, str) else None
     except (SecretBoxError, ValueError):
         saved = None
-    if not isinstance(saved, dict) or not saved.get("codes"):
+    if not isinstance(saved, dict) or not saved.get("codes") or not shown_once().acquire(str(saved.get("mark"))):
         flash(_("Backup codes are shown only once. If you did not save them, get new ones: the old ones then stop working."))
         return redirect(url_for("account.two_factor", _anchor="backup-codes"))
     return _page(
