@@ -204,3 +204,18 @@ def test_the_second_factor_page_keeps_the_language_of_the_authorization_request(
 def test_text_outside_a_request_is_english(app):
     with app.app_context():
         assert describe_event("login_success", {"method": "pwd"}).sentence == "Signed in with your password"
+
+
+def test_no_template_changes_the_case_of_translated_text():
+    """`capitalize` lowered everything after the first letter ("Die authenticator-app" for "die
+    Authenticator-App"), `lower` a translated label ("sms-nachrichten" read out for
+    "SMS-Nachrichten"): a sentence is written so the translator decides its capitals."""
+    import re
+
+    changing = re.compile(r"\|\s*(capitalize|title)\b|(label|method|name)\s*\|\s*lower\b")
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in (ROOT / "templates").rglob("*.html")
+        for match in changing.finditer(path.read_text())
+    ]
+    assert found == []

@@ -353,7 +353,7 @@ def test_removing_asks_first_and_the_last_one_turns_two_step_verification_off(ap
     browser.open(f"/account/two-factor/methods/{methods['totp']}/remove")
     html = browser.html
     assert "<h1>Turn off two-step verification?</h1>" in html
-    assert "The authenticator app is your only second step" in html and "backup codes stop working" in html
+    assert "Your only second step is the authenticator app" in html and "backup codes stop working" in html
     assert "Remove and turn off two-step verification" in html and "button--warning" in html
     browser.submit(f"/account/two-factor/methods/{methods['totp']}/remove")
     assert "You removed the authenticator app. Two-step verification is off." in browser.html
