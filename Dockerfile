@@ -29,6 +29,7 @@ COPY idp ./idp
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
+COPY translations ./translations
 COPY wsgi.py gunicorn.conf.py ./
 COPY --chmod=0755 docker/entrypoint.sh ./docker/entrypoint.sh
 RUN python -m compileall -q idp migrations wsgi.py gunicorn.conf.py
