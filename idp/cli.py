@@ -25,9 +25,13 @@ import click
 import redis
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from idp.accounts.models import User
+from idp.api.envelope import describe
+from idp.api.schemas import RegisterRequest
 from idp.api.users import user_as_admin_sees
 from idp.audit.service import ClientInfo
 from idp.clock import iso
@@ -143,14 +147,20 @@ def _emit(payload: Any, as_json: bool) -> None:
 
 
 def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Show a service's refusal as a clean CLI error (exit 1), not a traceback."""
+    """Show a service's refusal as a clean CLI error (exit 1), not a traceback; so too a value the
+    database cannot hold (longer than its column, or a NUL character)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
+        if any(isinstance(v, str) and "\x00" in v for v in (*args, *kwargs.values())):
+            raise click.ClickException("a value holds the NUL character")
         try:
             command(*args, **kwargs)
         except DomainError as exc:
             raise click.ClickException("; ".join(exc.errors or [exc.message])) from None
+        except DataError as exc:
+            db.session.rollback()
+            raise click.ClickException(f"the database refused a value: {str(exc.orig).strip().splitlines()[0]}") from None
 
     return wrapper
 
@@ -330,7 +340,11 @@ CLI_CLIENT = ClientInfo(user_agent="flask users")
 @click.option("--json", "as_json", is_flag=True)
 @_domain_errors
 def users_create(email: str, username: str, password: str, admin: bool, email_verified: bool, as_json: bool) -> None:
-    """Create an account (the password policy applies)."""
+    """Create an account (the API's checks apply: address, username, password policy)."""
+    try:
+        RegisterRequest.model_validate({"email": email, "username": username, "password": password})
+    except ValidationError as exc:
+        raise click.ClickException("; ".join(describe(error) for error in exc.errors())) from None
     user = account_service().register(email=email, username=username, password=password, client=CLI_CLIENT)
     if email_verified:
         user.email_verified = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import time
@@ -127,6 +128,9 @@ class ClientCache:
 # a client registered under one would pass for the provider itself (its tokens would be the JSON
 # API's, its refresh token the browser's cookie).
 RESERVED_CLIENT_IDS = frozenset({API_CLIENT_ID, BROWSER_CLIENT_ID})
+CLIENT_ID_LENGTH = OAuthClient.__table__.c.client_id.type.length
+NAME_LENGTH = OAuthClient.__table__.c.name.type.length
+CLIENT_ID_FORM = re.compile(rf"[\x21-\x7e]{{1,{CLIENT_ID_LENGTH}}}")  # RFC 6749 A.1's VSCHAR, without the space
 
 
 class ClientRegistry:
@@ -159,6 +163,8 @@ class ClientRegistry:
             problems.append(f"id_token_signed_response_alg: {spec.id_token_alg} is not supported ({', '.join(ID_TOKEN_ALGS)})")
         if not spec.name.strip():
             problems.append("name: is required")
+        elif len(spec.name.strip()) > NAME_LENGTH:
+            problems.append(f"name: at most {NAME_LENGTH} characters")
         return problems
 
     def create(
@@ -169,6 +175,8 @@ class ClientRegistry:
         if problems:
             raise ValidationFailed(errors=problems)
         client_id = client_id or new_client_id()
+        if not CLIENT_ID_FORM.fullmatch(client_id):
+            raise ValidationFailed(errors=[f"client_id: 1 to {CLIENT_ID_LENGTH} printable ASCII characters, no space"])
         if client_id in RESERVED_CLIENT_IDS:
             raise ValidationFailed(errors=[f"client_id: {client_id} is the provider's own; choose another"])
         if self._db.get(OAuthClient, client_id):

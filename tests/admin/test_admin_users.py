@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pyotp
+import pytest
 
 from tests.admin.conftest import cli
 
@@ -184,3 +185,21 @@ def test_the_cli_finds_an_address_as_it_was_typed_at_registration(app, api):
     shown = cli(app, "users", "disable", " ANA@xn--bcher-kva.com ", "--json")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["email"] == "ana@b\u00fccher.com"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--email", "not-an-email", "--username", "bob"], "email"),
+        (["--email", "bob@example.com", "--username", "b o b!"], "username"),
+    ],
+)
+def test_users_create_checks_what_registration_checks(app, args, message):
+    """The CLI created accounts the API refuses (an address without @, a username with spaces)."""
+    result = cli(app, "users", "create", *args, "--password", "Str0ng-Passw0rd!x")
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_users_commands_refuse_a_nul_character_cleanly(app):
+    result = cli(app, "users", "disable", "a\x00b")
+    assert result.exit_code == 1 and "NUL" in result.output

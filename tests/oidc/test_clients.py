@@ -95,3 +95,19 @@ def test_generated_client_ids_are_letters_and_digits_so_a_command_line_never_rea
 
     ids = {new_client_id() for _ in range(2000)}
     assert len(ids) == 2000 and all(len(i) == 24 and i.isalnum() for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "--name", "X", "--redirect-uri", "https://a.example/cb", "--client-id", "x" * 65], "client_id: 1 to 64"),
+        (["create", "--name", "X", "--redirect-uri", "https://a.example/cb", "--client-id", "tab\there"], "client_id"),
+        (["create", "--name", "X" * 101, "--redirect-uri", "https://a.example/cb"], "name: at most 100"),
+        (["show", "a\x00b"], "NUL"),
+        (["delete", "a\x00b"], "NUL"),
+    ],
+)
+def test_wrong_input_is_a_clean_error_not_a_traceback(app, args, message):
+    """On PostgreSQL these were DataError or ValueError tracebacks."""
+    result = cli(app, *args)
+    assert result.exit_code == 1 and message in result.output and isinstance(result.exception, SystemExit), result.output
