@@ -105,14 +105,34 @@ def database_settings(raw_url: str | None, instance_path: Path) -> DatabaseSetti
         options["pool_size"] = limit
         options["max_overflow"] = 0
     if "pool_timeout" in params:
-        options["pool_timeout"] = parse_int("DATABASE_URL pool_timeout", params["pool_timeout"], 30)
+        timeout = parse_int("DATABASE_URL pool_timeout", params["pool_timeout"], 30, minimum=0)
+        options["pool_timeout"] = timeout or None  # Prisma's 0: wait as long as it takes, not fail at once
     schema = params.get("schema")
     if schema and schema != "public":
-        options["connect_args"] = {"options": f"-csearch_path={schema}"}
+        # quoted, as Prisma quotes it: unquoted, PostgreSQL folds "MySchema" to myschema
+        quoted = '"' + schema.replace('"', '""') + '"'
+        options["connect_args"] = {"options": "-csearch_path=" + quoted.replace("\\", "\\\\").replace(" ", "\\ ")}
     driver_params = {k: v for k, v in params.items() if k not in PRISMA_ONLY_PARAMS}
+    _translate_prisma_tls(driver_params)
     url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(driver_params), parts.fragment))
     pooled = parse_bool("DATABASE_URL pgbouncer", params.get("pgbouncer"), False) or params.get("statement_cache_size") == "0"
     return DatabaseSettings(url, options, prepared_statements=not pooled)
+
+
+def _translate_prisma_tls(params: dict[str, str]) -> None:
+    """Prisma's TLS parameters in libpq's terms. Its `sslcert` is the server's CA certificate
+    (libpq's `sslrootcert`; libpq's own `sslcert` is a client certificate, given with `sslkey`,
+    which Prisma never uses), and `sslaccept` how strictly it is checked, which libpq's `sslmode`
+    says. A PKCS#12 client identity has no libpq equivalent."""
+    if "sslcert" in params and "sslkey" not in params and "sslrootcert" not in params:
+        params["sslrootcert"] = params.pop("sslcert")
+    params.pop("sslaccept", None)
+    unsupported = sorted({"sslidentity", "sslpassword"} & params.keys())
+    if unsupported:
+        raise ConfigError(
+            f"DATABASE_URL {' and '.join(unsupported)}: a PKCS#12 client identity is not supported; give the client "
+            "certificate and key as PEM files with sslcert and sslkey (openssl pkcs12 -in identity.p12 -out ...)"
+        )
 
 
 def redis_url(env: Mapping[str, str]) -> str | None:

@@ -40,8 +40,42 @@ def test_prisma_pgbouncer_flag_turns_prepared_statements_off(tmp_path: Path):
 
 def test_non_public_prisma_schema_sets_search_path(tmp_path: Path):
     db = database_settings("postgres://u@h/d?schema=auth", tmp_path)
-    assert db.engine_options["connect_args"] == {"options": "-csearch_path=auth"}
+    assert db.engine_options["connect_args"] == {"options": '-csearch_path="auth"'}
     assert db.url == "postgresql+psycopg2://u@h/d"
+
+
+def test_a_mixed_case_prisma_schema_keeps_its_case_on_postgresql(tmp_path: Path):
+    """Prisma quotes the name; unquoted, PostgreSQL folded "MySchema" to myschema (no such schema:
+    current_schema() was NULL and every table missing)."""
+    import sqlalchemy as sa
+
+    from tests.conftest import ADMIN_DATABASE_URL
+
+    settings = database_settings(ADMIN_DATABASE_URL.split("?")[0] + "?schema=MySchema", tmp_path)
+    engine = sa.create_engine(settings.url, **settings.engine_options)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('CREATE SCHEMA IF NOT EXISTS "MySchema"')
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("select current_schema()").scalar() == "MySchema"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('DROP SCHEMA IF EXISTS "MySchema"')
+        engine.dispose()
+
+
+def test_prisma_pool_timeout_zero_waits_and_its_tls_parameters_become_libpqs(tmp_path: Path):
+    """Prisma's pool_timeout=0 means no timeout (it became 0 s: a busy pool failed at once); its
+    sslcert is the server's CA (libpq's sslrootcert) and sslaccept is its own, which libpq refused
+    ("invalid connection option")."""
+    waiting = database_settings("postgresql://u@h/d?connection_limit=1&pool_timeout=0", tmp_path)
+    assert waiting.engine_options["pool_timeout"] is None
+    tls = database_settings("postgresql://u@h/d?sslmode=verify-full&sslcert=/etc/ca.pem&sslaccept=strict", tmp_path)
+    assert tls.url == "postgresql+psycopg2://u@h/d?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem"
+    client_cert = database_settings("postgresql://u@h/d?sslcert=/c.pem&sslkey=/k.pem", tmp_path)  # libpq's own form
+    assert "sslcert=%2Fc.pem" in client_cert.url and "sslkey=%2Fk.pem" in client_cert.url
+    with pytest.raises(ConfigError, match="sslidentity"):
+        database_settings("postgresql://u@h/d?sslidentity=client.p12&sslpassword=x", tmp_path)
 
 
 def test_no_database_url_means_sqlite_under_instance(tmp_path: Path):
