@@ -102,8 +102,11 @@ class RequestWindowsRedisStorage(RedisStorage):
 
 
 def storage_uri(redis_url: str | None) -> str:
-    """Flask-Limiter's storage: Redis through `RequestWindowsRedisStorage`, else process memory."""
-    return WINDOW_SCHEME + redis_url if redis_url else "memory://"
+    """Flask-Limiter's storage: Redis through `RequestWindowsRedisStorage`, else process memory.
+    A socket path (redis-py's `unix://`) is `redis+unix://` to the limits library."""
+    if not redis_url:
+        return "memory://"
+    return WINDOW_SCHEME + ("redis+" + redis_url if redis_url.startswith("unix://") else redis_url)
 
 
 def _failed(response: Response) -> bool:

@@ -66,3 +66,11 @@ def test_signing_keys_encryption_keys_cannot_read_are_unhealthy_and_not_ready(ma
     ensure = broken.test_cli_runner().invoke(args=["keys", "ensure"])
     assert ensure.exit_code == 1 and "ENCRYPTION_KEYS" in ensure.output and "reencrypt" in ensure.output
     assert Api(make_app().test_client()).register("alice").status_code == 201  # the right key reads them
+
+
+def test_a_redis_socket_url_starts_the_service(make_app, backend, tmp_path):
+    """REDIS_URL=unix:///path (redis-py's form for a socket) stopped the start: the rate limiter knew
+    no "idp+unix" storage. With no Redis behind the socket, the service answers, degraded."""
+    client = make_app(REDIS_URL=f"unix://{tmp_path}/redis.sock?db=0").test_client()
+    health = client.get("/api/health")
+    assert health.status_code == 200 and health.json["checks"]["redis"]["status"] == "down"
