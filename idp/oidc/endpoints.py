@@ -157,7 +157,7 @@ def _decide(grant: Any, params: dict[str, str], redirect_uri: str) -> Any:
         raise RequestNotSupportedError()
     if "request_uri" in params:
         raise RequestURINotSupportedError()
-    if params.get("response_mode", "query") != "query":  # discovery's response_modes_supported
+    if (params.get("response_mode") or "query") != "query":  # discovery's; empty is as if left out (RFC 6749 3.1)
         # answered in the query all the same, a code the client wanted kept out of URLs and logs
         raise InvalidRequestError("response_mode: only query is supported")
     prompt = set(params.get("prompt", "").split())

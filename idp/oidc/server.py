@@ -202,12 +202,15 @@ class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
                 return _live_refresh_token(token_string)
             if claims.sid:
                 live = components().session_statements.session_live(claims.sid, utcnow())
-            else:  # from memory, no query
-                live = claims.jti not in self.server.revoked_access_tokens
+            else:  # from memory, no query (the client's record is cached)
+                live = claims.jti not in self.server.revoked_access_tokens and self.server.query_client(claims.client_id) is not None
             if not live:
                 return None
             return KnownToken("access_token", claims.client_id, None, claims)
-        return find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)
+        found = find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)
+        if found is not None and found.claims is not None and not found.claims.sid and self.server.query_client(found.client_id) is None:
+            return None  # a client-credentials token of a client since deleted
+        return found
 
     def check_permission(self, token: KnownToken, client: RegisteredClient, request: Any) -> bool:
         return not client.row.is_public

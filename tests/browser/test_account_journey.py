@@ -119,7 +119,7 @@ def walk(person: Person, smtp: SmtpStandIn, twilio: TwilioStandIn, username: str
     # turn on an authenticator app
     person.go("/account/two-factor")
     person.check("two-factor")
-    person.follow("Add authenticator app")
+    person.follow("Add Authenticator app")
     person.check("two-factor-totp")
     secret = "".join(page.locator(".secret span").all_inner_texts()).replace(" ", "")
     person.fill("Enter the 6-digit code from the app", pyotp.TOTP(secret).now())
@@ -155,7 +155,7 @@ def walk(person: Person, smtp: SmtpStandIn, twilio: TwilioStandIn, username: str
 
     # add text messages with the code from the Twilio stand-in
     person.go("/account/two-factor")
-    person.follow("Add text messages")
+    person.follow("Add Text messages")
     person.check("two-factor-sms")
     person.fill("Mobile phone number", PHONE)
     person.click("Send the code")

@@ -226,6 +226,7 @@ def test_a_response_mode_other_than_query_is_refused(rp, browser, alice, mode):
     result = rp.callback(browser.open(rp.authorization_url(response_mode=mode)))
     assert "code" not in result and result["error"] == "invalid_request" and "response_mode" in result["error_description"]
     assert "code" in rp.callback(browser.open(rp.authorization_url(response_mode="query")))
+    assert "code" in rp.callback(browser.open(rp.authorization_url(response_mode="")))  # RFC 6749 3.1: as if left out
 
 
 def test_OIDCCLoginHint(rp, browser):

@@ -149,6 +149,20 @@ def test_an_access_token_outliving_its_session_introspects_inactive(app, service
             assert answer == {"active": False}, hint
 
 
+def test_a_deleted_clients_client_credentials_token_introspects_inactive(app, service):
+    """Such a token has no session to end with the client: it introspected active for the rest of
+    its fifteen minutes after its client was deleted."""
+    from tests.admin.conftest import cli
+
+    machine = create(app, "--name", "Reports", "--grant", "client_credentials", "--scope", "openid")
+    access = client_for(app, machine).fetch_token(f"{ISSUER}/oauth/token", grant_type="client_credentials")["access_token"]
+    resource = client_for(app, service)
+    assert resource.introspect_token(f"{ISSUER}/oauth/introspect", token=access).json()["active"] is True
+    assert cli(app, "clients", "delete", machine["clientId"]).exit_code == 0
+    for hint in (None, "access_token", "refresh_token"):
+        assert resource.introspect_token(f"{ISSUER}/oauth/introspect", token=access, token_type_hint=hint).json() == {"active": False}
+
+
 def test_a_token_type_hint_of_no_known_kind_is_no_hint(app, service, api):
     """RFC 7662 and RFC 7009 §2.1: the search extends to every kind of token. Refused with 401
     unsupported_token_type (and no WWW-Authenticate) before."""
