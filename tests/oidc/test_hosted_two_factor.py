@@ -168,6 +168,16 @@ def test_trusting_the_same_browser_again_replaces_its_device(rp, browser, totp_u
     assert api.login("alice", deviceToken=first_cookie).json["data"]["requiresTwoFactor"] is True
 
 
+def _signed_in_with_sms(app) -> tuple[Api, Browser]:
+    """Alice (text messages as her second factor) past her password, at the code page of `app`."""
+    api = Api(app.test_client())
+    _sms_user(api)
+    browser = Browser(app)
+    browser.open("/login")
+    browser.sign_in()
+    return api, browser
+
+
 def test_sms_code_sent_and_read_from_the_outbox(rp, browser, api, app):
     _sms_user(api)
     browser.open(rp.authorization_url())
@@ -261,12 +271,7 @@ def test_use_another_way_right_after_the_text_message_sends_the_email_code(rp, b
 
 def test_past_the_hourly_number_of_codes_the_wait_is_said_in_minutes(make_app, time_machine):
     """It said "Please wait 3537 seconds before asking for another code"."""
-    app = make_app(RATE_LIMIT_CODE_SEND="3 per hour")
-    api = Api(app.test_client())
-    _sms_user(api)
-    browser = Browser(app)
-    browser.open("/login")
-    browser.sign_in()
+    _, browser = _signed_in_with_sms(make_app(RATE_LIMIT_CODE_SEND="3 per hour"))
     for _ in range(4):
         time_machine.move_to(time.time() + 31)
         browser.submit("/login/two-factor/send", method="sms")
@@ -335,12 +340,7 @@ def test_a_wrong_code_at_enrolment_keeps_the_key_just_scanned(make_rp, browser, 
 def test_asking_again_for_a_code_spends_no_tries_of_the_right_one(make_app):
     """"Send again" is limited as a code sent (API.md), not under the two-factor limit of tries,
     which the code's own form counts per address: clicks answered by the cooldown locked it out."""
-    app = make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes")
-    api = Api(app.test_client())
-    _sms_user(api)
-    browser = Browser(app)
-    browser.open("/login")
-    browser.sign_in()
+    api, browser = _signed_in_with_sms(make_app(RATE_LIMIT_TWO_FACTOR="3 per 15 minutes"))
     code = api.outbox.code(PHONE)
     for _ in range(5):
         browser.submit("/login/two-factor/send", method="sms")
