@@ -379,15 +379,17 @@ class SessionService:
     # -- the browser session (SSO) ---------------------------------------------------------
 
     def start_browser(
-        self, user: User, *, client: ClientInfo, amr: list[str], ttl: int, signed_in_by: str | None = None
+        self, user: User, *, client: ClientInfo, amr: list[str], ttl: int, signed_in_by: str | None = None,
+        auth_time: datetime | None = None,
     ) -> tuple[BrowserSession, str]:
         """Open the provider's own session in a browser; returns it and the cookie value (shown once,
         stored as a digest). No tokens: relying parties get theirs from authorization codes.
-        `signed_in_by` as for `start`."""
+        `signed_in_by` as for `start`; `auth_time`: of a sign-in this session continues (now by default)."""
         now = self._clock()
-        grant = SessionGrant(user.id, BROWSER_CLIENT_ID, amr, now)
+        signed_in_at = auth_time or now
+        grant = SessionGrant(user.id, BROWSER_CLIENT_ID, amr, signed_in_at)
         session_id, token = self._open(grant, client, now, now + timedelta(seconds=ttl), signed_in_by)
-        return BrowserSession(session_id, user, now, amr), token
+        return BrowserSession(session_id, user, signed_in_at, amr), token
 
     def browser_session(self, cookie: str | None) -> BrowserSession | None:
         """The live browser session behind a cookie value, for an active user (one query)."""

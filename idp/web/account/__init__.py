@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -22,6 +23,7 @@ from idp.wiring import account_service, backup_codes, components, session_servic
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 F = TypeVar("F", bound=Callable[..., Any])
+CONFIRMED = "password_confirmed"  # Flask session: {"session": browser sign-in id, "at": when the password was given again}
 
 
 def signed_in() -> BrowserSession:
@@ -42,8 +44,22 @@ def requires_sign_in(view: F) -> F:
 
 
 def recently_signed_in() -> bool:
-    age = (utcnow() - signed_in().auth_time).total_seconds()
-    return age <= components().settings.reauth_window
+    """Signed in, or the password confirmed (`mark_password_confirmed`), within the window."""
+    session = signed_in()
+    proven = session.auth_time.timestamp()
+    mark = flask_session.get(CONFIRMED)
+    if isinstance(mark, dict) and mark.get("session") == session.id and isinstance(mark.get("at"), int | float):
+        proven = max(proven, float(mark["at"]))
+    return utcnow().timestamp() - proven <= components().settings.reauth_window
+
+
+def mark_password_confirmed(session: BrowserSession) -> None:
+    """The password was just given again in this browser's sign-in: the account pages take it as a
+    recent sign-in. Relying parties are not told: the sign-in's time and factors (`auth_time`,
+    `amr`, what `max_age` and `acr_values` are checked against) stay those of the sign-in itself.
+    Renewing the sign-in instead, with the new time and the earlier factors, told an app asking for
+    a second factor in the last minutes that the password just typed was one."""
+    flask_session[CONFIRMED] = {"session": session.id, "at": utcnow().timestamp()}
 
 
 def requires_recent_sign_in(view: F) -> F:
@@ -102,11 +118,9 @@ def home() -> str:
 @bp.route("/confirm-password", methods=["GET", "POST"])
 @requires_sign_in
 def confirm_password() -> Any:
-    """Prove it is still you: the password again renews the sign-in time. What the new sign-in
-    proved is the password alone (amr ["pwd"]): keeping the earlier second factor with the new time
-    told relying parties that asked for a recent second factor (max_age with acr_values) that the
-    password just typed was one; they now ask for the second factor again (a step-up)."""
-    from idp.web.login import switch_browser_session, too_many_attempts
+    """Prove it is still you: the password again counts as a recent sign-in on the account pages
+    (`mark_password_confirmed`)."""
+    from idp.web.login import too_many_attempts
 
     next_url = safe_next(request.values.get("next")) or url_for("account.home")
     errors: dict[str, str] = {}
@@ -123,12 +137,9 @@ def confirm_password() -> Any:
             errors["__all__"] = too_many_attempts(exc)
             status = 429
         else:
-            renewed, cookie = session_service().start_browser(
-                session.user, client=client_info(), amr=["pwd"], ttl=components().settings.browser_session_ttl
-            )
-            response = switch_browser_session(renewed, cookie, redirect(next_url))
-            flash(_("Thank you. You can go on."))  # after the switch, which starts a new Flask session
-            return response
+            mark_password_confirmed(session)
+            flash(_("Thank you. You can go on."))
+            return redirect(next_url)
     return render_template(
         "account/confirm_password.html", title=_("Enter your password to continue"), next_url=next_url, errors=errors,
         section=None,

@@ -11,7 +11,7 @@ from idp.api.guard import client_info
 from idp.api.schemas import ChangePasswordRequest
 from idp.errors import RateLimited, ValidationFailed, WrongCurrentPassword, answer_refused
 from idp.security.password_policy import MAX_LENGTH
-from idp.web.account import bp, requires_recent_sign_in, requires_sign_in, signed_in
+from idp.web.account import bp, mark_password_confirmed, requires_recent_sign_in, requires_sign_in, signed_in
 from idp.web.forms import read_form
 from idp.wiring import account_service, components, session_service
 
@@ -54,12 +54,14 @@ def password() -> Any:
                 errors = password_errors(exc, "newPassword", _("Your new password"))
             else:
                 # Every session was revoked, this browser's too: it goes on in a new one (as the
-                # API's change-password goes on in a new API session), signed in by the password
-                # just typed (a relying party asking for a second factor asks for it again).
+                # API's change-password goes on in a new API session), with the sign-in's own time
+                # and factors, and the password just given counts as confirmed.
                 renewed, cookie = session_service().start_browser(
-                    session.user, client=client, amr=["pwd"], ttl=components().settings.browser_session_ttl
+                    session.user, client=client, amr=session.amr, auth_time=session.auth_time,
+                    ttl=components().settings.browser_session_ttl,
                 )
                 response = switch_browser_session(renewed, cookie, redirect(url_for("account.home")))
+                mark_password_confirmed(renewed)
                 flash(_("Your password is changed. Every other session was signed out."))  # after the switch's fresh Flask session
                 return response
     return render_template(
