@@ -7,7 +7,7 @@ Access tokens are the RFC 9068 JWTs of `AccessTokens`; refresh tokens are the se
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,9 +145,11 @@ class KnownToken(TokenMixin):
         return self.session is not None and self.session.revoked_at is not None
 
 
-def find_token(tokens: AccessTokens, revoked: Container[str], value: str, hint: str | None) -> KnownToken | None:
-    """The live token behind `value`, whichever kind it is (`revoked`: the `jti`s of revoked
-    session-less access tokens)."""
+def find_token(
+    tokens: AccessTokens, session_less_live: Callable[[AccessTokenClaims], bool], value: str, hint: str | None
+) -> KnownToken | None:
+    """The live token behind `value`, whichever kind it is (`session_less_live`: whether an access
+    token without a session, a client-credentials one, still stands)."""
     order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
     for kind in order:
         if kind == "access_token":
@@ -158,7 +160,7 @@ def find_token(tokens: AccessTokens, revoked: Container[str], value: str, hint: 
             session = db.session.get(Session, claims.sid) if claims.sid else None
             if claims.sid and (session is None or session.revoked_at is not None or as_utc(session.expires_at) <= utcnow()):
                 return None
-            if not claims.sid and claims.jti in revoked:
+            if not claims.sid and not session_less_live(claims):
                 return None
             return KnownToken("access_token", claims.client_id, session, claims)
         if (found := _live_refresh_token(value)) is not None:
@@ -202,15 +204,12 @@ class Introspection(HintIsOnlyAHint, IntrospectionEndpoint):
                 return _live_refresh_token(token_string)
             if claims.sid:
                 live = components().session_statements.session_live(claims.sid, utcnow())
-            else:  # from memory, no query (the client's record is cached)
-                live = claims.jti not in self.server.revoked_access_tokens and self.server.query_client(claims.client_id) is not None
+            else:
+                live = self.server.session_less_token_live(claims)
             if not live:
                 return None
             return KnownToken("access_token", claims.client_id, None, claims)
-        found = find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)
-        if found is not None and found.claims is not None and not found.claims.sid and self.server.query_client(found.client_id) is None:
-            return None  # a client-credentials token of a client since deleted
-        return found
+        return find_token(self.server.tokens, self.server.session_less_token_live, token_string, token_type_hint)
 
     def check_permission(self, token: KnownToken, client: RegisteredClient, request: Any) -> bool:
         return not client.row.is_public
@@ -235,7 +234,7 @@ class Revocation(HintIsOnlyAHint, RevocationEndpoint):
     CLIENT_AUTH_METHODS = ALL_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> KnownToken | None:
-        return find_token(self.server.tokens, self.server.revoked_access_tokens, token_string, token_type_hint)
+        return find_token(self.server.tokens, self.server.session_less_token_live, token_string, token_type_hint)
 
     def revoke_token(self, token: KnownToken, request: Any) -> None:
         """Revoking either token of a session ends the session (its refresh family and access
@@ -287,6 +286,11 @@ class IdentityAuthorizationServer(AuthorizationServer):
         self.clients = clients
         self.revoked_access_tokens = RevokedAccessTokens.on(autocommit, utcnow)
         super().__init__(app, query_client=self._client, save_token=self._keep_nothing)
+
+    def session_less_token_live(self, claims: AccessTokenClaims) -> bool:
+        """A client-credentials access token (it has no session): not revoked, and its client still
+        registered. From memory: the revocations and the client's record are kept, no query."""
+        return claims.jti not in self.revoked_access_tokens and self._client(claims.client_id) is not None
 
     def _client(self, client_id: str) -> RegisteredClient | None:
         row = self.clients.get(client_id, lambda key: db.session.get(OAuthClient, key))
