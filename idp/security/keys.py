@@ -66,6 +66,10 @@ class KeyRing:
         self._clock = clock
         self._lock = threading.Lock()
         self._snapshot: KeySnapshot | None = None
+        # kid -> what signs with that key: a kid is its key's thumbprint, so its key never changes;
+        # the periodic reload decrypts and imports only keys it has not seen (an RSA import checks
+        # the key: tens of milliseconds, during which this process's signing waits on the lock)
+        self._by_kid: dict[str, CompactSigner] = {}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -115,11 +119,14 @@ class KeyRing:
             return self._load()
         signers: dict[str, CompactSigner] = {}
         public = []
+        by_kid = {}
         for row in rows:
-            key = _import(row.alg, self._box.decrypt(row.private_key), row.kid)
+            signer = self._by_kid.get(row.kid) or CompactSigner(_import(row.alg, self._box.decrypt(row.private_key), row.kid), row.alg)
+            by_kid[row.kid] = signer
             if row.retired_at is None and row.alg not in signers:
-                signers[row.alg] = CompactSigner(key, row.alg)
+                signers[row.alg] = signer
             public.append(row.public_jwk)
+        self._by_kid = by_kid  # keys no longer published are forgotten
         body = json.dumps({"keys": public}, separators=(",", ":")).encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return KeySnapshot(

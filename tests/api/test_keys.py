@@ -122,3 +122,28 @@ def test_reencrypt_moves_keys_and_totp_secrets_to_a_new_encryption_key(make_app,
     fresh = Api(only_new.test_client())
     temp = fresh.challenge()["tempToken"]
     assert fresh.client.post("/api/2fa/verify", json={"tempToken": temp, "code": pyotp.TOTP(secret).now()}).status_code == 200
+
+
+def test_a_reload_imports_only_keys_it_has_not_seen(app, fresh_keys, monkeypatch):
+    """The periodic reload (every minute in each process) reuses what signs with a known kid: an RSA
+    import checks the key, tens of milliseconds during which the process's signing waits."""
+    from idp.security import keys as keys_module
+
+    imported: list[str] = []
+    real_import = keys_module._import
+
+    def counting_import(alg: str, pem: str, kid: str):
+        imported.append(kid)
+        return real_import(alg, pem, kid)
+
+    monkeypatch.setattr(keys_module, "_import", counting_import)
+    with app.app_context():
+        ring = components().keys
+        before = ring.snapshot().signers
+        imported.clear()
+        after = ring.reload().signers
+        assert imported == [] and after == before  # the same signers, nothing decrypted or imported
+        new_kids = ring.rotate(db.session)
+        assert sorted(imported) == sorted(new_kids)  # a rotation imports its new keys only
+        assert {alg: s.key.kid for alg, s in ring.snapshot().signers.items()}.keys() == before.keys()
+        assert {s.key.kid for s in ring.snapshot().signers.values()} == set(new_kids)

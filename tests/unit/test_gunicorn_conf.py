@@ -93,3 +93,15 @@ def test_a_containers_cpu_limit_counts(tmp_path):
 
     assert conf["usable_cores"](quota=1) == 1
     assert conf["usable_cores"](quota=10_000) == len(ALL_CORES)  # the CPU set still bounds it
+
+
+def test_a_worker_freezes_what_loading_the_application_made():
+    import gc
+
+    settings = load()
+    assert gc.get_freeze_count() == 0
+    try:
+        settings["post_worker_init"](None)
+        assert gc.get_freeze_count() > 0  # the objects that exist now are never collected nor walked again
+    finally:
+        gc.unfreeze()
