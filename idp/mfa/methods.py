@@ -270,6 +270,7 @@ class TwoFactorService:
     def reset(self, user: User, *, by: str | None, client: ClientInfo) -> None:
         """An administrator's reset: every method (set up or pending), backup code and trusted
         device is gone and 2FA is off; the user sets a factor up again. Commits."""
+        self._lock_account(user)
         self._db.execute(delete(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id))
         self._backup.delete_all(user.id)
         self._devices.remove_all(user.id)

@@ -203,3 +203,61 @@ def test_users_create_checks_what_registration_checks(app, args, message):
 def test_users_commands_refuse_a_nul_character_cleanly(app):
     result = cli(app, "users", "disable", "a\x00b")
     assert result.exit_code == 1 and "NUL" in result.output
+
+
+# SQLite: the removal may delete the method the reset deleted a moment before (its read came first)
+@pytest.mark.filterwarnings("ignore:DELETE statement on table 'two_factor_methods':sqlalchemy.exc.SAWarning")
+def test_a_2fa_reset_while_the_user_removes_a_method_ends_in_one_consistent_state(admin, monkeypatch):
+    """The reset deleted the methods, then updated the account at its commit; a removal in between
+    took the account's row first and then waited for the method the reset had deleted: each waited
+    for the other (PostgreSQL ended one of them with an error, a 500). The reset now takes the
+    account's row first, as every change to the factors does, so the removal waits for it."""
+    import threading
+    import time
+
+    from idp.mfa.devices import TrustedDevices
+    from idp.mfa.methods import TwoFactorService
+    from tests.api.test_two_factor_concurrency import at_once
+
+    api = admin.api
+    token = api.verified_token("alice")
+    api.enable_totp(token)
+    [method] = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    user_id = admin.user_id("alice")
+    reset_deleted = threading.Barrier(2)
+    remover = threading.local()
+    remove_all, lock_account = TrustedDevices.remove_all, TwoFactorService._lock_account
+
+    def remove_all_then_pause(self, user_id):  # the reset has deleted the methods by now
+        try:
+            reset_deleted.wait(timeout=1)
+        except threading.BrokenBarrierError:
+            pass
+        time.sleep(0.3)  # the removal takes its locks meanwhile, as far as it can
+        return remove_all(self, user_id)
+
+    def lock_account_after_the_resets_delete(self, user):
+        if getattr(remover, "active", False):
+            try:
+                reset_deleted.wait(timeout=1)
+            except threading.BrokenBarrierError:
+                pass
+        return lock_account(self, user)
+
+    def request(client, n):
+        if n == 0:
+            return client.post(f"/api/admin/users/{user_id}/reset-2fa", headers=admin.headers)
+        remover.active = True
+        return client.delete(f"/api/2fa/methods/{method['id']}", headers=api.bearer(token))
+
+    monkeypatch.setattr(TrustedDevices, "remove_all", remove_all_then_pause)
+    monkeypatch.setattr(TwoFactorService, "_lock_account", lock_account_after_the_resets_delete)
+    reset, removal = at_once(admin.app, request)
+    monkeypatch.undo()
+    assert reset.status_code == 200, reset.json
+    # PostgreSQL: the method was gone when the removal's turn came (404); SQLite lets one writer
+    # at a time in, and the removal may finish first
+    assert removal.status_code in (200, 404), removal.json
+    fresh = api.login("alice").json["data"]["accessToken"]  # the reset ended the sessions; no second step now
+    assert api.client.get("/api/2fa/methods", headers=api.bearer(fresh)).json["data"]["methods"] == []
+    assert api.client.get("/api/2fa/backup-codes/count", headers=api.bearer(fresh)).json["data"]["count"] == 0
