@@ -46,6 +46,9 @@ class Session(db.Model):  # type: ignore[name-defined]
     auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     amr: Mapped[str] = mapped_column(String(100), nullable=False, default="pwd")
     scope: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    # A relying party's session: the `acr` its sign-in reached, as the client asked for it
+    # (`acr_values`), for the ID tokens of its refreshes; None elsewhere
+    acr: Mapped[str | None] = mapped_column(String(200))
     # A relying party's session points at the browser (SSO) session it came from: ending that
     # session (logout at the provider) ends these too.
     browser_session_id: Mapped[str | None] = mapped_column(String(36), index=True)

@@ -33,7 +33,7 @@ BROWSER_CLIENT_ID = "idp-browser"  # the provider's own sign-in session in a bro
 _sessions = Session.__table__
 # A new session's row (explicit parameters, so a sign-in's audit event can ride along: AuditLog.record_with)
 _OPENED_COLUMNS = (
-    "id", "user_id", "client_id", "token_hash", "auth_time", "amr", "scope", "browser_session_id",
+    "id", "user_id", "client_id", "token_hash", "auth_time", "amr", "scope", "acr", "browser_session_id",
     "ip_address", "user_agent", "created_at", "last_used_at", "expires_at",
 )
 # (parameters named apart from the columns: an execution's parameter named like a column of the
@@ -64,6 +64,7 @@ ROTATE = (
         _sessions.c.auth_time,
         _sessions.c.amr,
         _sessions.c.scope,
+        _sessions.c.acr,
         _sessions.c.browser_session_id,
         _sessions.c.expires_at,
     )
@@ -136,6 +137,7 @@ class SessionGrant:
     auth_time: datetime
     scope: str = ""
     browser_session_id: str | None = None
+    acr: str | None = None  # a relying party's: the `acr` of its ID tokens (idp.oidc.claims.acr_for)
 
 
 @dataclass(frozen=True)
@@ -261,12 +263,13 @@ class SessionService:
         scope: str = "",
         browser_session_id: str | None = None,
         signed_in_by: str | None = None,
+        acr: str | None = None,
     ) -> IssuedTokens:
         """Open a session after a successful authentication and issue its first tokens.
         Adds to the unit of work and commits it. `signed_in_by` (a sign-in's method): the session
         is a login's, whose `login_success` event is written with it."""
         now = self._clock()
-        grant = SessionGrant(user.id, client_id, amr, auth_time or now, scope, browser_session_id)
+        grant = SessionGrant(user.id, client_id, amr, auth_time or now, scope, browser_session_id, acr)
         session_id, refresh_token = self._open(grant, client, now, now + self._refresh_ttl, signed_in_by)
         return self._issue(session_id, grant, refresh_token, now + self._refresh_ttl)
 
@@ -283,6 +286,7 @@ class SessionService:
             "auth_time": grant.auth_time,
             "amr": " ".join(grant.amr),
             "scope": grant.scope,
+            "acr": grant.acr,
             "browser_session_id": grant.browser_session_id,
             "ip_address": client.ip_address,
             "user_agent": (client.user_agent or "")[:512] or None,
@@ -349,7 +353,7 @@ class SessionService:
         granted = row.scope if not scope else " ".join(s for s in dict.fromkeys(scope.split()) if s in row.scope.split()) or row.scope
         if allowed is not None:
             granted = " ".join(s for s in granted.split() if s in allowed)
-        grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), granted, row.browser_session_id)
+        grant = SessionGrant(row.user_id, client_id, row.amr.split(), as_utc(row.auth_time), granted, row.browser_session_id, row.acr)
         issued = self._issue(session_id, grant, new_token, row.expires_at)
         if with_claims:
             user = ClaimColumns(row.user_id, row.username, row.email, bool(row.email_verified), row.updated_at)

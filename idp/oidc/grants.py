@@ -46,7 +46,7 @@ def _client_info() -> ClientInfo:
 
 
 def token_response(
-    issued: IssuedTokens, client: OAuthClient, *, refresh: bool, nonce: str | None = None, acr: str | None = None
+    issued: IssuedTokens, client: OAuthClient, *, refresh: bool, nonce: str | None = None
 ) -> dict[str, Any]:
     """The JSON of a token response, with an ID token (signed as the client registered) when
     `openid` was granted."""
@@ -68,7 +68,7 @@ def token_response(
             client_id=grant.client_id,
             auth_time=grant.auth_time,
             amr=grant.amr,
-            acr=acr or acr_for(grant.amr, None),
+            acr=grant.acr or acr_for(grant.amr, None),  # sessions from before `acr` was kept: our own name
             session_id=grant.browser_session_id,
             nonce=nonce,
             access_token=issued.access_token,
@@ -175,6 +175,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=as_utc(row.auth_time),
             scope=row.scope,
             browser_session_id=None if offline else row.browser_session_id,
+            acr=row.acr,
         )
         # the ID token's `sid` is the browser session even when the tokens outlive it
         issued = _with_browser_session(issued, row.browser_session_id)
@@ -192,7 +193,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError("Invalid 'code' in request.")
         _record_issue(user.id, row.client_id, "authorization_code", issued.session_id)
         refresh = kwargs.get("include_refresh_token", True)
-        return token_response(issued, self.request.client.row, refresh=refresh, nonce=row.nonce, acr=row.acr)
+        return token_response(issued, self.request.client.row, refresh=refresh, nonce=row.nonce)
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Already marked used when it was claimed; kept so a replay can be recognised."""

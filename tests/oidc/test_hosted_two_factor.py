@@ -10,7 +10,7 @@ import pyotp
 import pytest
 
 from tests.conftest import Api
-from tests.oidc.conftest import Browser, totp_now
+from tests.oidc.conftest import ISSUER, Browser, totp_now
 
 
 @pytest.fixture
@@ -353,3 +353,19 @@ def test_asking_again_for_a_code_spends_no_tries_of_the_right_one(make_app):
     browser.open("/login/two-factor")
     browser.enter_code(code)
     assert "Enter the code" not in browser.html and browser.page.status_code == 200
+
+
+def test_a_refreshed_id_token_keeps_the_acr_the_client_asked_for(rp, browser, totp_user):
+    """`acr_values=mfa` (an alias we support) got `acr: "mfa"` in the first ID token but our own
+    name, `urn:idp:acr:mfa`, in every refreshed one: an app comparing the two saw the sign-in's
+    class change. The session keeps the value its sign-in reached."""
+    browser.open(rp.authorization_url(acr_values="mfa"))
+    browser.sign_in()
+    browser.enter_code(totp_now(totp_user["secret"]))
+    if browser.page.status_code == 200 and "would like to" in browser.html:
+        browser.submit("/oauth/authorize", decision="allow")
+    token = rp.exchange(rp.callback(browser.page)["code"])
+    assert rp.id_token_claims(token)["acr"] == "mfa"
+    refreshed = rp.oauth.refresh_token(f"{ISSUER}/oauth/token", refresh_token=token["refresh_token"])
+    claims = rp.id_token_claims(refreshed)
+    assert claims["acr"] == "mfa" and claims["amr"] == ["pwd", "otp", "mfa"]
