@@ -29,6 +29,20 @@ class WithRequestId(logging.Filter):
         return True
 
 
+class WithoutJobArguments(logging.Filter):
+    """RQ logs a job that raised with its arguments (`extra=` fields, which the JSON format writes
+    out): a delivery job's are the rendered message, its code or link. The line keeps the function
+    and the job's id."""
+
+    FIELDS = ("arguments", "kwargs")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("rq."):
+            for name in self.FIELDS:
+                record.__dict__.pop(name, None)
+        return True
+
+
 class LogHandler(logging.StreamHandler):
     """The app's handler on the root logger: the process's standard error unless told otherwise.
 
@@ -63,6 +77,7 @@ def configure_logging(settings: ObservabilitySettings, *, service: str, stream: 
         root.removeHandler(previous)
     handler = LogHandler(stream)
     handler.addFilter(WithRequestId())
+    handler.addFilter(WithoutJobArguments())
     handler.addFilter(RedactSecrets())
     handler.setFormatter(json_formatter({"service": service}) if settings.log_format == "json" else text_formatter())
     root.addHandler(handler)

@@ -13,6 +13,7 @@ from idp.config import DeliverySettings
 from idp.delivery.queue import RqDeliveryQueue
 from idp.extensions import db
 from idp.wiring import components, delivery
+from tests.observability.conftest import capturing_logs
 
 CODE = "493021"
 PRODUCTION_INTERVALS = ",".join(str(i) for i in DeliverySettings.retry_intervals)
@@ -102,6 +103,22 @@ def test_an_sms_answered_with_500_is_retried_and_then_sent(make_app, twilio_serv
     assert not [r for r in caplog.records if CODE in r.getMessage() or CODE in (r.exc_text or "")], "a log line holds the code"
 
 
+def test_a_failed_jobs_message_reaches_no_json_log_line(make_app, twilio_server, queue_name, run_worker):
+    """RQ logs a failed job with its arguments as `extra=` fields, which the JSON format (production's
+    default) writes out: a delivery job's arguments are the message, its code with it."""
+    app = make_app(**twilio_server.env(DELIVERY_QUEUE=queue_name, DELIVERY_RETRY_INTERVALS="0", LOG_FORMAT="json"))
+    twilio_server.fail = 1
+    with app.app_context():
+        delivery().sms("+15551234567", "login-code", code=CODE, minutes=5, service_name="Example")
+        db.session.commit()
+    with capturing_logs() as logs:
+        run_worker(app)
+    assert len(twilio_server.accepted) == 1
+    [failure] = [r for r in logs.records() if r["logger"] == "rq.worker" and r["level"] == "ERROR"]
+    assert failure["func"] == "idp.delivery.tasks.deliver_sms" and failure["job_id"]  # what failed is still said
+    assert not [line for line in logs.lines if CODE in line], "a log line holds the code"
+
+
 def test_a_job_failing_every_attempt_lands_in_the_failed_registry_and_is_logged(
     make_app, smtp_server, queue_name, rq_connection, run_worker, caplog
 ):
@@ -159,3 +176,4 @@ def test_the_worker_command_explains_that_it_needs_redis(make_app):
     result = make_app(REDIS_URL="").test_cli_runner().invoke(args=["worker"])
     assert result.exit_code != 0
     assert "needs Redis" in result.output
+
