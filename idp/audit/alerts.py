@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from idp.audit.models import done_by_administrator
 from idp.audit.service import AuditLog, ClientInfo
 from idp.errors import DeliveryUnavailable
 
@@ -33,7 +34,8 @@ class SecurityAlerts:
                 username=user.username,
                 event=sentence,
                 when=self._clock().strftime("%Y-%m-%d %H:%M UTC"),
-                ip_address=client.ip_address or "unknown",
+                # an administrator's doing was not done from the user's address: theirs is not told
+                ip_address=None if done_by_administrator(user.id, details) else client.ip_address,
             )
         except DeliveryUnavailable:
             # the change itself must not fail because no mail server is configured

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,15 @@ from idp.models import BigId, created_column
 
 # the `reason` of the events an administrator's action causes (the sessions a disable ends...)
 ADMINISTRATOR_REASONS = frozenset({"user_disabled", "2fa_reset", "revoked_by_admin", "admin_reset"})
+
+
+def done_by_administrator(user_id: str | None, details: Mapping[str, Any] | None) -> bool:
+    """Whether an event of `user_id`'s account was an administrator's doing: the address and browser
+    recorded with it are the administrator's, kept for the audit log across users and never told
+    to the account's owner (their activity, security alert emails, webhooks)."""
+    details = details or {}
+    by = details.get("by")
+    return (by is not None and by != user_id) or details.get("reason") in ADMINISTRATOR_REASONS
 
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
@@ -31,8 +41,5 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
 
     @property
     def by_administrator(self) -> bool:
-        """Done to the account by an administrator: the address and browser recorded are the
-        administrator's, kept for the audit log across users, not shown to the account's owner."""
-        details = self.details or {}
-        by = details.get("by")
-        return (by is not None and by != self.user_id) or details.get("reason") in ADMINISTRATOR_REASONS
+        """Done to the account by an administrator (`done_by_administrator`)."""
+        return done_by_administrator(self.user_id, self.details)

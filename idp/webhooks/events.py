@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from idp.audit.models import done_by_administrator
 from idp.audit.service import RecordedEvent
 
 EVENTS: dict[str, str] = {
@@ -35,4 +36,5 @@ SHARED_DETAILS = ("method", "sessionId", "clientId", "reason", "attemptsLeft")
 
 def event_data(row: RecordedEvent) -> dict[str, Any]:
     shared = {key: row.details[key] for key in SHARED_DETAILS if key in (row.details or {})}
-    return {"userId": row.user_id, **shared, "ipAddress": row.ip_address, "userAgent": row.user_agent}
+    hidden = done_by_administrator(row.user_id, row.details)  # the administrator's address and browser
+    return {"userId": row.user_id, **shared, "ipAddress": None if hidden else row.ip_address, "userAgent": None if hidden else row.user_agent}

@@ -19,6 +19,7 @@ from idp.audit.models import AuditEvent
 from idp.delivery.queue import RqDeliveryQueue
 from idp.extensions import db
 from idp.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from tests.admin.conftest import Admin
 from tests.conftest import Api, BurstWorker
 from tests.support.loopback import serving
 from tests.webhooks.conftest import create_webhook
@@ -128,6 +129,29 @@ def test_a_password_login_fires_its_webhook(api, app, receiver):
     run_jobs(app)
     assert receiver.events() == ["user.login"]
     assert receiver.received[0].payload["data"]["method"] == "pwd"
+
+
+def test_an_administrators_reset_tells_the_owner_nothing_of_the_administrators_address(api, app, receiver):
+    """The owner's webhook and security alert get no address or browser of the administrator who
+    reset their second factor, as their activity page does not; the audit log across users keeps them."""
+    token = api.verified_token("alice")
+    create_webhook(api, token, receiver, ["2fa.disabled"])
+    api.enable_totp(token)
+    admin = Admin(api, app)
+    reset = api.client.post(
+        f"/api/admin/users/{admin.user_id('alice')}/reset-2fa",
+        headers={**admin.headers, "User-Agent": "AdminBrowser/1.0"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
+    assert reset.status_code == 200, reset.json
+    run_jobs(app)
+    (told,) = receiver.received
+    assert told.event == "2fa.disabled" and told.payload["data"]["reason"] == "admin_reset"
+    assert told.payload["data"]["ipAddress"] is None and told.payload["data"]["userAgent"] is None
+    alert = api.outbox.last("alice@example.com")
+    assert "administrator reset" in alert["text"] and "203.0.113.9" not in alert["text"] + alert["html"]
+    kept = admin.get("/audit-logs", userId=admin.user_id("alice"), action="2fa_disabled").json["data"]["logs"][0]
+    assert kept["ipAddress"] == "203.0.113.9" and kept["userAgent"] == "AdminBrowser/1.0"
 
 
 def test_only_subscribed_events_of_the_owner_are_sent(api, app, receiver):
