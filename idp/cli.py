@@ -388,7 +388,7 @@ def users_reset_two_factor(user: User) -> User:
 
 @_user_command("revoke-sessions", "End every session of the user.")
 def users_revoke_sessions(user: User) -> int:
-    return user_administration().revoke_sessions(user.id, client=CLI_CLIENT)
+    return user_administration().revoke_sessions(user.id, by=None, client=CLI_CLIENT)
 
 
 @_user_command("grant-admin", "Make the user an administrator.")

@@ -70,7 +70,7 @@ class UserAdministration:
             user.is_active = False
             user.updated_at = self._clock()
             self._audit.record("user_disabled", user_id=user.id, client=client, details={"by": by})
-        self._sessions.revoke_all(user.id, reason="user_disabled", client=client)  # commits
+        self._sessions.revoke_all(user.id, reason="user_disabled", client=client, details={"by": by})  # commits
         return user
 
     def enable(self, user_id: str, *, by: str | None, client: ClientInfo) -> User:
@@ -87,11 +87,11 @@ class UserAdministration:
         nobody stays signed in on the strength of the factors that were reset."""
         user = self.get(user_id)
         self._two_factor.reset(user, by=by, client=client)
-        self._sessions.revoke_all(user.id, reason="2fa_reset", client=client)
+        self._sessions.revoke_all(user.id, reason="2fa_reset", client=client, details={"by": by})
         return user
 
-    def revoke_sessions(self, user_id: str, *, client: ClientInfo) -> int:
-        return self._sessions.revoke_all(self.get(user_id).id, reason="revoked_by_admin", client=client)
+    def revoke_sessions(self, user_id: str, *, by: str | None, client: ClientInfo) -> int:
+        return self._sessions.revoke_all(self.get(user_id).id, reason="revoked_by_admin", client=client, details={"by": by})
 
     def set_admin(self, user_id: str, is_admin: bool, *, by: str | None, client: ClientInfo) -> User:
         user = self.get(user_id)

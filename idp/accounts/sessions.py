@@ -481,9 +481,10 @@ class SessionService:
         self._revoke(session, "revoked_by_user", client, self._clock())
         self._db.commit()
 
-    def revoke_all(self, user_id: str, *, reason: str, client: ClientInfo) -> int:
-        """Revoke every live session of the user; their access tokens stop working at once."""
-        return self._revoke_matching(user_id, reason=reason, client=client)
+    def revoke_all(self, user_id: str, *, reason: str, client: ClientInfo, details: dict[str, Any] | None = None) -> int:
+        """Revoke every live session of the user; their access tokens stop working at once.
+        `details` go into the event (an administrator's id, `by`)."""
+        return self._revoke_matching(user_id, reason=reason, client=client, details=details)
 
     def revoke_all_except(self, user_id: str, keep_session_id: str, *, reason: str, client: ClientInfo) -> int:
         """Revoke every live session of the user but one browser session and the relying-party

@@ -245,7 +245,7 @@ def reset_two_factor(user_id: str) -> Response:
 @documented(responses={200: SessionsRevoked})
 @require_admin
 def revoke_user_sessions(user_id: str) -> Response:
-    count = user_administration().revoke_sessions(user_id, client=client_info())
+    count = user_administration().revoke_sessions(user_id, by=identity().user.id, client=client_info())
     return ok({"revoked": count}, message="Sessions revoked")
 
 

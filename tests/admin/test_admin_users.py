@@ -75,6 +75,8 @@ def test_disabling_a_user_refuses_their_tokens_and_keys_at_once(admin):
     assert api.login("alice").status_code == 200
     actions = [e["action"] for e in admin.get("/audit-logs", userId=user_id).json["data"]["logs"]]
     assert {"user_disabled", "user_enabled", "session_revoked"} <= set(actions)
+    ended = admin.get("/audit-logs", userId=user_id, action="session_revoked").json["data"]["logs"][0]["details"]
+    assert ended["reason"] == "user_disabled" and ended["by"] == admin.user_id("root")
 
 
 def test_an_administrator_cannot_disable_themselves(admin):
@@ -109,6 +111,8 @@ def test_revoke_sessions_ends_every_session(admin):
     assert response.status_code == 200 and response.json["data"]["revoked"] == 2
     for token in (first, second):
         assert api.client.get("/api/auth/me", headers=api.bearer(token)).status_code == 401
+    event = admin.get("/audit-logs", userId=admin.user_id("alice"), action="session_revoked").json["data"]["logs"][0]
+    assert event["details"] == {"count": 2, "reason": "revoked_by_admin", "by": admin.user_id("root")}  # who did it
 
 
 def test_audit_search_across_users(admin):
