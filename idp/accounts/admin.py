@@ -84,8 +84,11 @@ class UserAdministration:
 
     def reset_two_factor(self, user_id: str, *, by: str | None, client: ClientInfo) -> User:
         """Every factor, backup code and trusted device removed; the user's sessions end too, so
-        nobody stays signed in on the strength of the factors that were reset."""
+        nobody stays signed in on the strength of the factors that were reset. Not one's own: that
+        goes through the account's own security settings, which ask for the password again."""
         user = self.get(user_id)
+        if user.id == by:
+            raise Conflict("Remove your own second factors from your account's security settings")
         self._two_factor.reset(user, by=by, client=client)
         self._sessions.revoke_all(user.id, reason="2fa_reset", client=client, details={"by": by})
         return user

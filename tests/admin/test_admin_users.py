@@ -85,6 +85,18 @@ def test_an_administrator_cannot_disable_themselves(admin):
     assert admin.get("/users").status_code == 200
 
 
+def test_an_administrator_cannot_reset_their_own_second_factor(admin):
+    """Turning one's own 2FA off asks for the password again (SECURITY.md 6); the admin API, open to
+    an admin's access token or API key, would have skipped that."""
+    api = admin.api
+    api.client.post("/api/email/send-verification", headers=admin.headers)
+    api.client.post("/api/email/verify", json={"token": api.outbox.link_token("root@example.com")})
+    api.enable_totp(admin.token)
+    response = admin.post(f"/users/{admin.user_id('root')}/reset-2fa")
+    assert response.status_code == 409 and "security settings" in response.json["message"]
+    assert api.client.get("/api/2fa/methods", headers=admin.headers).json["data"]["methods"] != []
+
+
 def test_a_2fa_reset_removes_every_factor_and_ends_the_sessions(admin):
     api = admin.api
     token = api.verified_token("alice")
