@@ -228,6 +228,9 @@ class WebhookSettings:
         return [self.retry_base * 2**n for n in range(self.max_attempts - 1)]
 
 
+WEBHOOK_TIMEOUT_LIMIT = 50  # seconds, under a delivery job's limit (idp.delivery.queue.JOB_TIMEOUT)
+
+
 def webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSettings:
     defaults = WebhookSettings()
     settings = WebhookSettings(
@@ -241,11 +244,14 @@ def webhook_settings(env: Mapping[str, str], production: bool) -> WebhookSetting
         require_https=parse_bool("WEBHOOK_REQUIRE_HTTPS", env.get("WEBHOOK_REQUIRE_HTTPS"), production),
         max_per_user=parse_int("WEBHOOK_MAX_PER_USER", env.get("WEBHOOK_MAX_PER_USER"), defaults.max_per_user),
     )
-    if settings.max_attempts < 1 or settings.retry_base < 0 or settings.timeout <= 0 or settings.disable_after < 1:
+    if settings.max_attempts < 1 or settings.retry_base < 0 or settings.disable_after < 1:
         raise ConfigError(
-            "WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1, WEBHOOK_RETRY_BASE_SECONDS "
-            "not negative, WEBHOOK_TIMEOUT_SECONDS above 0"
+            "WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER must be at least 1, WEBHOOK_RETRY_BASE_SECONDS not negative"
         )
+    if not 0 < settings.timeout < WEBHOOK_TIMEOUT_LIMIT:
+        # a delivery job is stopped after 60 s (idp.delivery.queue.JOB_TIMEOUT): an attempt allowed
+        # longer would be killed before it is recorded, and its delivery would stay pending
+        raise ConfigError(f"WEBHOOK_TIMEOUT_SECONDS must be above 0 and below {WEBHOOK_TIMEOUT_LIMIT}")
     return settings
 
 

@@ -176,3 +176,16 @@ def test_unusable_settings_are_refused_at_start_naming_them(tmp_path: Path, env,
     production = {"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}
     with pytest.raises(ConfigError, match=named):
         Settings.load({**production, **env}, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0", "50", "120"])
+def test_a_webhook_timeout_fits_inside_a_delivery_job(tmp_path: Path, value: str):
+    """A delivery job is stopped after 60 s: an attempt allowed longer was killed before it was
+    recorded, and its delivery stayed pending for good."""
+    with pytest.raises(ConfigError, match="WEBHOOK_TIMEOUT_SECONDS"):
+        Settings.load({"WEBHOOK_TIMEOUT_SECONDS": value}, tmp_path)
+    assert Settings.load({"WEBHOOK_TIMEOUT_SECONDS": "49"}, tmp_path).webhooks.timeout == 49
+    from idp.config import WEBHOOK_TIMEOUT_LIMIT
+    from idp.delivery.queue import JOB_TIMEOUT
+
+    assert WEBHOOK_TIMEOUT_LIMIT < JOB_TIMEOUT  # room for connecting and recording the attempt
