@@ -69,6 +69,20 @@ class OneTimeCodes:
         row.code_hash = self._digest(row.id, code)
         return code
 
+    def retire_sent_by(self, *, user_id: str, purpose: str, channel: str) -> None:
+        """Retire every unused code of `purpose` that went out by `channel`: the phone or address it
+        went to is no longer the user's (removed, or replaced by another)."""
+        self._db.execute(
+            update(OneTimeCode)
+            .where(
+                OneTimeCode.user_id == user_id,
+                OneTimeCode.purpose == purpose,
+                OneTimeCode.channel == channel,
+                OneTimeCode.used_at.is_(None),
+            )
+            .values(used_at=self._clock())
+        )
+
     def last_sent_at(
         self, *, user_id: str, purpose: str, challenge_id: str | None = None, method_id: str | None = None, channel: str | None = None
     ) -> datetime | None:

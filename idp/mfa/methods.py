@@ -26,6 +26,7 @@ from idp.security.secretbox import SecretBox
 if TYPE_CHECKING:
     from idp.delivery import Delivery
 
+CODE_CHANNELS = ("sms", "email")  # the methods that send codes
 READABLE_TYPE = {"totp": "An authenticator app", "sms": "Text messages to your phone", "email": "Codes by email"}
 
 
@@ -209,6 +210,8 @@ class TwoFactorService:
             )
             .returning(TwoFactorMethod.id)
         ).all()
+        if replaced:
+            self._retire_login_codes(user, method.type)
         method.verified_at = now
         was_enabled = user.two_factor_enabled
         user.two_factor_enabled = True
@@ -244,6 +247,7 @@ class TwoFactorService:
             raise NotFound("Two-factor method not found")
         self._db.delete(method)
         self._db.flush()
+        self._retire_login_codes(user, method.type)
         still_on = bool(self.methods(user.id))
         if not still_on:
             user.two_factor_enabled = False
@@ -261,6 +265,13 @@ class TwoFactorService:
         self._db.commit()
         return still_on
 
+    def _retire_login_codes(self, user: User, kind: str) -> None:
+        """A sign-in code already sent to a phone or address that stops being the user's (removed,
+        or replaced by a new one) stops working with it: it had signed in for 5 more minutes, the
+        second factor of whoever holds the lost phone."""
+        if kind in CODE_CHANNELS:
+            self._codes.retire_sent_by(user_id=user.id, purpose="login", channel=kind)
+
     def _lock_account(self, user: User) -> None:
         """Hold the account's row until the commit, and read it again. A change to the account's
         factors then waits for any other in progress: two removals at once each counted the other's
@@ -272,6 +283,8 @@ class TwoFactorService:
         device is gone and 2FA is off; the user sets a factor up again. Commits."""
         self._lock_account(user)
         self._db.execute(delete(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id))
+        for kind in CODE_CHANNELS:
+            self._retire_login_codes(user, kind)
         self._backup.delete_all(user.id)
         self._devices.remove_all(user.id)
         user.two_factor_enabled = False

@@ -116,6 +116,20 @@ def test_a_2fa_reset_removes_every_factor_and_ends_the_sessions(admin):
     assert pyotp.TOTP(secret).now()  # the old secret is simply no longer asked for
 
 
+def test_a_code_sent_before_a_2fa_reset_no_longer_signs_in(admin):
+    """Every factor is gone with the reset, the codes already sent to the phone with it: one used
+    afterwards had also trusted its device, which skipped the factor set up again."""
+    api = admin.api
+    token = api.verified_token("alice")
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+14155550123"})
+    api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code("+14155550123")})
+    temp = api.challenge("alice")["tempToken"]  # the sign-in code goes out by itself
+    code = api.outbox.code("+14155550123")
+    assert admin.post(f"/users/{admin.user_id('alice')}/reset-2fa").status_code == 200
+    refused = api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code, "trustDevice": True})
+    assert refused.status_code == 400 and refused.json["code"] == "invalid_code"
+
+
 def test_revoke_sessions_ends_every_session(admin):
     api = admin.api
     first, second = api.token("alice"), api.login("alice").json["data"]["accessToken"]

@@ -158,6 +158,39 @@ def test_removing_one_of_two_methods_keeps_2fa_on(api):
     assert api.challenge()["methods"] == ["sms", "backup_code"]
 
 
+def _sms_code_for_a_challenge(api, token: str, phone: str = PHONE) -> tuple[str, str]:
+    """A user with TOTP and text messages, signing in: the tempToken and the code sent to `phone`."""
+    temp = api.challenge()["tempToken"]
+    assert api.client.post("/api/2fa/resend", json={"tempToken": temp, "method": "sms"}).status_code == 200
+    return temp, api.outbox.code(phone)
+
+
+def test_a_sign_in_code_stops_working_when_its_phone_is_removed(api):
+    """The owner who removes a lost phone stops the codes already sent to it at once, not 5
+    minutes later."""
+    token = api.verified_token()
+    api.enable_totp(token)
+    enable_sms(api, token)
+    temp, code = _sms_code_for_a_challenge(api, token)
+    sms = next(m for m in api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"] if m["type"] == "sms")
+    assert api.client.delete(f"/api/2fa/methods/{sms['id']}", headers=api.bearer(token)).status_code == 200
+    refused = api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code})
+    assert refused.status_code == 400 and refused.json["code"] == "invalid_code"
+
+
+def test_a_sign_in_code_stops_working_when_its_phone_is_replaced(api):
+    token = api.verified_token()
+    api.enable_totp(token)
+    enable_sms(api, token)
+    temp, code = _sms_code_for_a_challenge(api, token)
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": "+442071234567"})
+    assert api.client.post(
+        "/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": api.outbox.code("+442071234567")}
+    ).status_code == 200
+    refused = api.client.post("/api/2fa/verify", json={"tempToken": temp, "code": code})
+    assert refused.status_code == 400 and refused.json["code"] == "invalid_code"
+
+
 def test_sensitive_changes_need_a_recent_sign_in(api):
     """SECURITY.md 6: after the 10-minute window, removing a method or regenerating backup codes is
     refused although the access token (15 minutes) is still valid."""
