@@ -14,7 +14,15 @@ from flask_babel import gettext as _
 from idp.accounts.sessions import BrowserSession
 from idp.api.cookies import presented_device_token, set_device_cookie
 from idp.api.guard import client_info
-from idp.errors import AccountDisabled, InvalidCode, InvalidCredentials, InvalidTempToken, RateLimited, answer_refused
+from idp.errors import (
+    AccountDisabled,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidTempToken,
+    RateLimited,
+    ValidationFailed,
+    answer_refused,
+)
 from idp.extensions import db
 from idp.mfa.challenge import ChallengeStarted
 from idp.mfa.masking import mask_email, mask_phone
@@ -235,6 +243,9 @@ def send_code() -> Any:
         login_challenges().resend(state["token"], method, client=client_info())
     except InvalidTempToken:
         return _expired()
+    except ValidationFailed:  # the method was removed since the sign-in began: offer the others
+        flask_session[LOGIN_STATE] = {**state, "methods": [m for m in state["methods"] if m != method]}
+        return redirect(url_for("login.second_factor"))
     except RateLimited as exc:
         answer_refused(exc)
         if exc.retry_after <= 90:  # the 30 seconds between two codes

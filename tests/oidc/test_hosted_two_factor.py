@@ -258,6 +258,24 @@ def test_switching_to_email_sends_a_code_and_resend_waits(rp, browser, api, totp
     assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
 
 
+def test_a_way_removed_during_the_sign_in_is_no_longer_offered(rp, browser, api, totp_user):
+    """Sending a code by a method removed since the sign-in began showed an error page saying only
+    "Validation failed" (PAGES.md: no dead ends); the page now offers the ways left."""
+    token = totp_user["token"]
+    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
+    setup = api.outbox.code("alice.codes@example.com")
+    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": setup}).status_code == 200
+    _to_code_page(rp, browser)
+    assert "Send a code by email" in browser.html
+    email = next(m for m in api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"] if m["type"] == "email")
+    assert api.client.delete(f"/api/2fa/methods/{email['id']}", headers=api.bearer(token)).status_code == 200
+    browser.submit("/login/two-factor/send", method="email")
+    assert browser.page.status_code == 200 and "Enter the code from your authenticator app" in browser.html, browser.html[:400]
+    assert "Send a code by email" not in browser.html
+    browser.enter_code(totp_now(totp_user["secret"]))
+    assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
+
+
 def test_use_another_way_right_after_the_text_message_sends_the_email_code(rp, browser, api):
     """The 30 seconds between codes were counted across channels: a user whose phone is out of
     reach was told to wait instead of getting the email code."""
