@@ -96,6 +96,16 @@ class S256Only(CodeChallenge):
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Any) -> str:
+        """An unregistered redirect URI is refused in our words: Authlib's error quoted it in its
+        description, which its own errors refuse to hold outside RFC 6749's error characters
+        (§4.1.2.1), so a URI holding a quote, a control or a non-ASCII character was a 500."""
+        asked = request.payload.redirect_uri
+        if asked and not client.check_redirect_uri(asked):
+            raise InvalidRequestError("The redirect URI is not registered for this client")
+        return str(grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client))
+
     def save_authorization_code(self, code: str, request: Any) -> None:
         approval: Approval = request.approval
         data = request.payload.data

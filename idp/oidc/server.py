@@ -13,7 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError, TokenMixin, UnsupportedGrantTypeError
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidRequestError,
+    TokenMixin,
+    UnsupportedGrantTypeError,
+    UnsupportedResponseTypeError,
+)
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -299,6 +305,18 @@ class IdentityAuthorizationServer(AuthorizationServer):
     @staticmethod
     def _keep_nothing(token: dict[str, Any], request: Any) -> None:
         """Access tokens are self-contained JWTs; refresh tokens live in their session row."""
+
+    def get_authorization_grant(self, request: Any) -> Any:
+        """An unsupported `response_type` is answered in our words: Authlib's error put the type
+        asked for in its description, which its own errors refuse to hold outside RFC 6749's error
+        characters (§4.1.2.1), so a type holding a quote, a control or a non-ASCII character was a
+        ValueError (a 500). Sent back to the redirect URI when it is the client's (§4.1.2.1)."""
+        if AuthorizationCodeGrant.check_authorization_endpoint(request):
+            return super().get_authorization_grant(request)
+        payload = request.payload
+        client = self._client(payload.client_id) if payload.client_id else None
+        back = payload.redirect_uri if client and payload.redirect_uri and client.check_redirect_uri(payload.redirect_uri) else None
+        raise UnsupportedResponseTypeError(payload.response_type, "response_type must be code", redirect_uri=back)
 
     def get_token_grant(self, request: Any) -> Any:
         """A token request without `grant_type` misses a required parameter: `invalid_request`

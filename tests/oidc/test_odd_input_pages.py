@@ -90,3 +90,26 @@ def test_basic_credentials_that_are_not_text_name_no_client(app, endpoint):
     answer = app.test_client().post(endpoint, data={"grant_type": "client_credentials", "token": "t"}, headers=header)
     assert answer.status_code == 401
     assert answer.json["error"] == "invalid_client"
+
+
+ERROR_CHARACTERS_OUTSIDE = ['code"', "c\u00f6de", "code\r\n", "co\\de", "code\x01"]  # RFC 6749 4.1.2.1: %x20-21 / %x23-5B / %x5D-7E
+
+
+@pytest.mark.parametrize("response_type", ERROR_CHARACTERS_OUTSIDE)
+def test_a_response_type_outside_the_error_characters_is_unsupported(rp, browser, response_type):
+    """Authlib put the requested type in its error's description, which its own errors refuse to
+    hold outside RFC 6749's error characters: a ValueError, a 500. It is an unsupported type like
+    any other: sent back to a registered redirect URI, else the error page."""
+    url = rp.authorization_url(response_type=response_type)
+    result = rp.callback(browser.open(url))
+    assert result["error"] == "unsupported_response_type" and result["state"] == rp.state
+    unregistered = browser.open(url.replace("callback", "elsewhere"))
+    assert unregistered.status_code == 400 and "unsupported_response_type" in browser.html
+
+
+@pytest.mark.parametrize("suffix", ERROR_CHARACTERS_OUTSIDE)
+def test_an_unregistered_redirect_uri_outside_the_error_characters_gets_the_error_page(rp, browser, suffix):
+    """The same for a redirect URI that is not registered, which Authlib quoted in its description."""
+    response = browser.open(rp.authorization_url(redirect_uri="https://rp.example/callback" + suffix))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "The redirect URI is not registered for this client" in browser.html
