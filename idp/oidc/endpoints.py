@@ -225,6 +225,14 @@ def _consent_page(client: Any, user: Any, scopes: list[str], params: dict[str, s
     )
 
 
+@bp.errorhandler(OAuth2Error)
+def oauth_error(error: OAuth2Error) -> Response:
+    """An OAuth error Authlib raises before its endpoint catches its own: a request over plain HTTP
+    to a host other than a loopback one (InsecureTransportError, RFC 6749 §3.2) was a 500 on the
+    token, introspection and revocation endpoints. Its JSON (RFC 6749 §5.2), as any other error."""
+    return _server().handle_error_response(None, error)
+
+
 @bp.post("/token")
 def token() -> Response:
     return _server().create_token_response()

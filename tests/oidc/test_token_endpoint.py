@@ -94,6 +94,21 @@ def test_a_token_request_without_grant_type_misses_a_parameter(app, service):
 
 
 @pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+@pytest.mark.parametrize("host", ["idp.internal:3001", "192.0.2.7", "\u00e9.example"])
+def test_a_request_over_plain_http_gets_an_oauth_error(app, service, endpoint, host):
+    """OAuth 2.0 needs TLS (RFC 6749 §1.6, §3.2): Authlib refuses plain HTTP but to a loopback host
+    before its endpoints catch their errors, so a relying party calling over HTTP by another name
+    (a container's, an address on the network, any Host header) got a 500. It is the error the
+    authorization endpoint shows, in the JSON of RFC 6749 §5.2."""
+    form = {"grant_type": "client_credentials", "token": "anything"}
+    answer = app.test_client().post(endpoint, data=form, auth=(service["clientId"], service["clientSecret"]), headers={"Host": host})
+    assert answer.status_code == 400
+    assert answer.json == {"error": "insecure_transport", "error_description": "OAuth 2 MUST utilize https."}
+    over_tls = app.test_client().post(endpoint, data=form, auth=(service["clientId"], service["clientSecret"]), base_url=f"https://{host}")
+    assert over_tls.status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
 def test_a_failed_basic_authentication_is_challenged_with_a_realm(app, service, endpoint):
     """RFC 6749 §5.2: 401 with a WWW-Authenticate challenge of the scheme the client used; the Basic
     scheme's challenge requires `realm` (RFC 7617 §2), which Authlib's left out."""
