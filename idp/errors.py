@@ -182,6 +182,19 @@ def failure(status: int, code: str, message: str, errors: Sequence[str] | None =
     return response
 
 
+# The OAuth endpoints a relying party's program calls, which reads a JSON error (RFC 6749 §5.2,
+# RFC 7662 §2.3, RFC 7009 §2.2.1, RFC 6750 §3); the others (authorization, logout) answer with a page
+OAUTH_JSON_ENDPOINTS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo"})
+# RFC 6749 §4.1.2.1's codes for the server's own failures; anything else is the request's fault
+OAUTH_SERVER_ERRORS = {500: "server_error", 503: "temporarily_unavailable"}
+
+
+def oauth_failure(status: int, description: str) -> Response:
+    response = jsonify(error=OAUTH_SERVER_ERRORS.get(status, "invalid_request"), error_description=description)
+    response.status_code = status
+    return response
+
+
 def register_error_handlers(app: Flask, api_prefix: str) -> None:
     def wants_json() -> bool:
         return request.path == api_prefix or request.path.startswith(api_prefix + "/")
@@ -190,6 +203,8 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
     def domain_error(exc: DomainError):
         if wants_json():
             response = failure(exc.status, exc.code, exc.message, exc.errors)
+        elif request.path in OAUTH_JSON_ENDPOINTS:
+            response = oauth_failure(exc.status, exc.message)
         else:
             response = app.make_response((render_template("error.html", status=exc.status, message=exc.message), exc.status))
         if isinstance(exc, RateLimited):
@@ -208,12 +223,16 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         message = HTTP_MESSAGES.get(status, exc.name)
         if wants_json():
             response = failure(status, HTTP_CODES.get(status, "error"), message)
-            # keep headers such as Allow (405) and Retry-After (429)
-            for name, value in exc.get_headers():
-                if name.lower() != "content-type":
-                    response.headers[name] = value
-            return response
-        return render_template("error.html", status=status, message=str(PAGE_MESSAGES.get(status, exc.name))), status
+        elif request.path in OAUTH_JSON_ENDPOINTS:
+            response = oauth_failure(status, message)
+        else:
+            page = render_template("error.html", status=status, message=str(PAGE_MESSAGES.get(status, exc.name)))
+            response = app.make_response((page, status))
+        # keep headers such as Allow (405, RFC 9110 15.5.6) and Retry-After (429)
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):
@@ -230,4 +249,6 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return failure(500, "internal_error", "Internal server error")
+        if request.path in OAUTH_JSON_ENDPOINTS:
+            return oauth_failure(500, "Internal server error")
         return render_template("error.html", status=500, message=_("Something went wrong on our side.")), 500

@@ -10,13 +10,14 @@ import re
 import time
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_cors import CORS
 from itsdangerous import URLSafeTimedSerializer
 
 from idp.config import Settings
+from idp.errors import OAUTH_JSON_ENDPOINTS, oauth_failure
 from idp.ratelimits import LOGIN_WINDOW
 
 PAGE_CSP = (
@@ -44,8 +45,6 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-# OAuth endpoints whose clients read a JSON error (RFC 6749 5.2); the others answer with a page
-OAUTH_JSON_ENDPOINTS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo"})
 
 
 def holds_nul() -> bool:
@@ -78,7 +77,7 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
         if request.path.startswith(api_prefix) or not holds_nul():
             return None
         if request.path in OAUTH_JSON_ENDPOINTS:
-            return jsonify(error="invalid_request", error_description="A parameter holds the NUL character"), 400
+            return oauth_failure(400, "A parameter holds the NUL character")
         return render_template("error.html", status=400, message=_("This request holds a character that no field may contain.")), 400
 
     if settings.cors_origins:

@@ -88,3 +88,10 @@ def test_a_trailing_slash_names_the_same_route_as_express_has_it(api):
     me = api.client.get("/api/auth/me/", headers=api.bearer(token))
     assert me.status_code == 200 and me.json["data"]["user"]["username"] == "alice"
     assert api.client.get("/api/no-such-route/").status_code == 404
+
+
+def test_a_page_refusing_a_method_names_the_methods_it_takes(client):
+    """RFC 9110 15.5.6: a 405 MUST carry Allow; the page dropped the header the API's answer keeps."""
+    response = client.put("/login")
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}

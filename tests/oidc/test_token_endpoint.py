@@ -108,6 +108,42 @@ def test_a_request_over_plain_http_gets_an_oauth_error(app, service, endpoint, h
     assert over_tls.status_code == 200
 
 
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo"])
+def test_every_refusal_of_an_endpoint_a_program_calls_is_an_oauth_error(app, service, endpoint, monkeypatch):
+    """A relying party reads the JSON of RFC 6749 §5.2 from these endpoints: a wrong method, a body
+    over the size limit, a database that is down and a bug were answered with an HTML page."""
+    from sqlalchemy.exc import OperationalError
+
+    from idp.oidc.server import IdentityAuthorizationServer
+
+    client = app.test_client()
+    wrong_method = client.put(endpoint)
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
+    assert wrong_method.json == {"error": "invalid_request", "error_description": "Method not allowed"}
+    too_large = client.post(endpoint, data={"token": "x" * 200_000})
+    assert too_large.status_code == 413
+    assert too_large.json == {"error": "invalid_request", "error_description": "Request body too large"}
+
+    def failing(failure: Exception):
+        def fail(*args, **kwargs):
+            raise failure
+
+        return fail
+
+    for method in ("create_token_response", "create_endpoint_response"):
+        monkeypatch.setattr(IdentityAuthorizationServer, method, failing(OperationalError("SELECT 1", {}, Exception("gone"))))
+    monkeypatch.setattr("idp.oidc.endpoints.bearer_token", failing(OperationalError("SELECT 1", {}, Exception("gone"))))
+    unavailable = client.post(endpoint, data={"grant_type": "client_credentials", "token": "t"}, headers={"Authorization": "Bearer t"})
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "1"
+    assert unavailable.json == {"error": "temporarily_unavailable", "error_description": "The database is unavailable, please try again"}
+    for method in ("create_token_response", "create_endpoint_response"):
+        monkeypatch.setattr(IdentityAuthorizationServer, method, failing(RuntimeError("a bug")))
+    monkeypatch.setattr("idp.oidc.endpoints.bearer_token", failing(RuntimeError("a bug")))
+    broken = client.post(endpoint, data={"grant_type": "client_credentials", "token": "t"})
+    assert broken.status_code == 500
+    assert broken.json == {"error": "server_error", "error_description": "Internal server error"}
+
+
 @pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
 def test_a_failed_basic_authentication_is_challenged_with_a_realm(app, service, endpoint):
     """RFC 6749 §5.2: 401 with a WWW-Authenticate challenge of the scheme the client used; the Basic
