@@ -453,14 +453,21 @@ class SessionService:
         event = "logout" if reason == "logout" else "session_revoked"
         self._audit.record(event, user_id=session.user_id, client=client, details={"sessionId": session.id, "reason": reason})
 
-    def logout(self, *, refresh_token: str | None, bearer_session_id: str | None, client: ClientInfo) -> None:
-        """End the session of the refresh token and of the bearer token. Never fails."""
+    def logout(self, *, refresh_token: str | None, access_token: str | None, client: ClientInfo) -> None:
+        """End the session of the refresh token and of the access token. Never fails. Only the JSON
+        API's own access tokens count, as for `authenticate_bearer`: a relying party's is seen by
+        every resource server it calls, none of which may end the app's session with it."""
         now = self._clock()
         session_ids = set()
         if refresh_token and self._secrets.issued(refresh_token):  # not a made-up one naming someone's session
             session_ids.add(refresh_token.partition(".")[0])
-        if bearer_session_id:
-            session_ids.add(bearer_session_id)
+        if access_token:
+            try:
+                claims = self._tokens.verify(access_token)
+            except InvalidAccessToken:
+                claims = None
+            if claims is not None and claims.sid and claims.client_id == API_CLIENT_ID:
+                session_ids.add(claims.sid)
         for session_id in session_ids:
             session = self._db.get(Session, session_id)
             if session is not None and session.revoked_at is None:

@@ -23,8 +23,7 @@ from idp.api.schemas import (
 from idp.api.users import session_view, user_profile, user_registered, user_summary
 from idp.errors import DomainError, InvalidRefreshToken
 from idp.ratelimits import rate_limited
-from idp.security.tokens import InvalidAccessToken
-from idp.wiring import account_service, components, login_flow, metrics, recovery, request_password_reset, session_service
+from idp.wiring import account_service, login_flow, metrics, recovery, request_password_reset, session_service
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -98,13 +97,7 @@ def logout() -> Response:
     """End the session of the refresh token (the cookie, else `refreshToken` in the body) and the
     bearer token's; always 200."""
     token = request.cookies.get(REFRESH_COOKIE) or _refresh_token_in_body()
-    bearer_sid = None
-    if access := bearer_token():
-        try:
-            bearer_sid = components().tokens.verify(access).sid
-        except InvalidAccessToken:
-            bearer_sid = None
-    session_service().logout(refresh_token=token, bearer_session_id=bearer_sid, client=client_info())
+    session_service().logout(refresh_token=token, access_token=bearer_token(), client=client_info())
     response = ok(message="Logged out")
     clear_refresh_cookie(response)
     return response

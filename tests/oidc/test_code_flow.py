@@ -174,3 +174,14 @@ def test_a_relying_partys_access_token_is_no_key_to_the_json_api(rp, browser, al
         assert answer.status_code == 401 and answer.json["success"] is False, (path, answer.json)
     own = api.login("alice").json["data"]["accessToken"]  # the API's own token still works
     assert api.client.get("/api/admin/users", headers=api.bearer(own)).status_code == 200
+
+
+def test_a_relying_partys_access_token_does_not_end_its_session_at_the_api_logout(rp, browser, alice, app):
+    """Whoever holds an app's access token (each resource server the app calls) ended the app's
+    session, refresh token and all, by presenting it to POST /api/auth/logout: the API's logout
+    takes only the API's own access tokens, as every other API endpoint does."""
+    tokens = rp.log_in(browser)
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert app.test_client().post("/api/auth/logout", headers=bearer).status_code == 200  # always 200
+    assert app.test_client().get("/oauth/userinfo", headers=bearer).status_code == 200
+    assert "access_token" in rp.oauth.refresh_token(f"{ISSUER}/oauth/token", refresh_token=tokens["refresh_token"])
