@@ -482,10 +482,19 @@ class SessionService:
             self._db.commit()
 
     def revoke_one(self, user_id: str, session_id: str, *, client: ClientInfo) -> None:
+        """The user ends one of their sessions. A browser's sign-in ends with the relying-party
+        sessions opened from it, as when that browser signs out (`end_browser_session`)."""
         session = self._db.get(Session, session_id)
         if session is None or session.user_id != user_id or session.revoked_at is not None:
             raise NotFound("Session not found")
-        self._revoke(session, "revoked_by_user", client, self._clock())
+        now = self._clock()
+        self._revoke(session, "revoked_by_user", client, now)
+        if session.client_id == BROWSER_CLIENT_ID:
+            opened_there = self._db.scalars(
+                select(Session).where(Session.browser_session_id == session.id, Session.revoked_at.is_(None))
+            ).all()
+            for app_session in opened_there:
+                self._revoke(app_session, "revoked_by_user", client, now)
         self._db.commit()
 
     def revoke_all(self, user_id: str, *, reason: str, client: ClientInfo, details: dict[str, Any] | None = None) -> int:

@@ -279,6 +279,27 @@ def test_signing_out_another_browser_ends_its_session(app, api):
     assert "Sign in" in other.html and "/login" in other.page.request.path
 
 
+def test_signing_out_another_browser_ends_the_app_sessions_opened_in_it(app, api, make_rp):
+    """An app signed in through a browser (without offline_access) ends with that browser's sign-in,
+    as when the browser signs out itself: signed out from another device (the page, or DELETE
+    /api/auth/sessions/:id), the app's tokens kept working, refresh token included, for 7 days."""
+    token = api.token("alice")
+    lost = signed_in(app, "/account/sessions")
+    notes, tasks = make_rp(name="Notes"), make_rp(name="Tasks")
+    notes_tokens = notes.log_in(lost)
+    here = signed_in(app, "/account/sessions", user_agent=CHROME_WINDOWS)
+    post(here, action_of(item_with(here.html, "Firefox on Linux")))
+    assert "Signed out: Firefox on Linux." in text(here.html)
+    assert userinfo(app, notes_tokens).status_code == 401
+    assert "Notes" not in text(here.html)
+
+    again = signed_in(app, "/account/sessions")  # the same through the API
+    tasks_tokens = tasks.log_in(again)
+    browser_id = again.client.get_cookie("idp_sso").value.partition(".")[0]
+    assert api.client.delete(f"/api/auth/sessions/{browser_id}", headers=api.bearer(token)).status_code == 200
+    assert userinfo(app, tasks_tokens).status_code == 401
+
+
 def test_sign_out_everywhere_else_keeps_this_browser_and_its_apps(app, api, make_rp):
     token = api.token("alice")  # the registration opened an API session
     browser = signed_in(app, "/account/sessions")
