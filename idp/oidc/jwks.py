@@ -26,6 +26,15 @@ COMMON_HEADERS = [
 ]
 JWKS_HEADERS = [("Content-Type", "application/jwk-set+json"), *COMMON_HEADERS]
 METADATA_HEADERS = [("Content-Type", "application/json"), *COMMON_HEADERS]
+# Any other method on either path: RFC 9110 15.5.6's 405 naming the methods taken, in the JSON a
+# program reads (as the OAuth endpoints answer, idp.errors.oauth_failure)
+NOT_ALLOWED_BODY = b'{"error":"invalid_request","error_description":"Method not allowed"}'
+NOT_ALLOWED_HEADERS = [
+    ("Content-Type", "application/json"),
+    ("Allow", "GET, HEAD"),
+    ("Content-Length", str(len(NOT_ALLOWED_BODY))),
+    *(header for header in COMMON_HEADERS if header[0] != "Cache-Control"),
+]
 
 
 class WellKnownDocuments:
@@ -39,8 +48,11 @@ class WellKnownDocuments:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
-        if path not in (JWKS_PATH, DISCOVERY_PATH) or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        if path not in (JWKS_PATH, DISCOVERY_PATH):
             return self._app(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", NOT_ALLOWED_HEADERS)
+            return [NOT_ALLOWED_BODY]
         if path == DISCOVERY_PATH:
             return self._answer(environ, start_response, METADATA_HEADERS, self._metadata.body, self._metadata.etag)
         snapshot = self._keys.cached()

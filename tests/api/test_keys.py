@@ -51,6 +51,17 @@ def test_jwks_is_cacheable_and_answers_304_to_its_etag(client):
     assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
 
 
+@pytest.mark.parametrize("path", ["/.well-known/jwks.json", "/.well-known/openid-configuration"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PROPFIND"])
+def test_the_well_known_documents_refuse_other_methods_naming_theirs(client, path, method):
+    """Answered before Flask: another method went on to the app, which has no route there (404, as
+    if the document did not exist) instead of RFC 9110 15.5.6's 405 with Allow."""
+    response = client.open(path, method=method)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
+    assert response.json == {"error": "invalid_request", "error_description": "Method not allowed"}
+    assert "public" not in response.headers.get("Cache-Control", "")
+
+
 def test_access_tokens_verify_against_the_published_jwks(api):
     token = api.token("alice")
     published = KeySet.import_key_set(jwks(api.client))
