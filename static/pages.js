@@ -1,7 +1,8 @@
 /*
  * Progressive enhancement for the hosted pages. Every page works without this file.
  *
- *  - Focuses the error summary ([data-error-summary]) on load, so screen readers announce it.
+ *  - Focuses the error summary ([data-error-summary]) on load, so screen readers announce it (its
+ *    autofocus does it without this file; this covers browsers that skip autofocus).
  *  - [data-copy-target="ID"] buttons copy the text of #ID to the clipboard; the label reads
  *    "Copied" for a moment, and a polite live region announces it.
  *  - [data-download-target="ID"][data-filename="codes.txt"] buttons save the text of #ID as a file.
