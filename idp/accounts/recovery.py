@@ -54,6 +54,17 @@ class AccountTokens:
         )
         return token
 
+    def peek(self, token: str, purpose: str) -> AccountToken | None:
+        """The token's row if it is live, left unused (a page that asks before the link is spent)."""
+        return self._db.scalar(
+            select(AccountToken).where(
+                AccountToken.token_hash == digest(token),
+                AccountToken.purpose == purpose,
+                AccountToken.used_at.is_(None),
+                AccountToken.expires_at > self._clock(),
+            )
+        )
+
     def consume(self, token: str, purpose: str) -> AccountToken | None:
         """The token's row if it is live, marked used in the same statement (single use)."""
         now = self._clock()
@@ -129,14 +140,26 @@ class Recovery:
         self._audit.record("email_verification_sent", user_id=user.id, client=client)
         self._db.commit()
 
-    def _user_of(self, token: str, purpose: str, invalid: str) -> User:
-        """The user a live link token was sent to (consumed now), if the address is still theirs."""
-        row = self._tokens.consume(token, purpose)
+    def _holder(self, row: AccountToken | None, purpose: str) -> User | None:
+        """The user a live link token was sent to, if the address is still theirs (and, for a
+        reset, the account may still be reset by it)."""
         user = self._db.get(User, row.user_id) if row else None
         if row is None or user is None or user.email != row.email or purpose == "password_reset" and not _may_reset(user, row):
+            return None
+        return user
+
+    def _user_of(self, token: str, purpose: str, invalid: str) -> User:
+        """The user a live link token was sent to (consumed now), if the address is still theirs."""
+        user = self._holder(self._tokens.consume(token, purpose), purpose)
+        if user is None:
             self._db.rollback()
             raise InvalidToken(invalid)
         return user
+
+    def reset_link_holder(self, token: str) -> User | None:
+        """The account a reset link would set a new password for, without spending the link: the
+        page says at once that a used or expired link does not work, before a password is chosen."""
+        return self._holder(self._tokens.peek(token, "password_reset"), "password_reset")
 
     def verify_email(self, token: str, *, client: ClientInfo) -> User:
         user = self._user_of(token, "verify_email", "This verification link is invalid or has expired")

@@ -259,6 +259,10 @@ def _link_does_not_work(reason: str) -> Response:
     return _no_store(page, 400)
 
 
+def _used_or_expired() -> Response:
+    return _link_does_not_work(_("This reset link is invalid or has expired. Links work once, for one hour. Ask for a new one."))
+
+
 @bp.route("/reset-password", methods=["GET", "POST"])
 def reset_password() -> Any:
     """The link of the reset email (FRONTEND_URL/reset-password?token=...): choose a new password."""
@@ -275,9 +279,7 @@ def reset_password() -> Any:
             try:
                 user = recovery().reset_password(data.token, data.new_password, client=client_info())
             except InvalidToken:
-                return _link_does_not_work(
-                    _("This reset link is invalid or has expired. Links work once, for one hour. Ask for a new one.")
-                )
+                return _used_or_expired()
             except ValidationFailed as exc:
                 errors = password_errors(exc, "newPassword", _("Your new password"))
             else:
@@ -295,5 +297,10 @@ def reset_password() -> Any:
                 )
                 clear_sso_cookie(response)
                 return response
-    page = render_template("reset_password.html", title=_("Choose a new password"), state="form", token=token, errors=errors)
+    holder = recovery().reset_link_holder(token)
+    if holder is None:  # used, expired or never sent: say so before a new password is chosen
+        return _used_or_expired()
+    page = render_template(
+        "reset_password.html", title=_("Choose a new password"), state="form", token=token, email=holder.email, errors=errors
+    )
     return _no_store(page, 400 if errors else 200)
