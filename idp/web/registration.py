@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from werkzeug.exceptions import TooManyRequests
@@ -215,6 +216,9 @@ def rate_limit_reached(exc: TooManyRequests) -> Any:
 # -- forgotten password -----------------------------------------------------------------------
 
 
+RESET_SENT_TO = "reset_sent_to"  # Flask session: the address this browser last asked a reset link for
+
+
 @bp.route("/forgot-password", methods=["GET", "POST"])
 @rate_limited("general", methods=["POST"])  # the API's window for its reset requests: each may send an email
 def forgot_password() -> Any:
@@ -225,15 +229,16 @@ def forgot_password() -> Any:
         data, errors = read_form(PasswordResetRequest, "email")
         if data is not None and data.email.strip():
             request_password_reset(data.email, client_info())
-            return render_template(
-                "forgot_password.html",
-                title=_("Check your email"),
-                sent=True,
-                email=data.email.strip(),
-                next_url=next_url,
-                errors={},
-            )
+            # Post/Redirect/Get: reloading "Check your email" must not ask again, which would mail
+            # another link and retire the one just sent
+            flask_session[RESET_SENT_TO] = data.email.strip()
+            return redirect(url_for("registration.forgot_password", sent=1, next=next_url))
         errors = {"email": _("Enter the email address of your account, like name@example.com")}
+    sent_to = flask_session.get(RESET_SENT_TO) if request.method == "GET" and request.args.get("sent") else None
+    if isinstance(sent_to, str) and sent_to:
+        return render_template(
+            "forgot_password.html", title=_("Check your email"), sent=True, email=sent_to, next_url=next_url, errors={}
+        )
     page = render_template(
         "forgot_password.html",
         title=_("Reset your password"),

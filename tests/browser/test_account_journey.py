@@ -82,13 +82,19 @@ class Person:
 
 
 def _link_from_mail(smtp: SmtpStandIn, to: str, path: str) -> str:
-    for message in reversed(smtp.messages()):
-        if to in message["To"]:
-            body = message.get_body(("plain",)).get_content()
-            found = re.search(rf"https?://\S+/{path}\?token=[\w-]+", body)
-            if found:
-                return found.group(0)
-    raise AssertionError(f"no {path} link mailed to {to}")
+    """The newest such link mailed to `to`, waiting a little: a reset link goes out after the
+    answer (SECURITY.md 3), so the page can be on screen before the email is sent."""
+    deadline = time.monotonic() + 5
+    while True:
+        for message in reversed(smtp.messages()):
+            if to in message["To"]:
+                body = message.get_body(("plain",)).get_content()
+                found = re.search(rf"https?://\S+/{path}\?token=[\w-]+", body)
+                if found:
+                    return found.group(0)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {path} link mailed to {to}")
+        time.sleep(0.05)
 
 
 def _sms_code(twilio: TwilioStandIn) -> str:

@@ -252,6 +252,28 @@ def test_forgot_password_answers_alike_and_sends_the_link_only_to_an_account(app
     assert "http://localhost:3001/reset-password?token=" in api.outbox.last("alice@example.com")["text"]
 
 
+def test_reloading_check_your_email_asks_for_no_second_link(app, api):
+    """The answer to the form is a redirect (Post/Redirect/Get): a reload, or Back and Forward,
+    shows the page again without sending the form again, which would mail a second link and
+    retire the first, the one the user is opening."""
+    strict(app)
+    api.register("alice")
+    browser = Browser(app)
+    browser.open("/forgot-password?next=%2Faccount")
+    answer = post(browser, "/forgot-password", email="alice@example.com")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/forgot-password?sent=1&next=/account"
+    for _reload in range(2):
+        assert browser.open(answer.headers["Location"]).status_code == 200
+        assert "Check your email" in browser.html and "If an account uses <strong>alice@example.com</strong>" in browser.html
+        assert links(browser.html)["Back to sign in"] == "/login?next=/account"
+    assert len(api.outbox.messages("alice@example.com")) == 1
+    token = api.outbox.link_token("alice@example.com")
+    assert Browser(app).open(f"/reset-password?token={token}").status_code == 200  # the link still works
+
+    elsewhere = Browser(app).open("/forgot-password?sent=1")  # another browser asked for nothing: the form
+    assert elsewhere.status_code == 200 and "Reset your password" in elsewhere.get_data(as_text=True)
+
+
 def test_forgot_password_spends_the_apis_window_of_the_client_address(make_app):
     """Each request may email a link: the API's reset requests are limited per address (the
     general limit), and the page had no limit at all. Both now spend one window."""
@@ -371,13 +393,14 @@ def test_every_registration_template_renders_with_strict_undefined(app, api):
         browser.open("/forgot-password?email=alice%40example.com"),
         post(browser, "/forgot-password", email=""),
         post(browser, "/forgot-password", email="alice@example.com"),
+        browser.open("/forgot-password?sent=1"),
         browser.open("/reset-password?token=" + api.outbox.link_token("alice@example.com")),
         post(browser, "/reset-password", newPassword="short"),
         post(browser, "/reset-password", newPassword=NEW),
         browser.open("/reset-password?token=used"),
         post(browser, "/reset-password", token="used", newPassword=NEW),
     ]
-    assert [p.status_code for p in pages] == [200, 200, 400, 200, 400, 200, 200, 400, 200, 400, 400]
+    assert [p.status_code for p in pages] == [200, 200, 400, 200, 400, 302, 200, 200, 400, 200, 400, 400]
     browser.open("/login")
     browser.sign_in("alice", NEW)
     assert browser.open("/register").status_code == 200 and "You are signed in as" in browser.html
