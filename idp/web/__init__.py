@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, render_template, request
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_babel import gettext as _
 
 from idp.api.guard import client_info
@@ -13,6 +14,7 @@ from idp.web.sso import current_browser_session
 from idp.wiring import recovery
 
 bp = Blueprint("web", __name__)
+EMAIL_CONFIRMED = "email_confirmed"  # Flask session: the address this browser just confirmed
 
 
 @bp.get("/")
@@ -30,7 +32,12 @@ def verify_email() -> Any:
         except InvalidToken:  # the page's own words, in the page's language (the service's are the API's, in English)
             error = _("This verification link is invalid or has expired")
             return render_template("verify_email.html", title=_("This link does not work"), token=None, error=error), 400
-        return render_template("verify_email.html", title=_("Your email address is confirmed"), token=None, email=user.email, error=None)
+        # Post/Redirect/Get: reloading the confirmation must not send the spent link again
+        flask_session[EMAIL_CONFIRMED] = user.email
+        return redirect(url_for("web.verify_email", done=1))
+    confirmed = flask_session.get(EMAIL_CONFIRMED) if request.args.get("done") else None
+    if isinstance(confirmed, str) and confirmed:
+        return render_template("verify_email.html", title=_("Your email address is confirmed"), token=None, email=confirmed, error=None)
     return render_template("verify_email.html", title=_("Confirm your email address"), token=token, error=None)
 
 

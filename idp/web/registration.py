@@ -217,6 +217,7 @@ def rate_limit_reached(exc: TooManyRequests) -> Any:
 
 
 RESET_SENT_TO = "reset_sent_to"  # Flask session: the address this browser last asked a reset link for
+RESET_DONE_FOR = "reset_done_for"  # Flask session: the account whose password this browser just reset
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -271,6 +272,11 @@ def _used_or_expired() -> Response:
 @bp.route("/reset-password", methods=["GET", "POST"])
 def reset_password() -> Any:
     """The link of the reset email (FRONTEND_URL/reset-password?token=...): choose a new password."""
+    done_for = flask_session.get(RESET_DONE_FOR) if request.method == "GET" and request.args.get("done") else None
+    if isinstance(done_for, str) and done_for:
+        return _no_store(
+            render_template("reset_password.html", title=_("Your password is changed"), state="done", email=done_for, token="", errors={})
+        )
     token = request.values.get("token", "").strip()
     if not token:
         return _link_does_not_work(_("This link is incomplete. Open the link from the email again, or ask for a new one."))
@@ -290,16 +296,10 @@ def reset_password() -> Any:
             else:
                 # every session is revoked, this browser's included: forget its cookie too
                 reset_browser_state()
-                response = _no_store(
-                    render_template(
-                        "reset_password.html",
-                        title=_("Your password is changed"),
-                        state="done",
-                        email=user.email,
-                        token="",
-                        errors={},
-                    )
-                )
+                # Post/Redirect/Get: reloading "Your password is changed" must not send the spent
+                # link again, which would answer that the link does not work
+                flask_session[RESET_DONE_FOR] = user.email
+                response = _no_store(redirect(url_for("registration.reset_password", done=1)), 302)
                 clear_sso_cookie(response)
                 return response
     holder = recovery().reset_link_holder(token)

@@ -324,6 +324,12 @@ def test_reset_with_the_emailed_link_then_sign_in_with_the_new_password(app, api
     done = browser.submit("/reset-password", newPassword=NEW)
     assert done.status_code == 200 and "Your password is changed" in browser.html
     assert "Every session was signed out" in browser.html
+    # Post/Redirect/Get: the page is a GET, so a reload shows it again instead of sending the
+    # spent link a second time (which answered that the link does not work)
+    assert done.request.method == "GET" and done.headers["Cache-Control"] == "no-store"
+    reloaded = browser.open(done.request.full_path)
+    assert reloaded.status_code == 200 and "Your password is changed" in browser.html and "alice@example.com" in browser.html
+    assert Browser(app).open(done.request.full_path).status_code == 400  # another browser is told nothing
     assert links(browser.html)["Sign in"].startswith("/login")
 
     assert signed_in.open("/account/password").request.path == "/login"  # the other browser was signed out
@@ -397,10 +403,35 @@ def test_every_registration_template_renders_with_strict_undefined(app, api):
         browser.open("/reset-password?token=" + api.outbox.link_token("alice@example.com")),
         post(browser, "/reset-password", newPassword="short"),
         post(browser, "/reset-password", newPassword=NEW),
+        browser.open("/reset-password?done=1"),
         browser.open("/reset-password?token=used"),
         post(browser, "/reset-password", token="used", newPassword=NEW),
     ]
-    assert [p.status_code for p in pages] == [200, 200, 400, 200, 400, 302, 200, 200, 400, 200, 400, 400]
+    assert [p.status_code for p in pages] == [200, 200, 400, 200, 400, 302, 200, 200, 400, 302, 200, 400, 400]
     browser.open("/login")
     browser.sign_in("alice", NEW)
     assert browser.open("/register").status_code == 200 and "You are signed in as" in browser.html
+
+
+def test_the_confirmation_link_asks_then_confirms_and_a_reload_changes_nothing(app, api):
+    """Opening the link only asks (mail scanners open links); the button confirms. The confirmation
+    was the answer to that POST, so a reload sent the spent link again and said it does not work:
+    it is now a page of its own (Post/Redirect/Get) for this browser."""
+    strict(app)
+    browser = Browser(app)
+    register(browser, email="alice@example.com")
+    token = api.outbox.link_token("alice@example.com")
+    asked = browser.open(f"/verify-email?token={token}")
+    assert asked.status_code == 200 and "Confirm your email address" in browser.html
+    def verified() -> bool:
+        token = api.login("alice").json["data"]["accessToken"]
+        return api.client.get("/api/auth/me", headers=api.bearer(token)).json["data"]["user"]["emailVerified"]
+
+    assert verified() is False  # opening it confirmed nothing
+    done = browser.submit("/verify-email")
+    assert done.status_code == 200 and done.request.method == "GET" and "Your email address is confirmed" in browser.html
+    reloaded = browser.open(done.request.full_path)
+    assert reloaded.status_code == 200 and "Your email address is confirmed" in browser.html
+    assert "alice@example.com" in browser.html
+    assert "Your email address is confirmed" not in Browser(app).open(done.request.full_path).get_data(as_text=True)
+    assert verified() is True
