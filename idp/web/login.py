@@ -244,7 +244,12 @@ def send_code() -> Any:
     except InvalidTempToken:
         return _expired()
     except ValidationFailed:  # the method was removed since the sign-in began: offer the others
-        flask_session[LOGIN_STATE] = {**state, "methods": [m for m in state["methods"] if m != method]}
+        left = [m for m in state["methods"] if m != method]
+        if not left or not two_factor_service().methods(state["user"]):
+            # no second factor left (2FA is off, its backup codes gone with it): the password alone
+            # signs in now, so the sign-in starts again rather than asking for a way that is gone
+            return _expired()
+        flask_session[LOGIN_STATE] = {**state, "methods": left}
         return redirect(url_for("login.second_factor"))
     except RateLimited as exc:
         answer_refused(exc)

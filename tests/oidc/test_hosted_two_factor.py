@@ -276,6 +276,31 @@ def test_a_way_removed_during_the_sign_in_is_no_longer_offered(rp, browser, api,
     assert _finish(rp, browser)["amr"] == ["pwd", "otp", "mfa"]
 
 
+def test_the_last_way_removed_during_the_sign_in_sends_back_to_the_password(rp, browser, api, app):
+    """The only second factor (every backup code used) removed on another device while this sign-in
+    waits for its code: asking for the code again dropped the method, left the sign-in no way at
+    all, and the code page failed (a 500). Two-factor is off now: the sign-in starts again."""
+    from idp.extensions import db
+    from idp.mfa.models import BackupCode
+
+    token = api.verified_token("alice")
+    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
+    setup = api.outbox.code("alice.codes@example.com")
+    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": setup}).status_code == 200
+    with app.app_context():  # every backup code used up
+        db.session.execute(db.delete(BackupCode))
+        db.session.commit()
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    assert "Enter the code we sent to your email" in browser.html, browser.html[:400]
+    [method] = api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"]
+    assert api.client.delete(f"/api/2fa/methods/{method['id']}", headers=api.bearer(token)).status_code == 200
+    browser.submit("/login/two-factor/send", method="email")
+    assert browser.page.status_code == 200 and "start again" in browser.html, browser.html[:400]
+    browser.sign_in()  # the password alone now
+    assert _finish(rp, browser)["amr"] == ["pwd"]
+
+
 def test_use_another_way_right_after_the_text_message_sends_the_email_code(rp, browser, api):
     """The 30 seconds between codes were counted across channels: a user whose phone is out of
     reach was told to wait instead of getting the email code."""
