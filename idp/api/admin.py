@@ -136,6 +136,7 @@ class AdminAuditPage(Wire):
 
 
 SELF_DISABLE = {409: "An administrator cannot disable their own account"}
+SELF_RESET = {409: "An administrator resets their own second factors from their account's security settings"}
 PUBLIC_CLIENT = {409: "A public client has no secret"}
 
 
@@ -234,7 +235,7 @@ def enable_user(user_id: str) -> Response:
 
 
 @bp.post("/users/<user_id>/reset-2fa")
-@documented(responses={200: OneUser})
+@documented(responses={200: OneUser}, errors=SELF_RESET)
 @require_admin
 def reset_two_factor(user_id: str) -> Response:
     user = user_administration().reset_two_factor(user_id, by=identity().user.id, client=client_info())

@@ -97,6 +97,14 @@ def test_an_administrator_cannot_reset_their_own_second_factor(admin):
     assert api.client.get("/api/2fa/methods", headers=admin.headers).json["data"]["methods"] != []
 
 
+def test_the_api_reference_names_the_refusals_of_ones_own_account(admin):
+    """/api/openapi.json (the reference README.md points to, with every status code) named the 409
+    of disabling oneself, not the one of resetting one's own second factors."""
+    paths = admin.api.client.get("/api/openapi.json").json["paths"]
+    for action in ("disable", "reset-2fa"):
+        assert "409" in paths[f"/api/admin/users/{{user_id}}/{action}"]["post"]["responses"], action
+
+
 def test_a_2fa_reset_removes_every_factor_and_ends_the_sessions(admin):
     api = admin.api
     token = api.verified_token("alice")
