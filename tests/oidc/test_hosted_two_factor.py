@@ -26,6 +26,13 @@ def _to_code_page(rp, browser) -> None:
     assert "Enter the code from your authenticator app" in browser.html, browser.html[:400]
 
 
+def _add_email_method(api: Api, token: str) -> None:
+    """Codes by email to alice.codes@example.com, set up and confirmed."""
+    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
+    code = api.outbox.code("alice.codes@example.com")
+    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": code}).status_code == 200
+
+
 def _finish(rp, browser) -> dict:
     if browser.page.status_code == 200 and "would like to" in browser.html:
         browser.submit("/oauth/authorize", decision="allow")
@@ -243,9 +250,7 @@ def test_past_the_allowance_of_codes_the_page_offers_to_send_one(make_app):
 
 def test_switching_to_email_sends_a_code_and_resend_waits(rp, browser, api, totp_user):
     token = totp_user["token"]
-    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
-    setup = api.outbox.code("alice.codes@example.com")
-    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": setup}).status_code == 200
+    _add_email_method(api, token)
     _to_code_page(rp, browser)
     assert "Send a code by email" in browser.html
     browser.submit("/login/two-factor/send", method="email")
@@ -262,9 +267,7 @@ def test_a_way_removed_during_the_sign_in_is_no_longer_offered(rp, browser, api,
     """Sending a code by a method removed since the sign-in began showed an error page saying only
     "Validation failed" (PAGES.md: no dead ends); the page now offers the ways left."""
     token = totp_user["token"]
-    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
-    setup = api.outbox.code("alice.codes@example.com")
-    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": setup}).status_code == 200
+    _add_email_method(api, token)
     _to_code_page(rp, browser)
     assert "Send a code by email" in browser.html
     email = next(m for m in api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"] if m["type"] == "email")
@@ -284,9 +287,7 @@ def test_the_last_way_removed_during_the_sign_in_sends_back_to_the_password(rp, 
     from idp.mfa.models import BackupCode
 
     token = api.verified_token("alice")
-    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(token), json={"email": "alice.codes@example.com"}).status_code == 200
-    setup = api.outbox.code("alice.codes@example.com")
-    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(token), json={"code": setup}).status_code == 200
+    _add_email_method(api, token)
     with app.app_context():  # every backup code used up
         db.session.execute(db.delete(BackupCode))
         db.session.commit()
@@ -305,9 +306,7 @@ def test_use_another_way_right_after_the_text_message_sends_the_email_code(rp, b
     """The 30 seconds between codes were counted across channels: a user whose phone is out of
     reach was told to wait instead of getting the email code."""
     access = _sms_user(api)
-    assert api.client.post("/api/2fa/email/setup", headers=api.bearer(access), json={"email": "alice.codes@example.com"}).status_code == 200
-    code = api.outbox.code("alice.codes@example.com")
-    assert api.client.post("/api/2fa/email/verify-setup", headers=api.bearer(access), json={"code": code}).status_code == 200
+    _add_email_method(api, access)
     browser.open(rp.authorization_url())
     browser.sign_in()
     assert "Enter the code we sent to your phone" in browser.html  # the text message went out by itself
