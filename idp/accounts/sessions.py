@@ -435,6 +435,11 @@ class SessionService:
 
     def end_browser_session(self, session_id: str, *, client: ClientInfo) -> None:
         """Sign the browser out: its session and every relying-party session opened from it."""
+        self._end_sign_in(session_id, "logout", client)
+        self._db.commit()
+
+    def _end_sign_in(self, session_id: str, reason: str, client: ClientInfo) -> None:
+        """Revoke a browser's session and the live relying-party sessions opened from it."""
         now = self._clock()
         sessions = self._db.scalars(
             select(Session).where(
@@ -442,8 +447,7 @@ class SessionService:
             )
         ).all()
         for session in sessions:
-            self._revoke(session, "logout", client, now)
-        self._db.commit()
+            self._revoke(session, reason, client, now)
 
     # -- revocation ------------------------------------------------------------------------
 
@@ -463,8 +467,8 @@ class SessionService:
             session_ids.add(refresh_token.partition(".")[0])
         if access_token:
             try:
-                claims = self._tokens.verify(access_token)
-            except InvalidAccessToken:
+                claims = self._session_token(access_token)
+            except Unauthorized:
                 claims = None
             if claims is not None and claims.sid and claims.client_id == API_CLIENT_ID:
                 session_ids.add(claims.sid)
@@ -487,14 +491,10 @@ class SessionService:
         session = self._db.get(Session, session_id)
         if session is None or session.user_id != user_id or session.revoked_at is not None:
             raise NotFound("Session not found")
-        now = self._clock()
-        self._revoke(session, "revoked_by_user", client, now)
         if session.client_id == BROWSER_CLIENT_ID:
-            opened_there = self._db.scalars(
-                select(Session).where(Session.browser_session_id == session.id, Session.revoked_at.is_(None))
-            ).all()
-            for app_session in opened_there:
-                self._revoke(app_session, "revoked_by_user", client, now)
+            self._end_sign_in(session.id, "revoked_by_user", client)
+        else:
+            self._revoke(session, "revoked_by_user", client, self._clock())
         self._db.commit()
 
     def revoke_all(self, user_id: str, *, reason: str, client: ClientInfo, details: dict[str, Any] | None = None) -> int:

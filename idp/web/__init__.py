@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from idp.api.guard import client_info
 from idp.errors import InvalidToken
+from idp.web.forms import after_redirect
 from idp.web.sso import current_browser_session
 from idp.wiring import recovery
 
@@ -35,8 +36,8 @@ def verify_email() -> Any:
         # Post/Redirect/Get: reloading the confirmation must not send the spent link again
         flask_session[EMAIL_CONFIRMED] = user.email
         return redirect(url_for("web.verify_email", done=1))
-    confirmed = flask_session.get(EMAIL_CONFIRMED) if request.args.get("done") else None
-    if isinstance(confirmed, str) and confirmed:
+    confirmed = after_redirect(EMAIL_CONFIRMED, "done")
+    if confirmed is not None:
         return render_template("verify_email.html", title=_("Your email address is confirmed"), token=None, email=confirmed, error=None)
     return render_template("verify_email.html", title=_("Confirm your email address"), token=token, error=None)
 

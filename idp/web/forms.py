@@ -6,6 +6,7 @@ import re
 from typing import TypeVar
 
 from flask import request
+from flask import session as flask_session
 from flask_babel import gettext as _
 from pydantic import BaseModel, ValidationError
 
@@ -54,3 +55,11 @@ def code_error(code: str, *, empty: str) -> str | None:
     if not re.fullmatch(r"[0-9]{6}", code):
         return _("Enter the code as 6 digits, for example 123456")
     return None
+
+
+def after_redirect(key: str, flag: str) -> str | None:
+    """What a form's Post/Redirect/Get left under `key` in this browser's Flask session for the page
+    it redirected to (a GET with `?<flag>=1`), so that reloading that page sends nothing again;
+    None on any other visit."""
+    value = flask_session.get(key) if request.method == "GET" and request.args.get(flag) else None
+    return value if isinstance(value, str) and value else None

@@ -20,7 +20,7 @@ from idp.errors import Conflict, DeliveryUnavailable, InvalidToken, RateLimited,
 from idp.ratelimits import rate_limited
 from idp.security import password_policy as policy
 from idp.security.password_policy import MAX_LENGTH, MIN_LENGTH, password_problems
-from idp.web.forms import domain_errors, read_form
+from idp.web.forms import after_redirect, domain_errors, read_form
 from idp.web.login import _allow_return_to, _client_for, switch_browser_session
 from idp.web.sso import ACCOUNT_PATH, clear_sso_cookie, current_browser_session, reset_browser_state, safe_next
 from idp.wiring import account_service, components, recovery, request_password_reset, session_service
@@ -235,8 +235,8 @@ def forgot_password() -> Any:
             flask_session[RESET_SENT_TO] = data.email.strip()
             return redirect(url_for("registration.forgot_password", sent=1, next=next_url))
         errors = {"email": _("Enter the email address of your account, like name@example.com")}
-    sent_to = flask_session.get(RESET_SENT_TO) if request.method == "GET" and request.args.get("sent") else None
-    if isinstance(sent_to, str) and sent_to:
+    sent_to = after_redirect(RESET_SENT_TO, "sent")
+    if sent_to is not None:
         return render_template(
             "forgot_password.html", title=_("Check your email"), sent=True, email=sent_to, next_url=next_url, errors={}
         )
@@ -272,8 +272,8 @@ def _used_or_expired() -> Response:
 @bp.route("/reset-password", methods=["GET", "POST"])
 def reset_password() -> Any:
     """The link of the reset email (FRONTEND_URL/reset-password?token=...): choose a new password."""
-    done_for = flask_session.get(RESET_DONE_FOR) if request.method == "GET" and request.args.get("done") else None
-    if isinstance(done_for, str) and done_for:
+    done_for = after_redirect(RESET_DONE_FOR, "done")
+    if done_for is not None:
         return _no_store(
             render_template("reset_password.html", title=_("Your password is changed"), state="done", email=done_for, token="", errors={})
         )
