@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
 from typing import Any
 from urllib.parse import urlencode
 
+from authlib.common.security import is_secure_transport
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError
@@ -257,10 +259,20 @@ def _bearer_error(status: int, error: str | None, description: str) -> Response:
     return response
 
 
+@functools.lru_cache(maxsize=64)
+def _plain_http_allowed(host: str) -> bool:
+    """Whether OAuth may run over plain HTTP to this host: a loopback one (RFC 8252 §7.3), as
+    Authlib decides for the token, introspection and revocation endpoints."""
+    return is_secure_transport(f"http://{host}/")
+
+
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """Claims of the token's user for its scopes; the bearer token in the header, or for POST in
-    the form body (RFC 6750 §2.2)."""
+    the form body (RFC 6750 §2.2). Over TLS, or plain HTTP to a loopback host, as the token
+    endpoint: a relying party calling by another name over HTTP learns it at once."""
+    if not (request.is_secure or _plain_http_allowed(request.host)):
+        return _bearer_error(400, "invalid_request", "OAuth 2 MUST utilize https.")
     token = bearer_token() or (request.form.get("access_token") if request.method == "POST" else None)
     if not token:
         return _bearer_error(401, None, "An access token is required")

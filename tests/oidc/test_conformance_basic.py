@@ -76,6 +76,19 @@ def test_userinfo_refuses_a_missing_or_bad_token_with_a_bearer_challenge(app):
     assert bad.status_code == 401 and 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
 
 
+@pytest.mark.parametrize("host", ["idp.internal:3001", "192.0.2.7", "\u00e9.example"])
+def test_userinfo_over_plain_http_to_another_host_is_refused(rp, browser, alice, host):
+    """RFC 6750 §5.3: bearer tokens only over TLS. The token, introspection and revocation
+    endpoints refuse plain HTTP but to a loopback host; userinfo answered it."""
+    token = rp.log_in(browser)
+    bearer = {"Authorization": f"Bearer {token['access_token']}", "Host": host}
+    plain = rp.app.test_client().get("/oauth/userinfo", headers=bearer)
+    assert plain.status_code == 400 and plain.json == {"error": "invalid_request", "error_description": "OAuth 2 MUST utilize https."}
+    assert plain.headers["WWW-Authenticate"].startswith('Bearer realm="userinfo", error="invalid_request"')
+    over_tls = rp.app.test_client().get("/oauth/userinfo", headers=bearer, base_url=f"https://{host}")
+    assert over_tls.status_code == 200 and over_tls.json["sub"] == rp.id_token_claims(token)["sub"]
+
+
 def test_OIDCCEnsureRequestWithoutNonceSucceedsForCodeFlow(rp, browser, alice):
     browser.open(rp.authorization_url(nonce=None))
     browser.sign_in()
