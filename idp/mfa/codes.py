@@ -99,7 +99,7 @@ class OneTimeCodes:
     def check(
         self, code: str, *, user_id: str, purpose: str, challenge_id: str | None = None, method_id: str | None = None
     ) -> OneTimeCode | None:
-        """Consume the live code of the binding if `code` matches it; a miss counts against it and
+        """Consume the live code of the binding if `code` matches it; each try counts against it and
         the fifth miss kills it."""
         now = self._clock()
         row = self._db.scalar(
@@ -114,6 +114,18 @@ class OneTimeCodes:
         )
         if row is None:
             return None
+        # the try is counted before the code is compared, by the database (a row lock on PostgreSQL,
+        # the write lock on SQLite): guesses sent at once cannot share one count, and the sixth
+        # finds none left, whatever the others did meanwhile
+        tries = self._db.execute(
+            update(OneTimeCode)
+            .where(OneTimeCode.id == row.id, OneTimeCode.used_at.is_(None), OneTimeCode.failed_attempts < MAX_WRONG)
+            .values(failed_attempts=OneTimeCode.failed_attempts + 1)
+            .returning(OneTimeCode.failed_attempts)
+            .execution_options(synchronize_session=False)
+        ).scalar()
+        if tries is None:
+            return None
         candidate = code.strip().replace(" ", "")
         if hmac.compare_digest(self._digest(row.id, candidate), row.code_hash):
             consumed = affected(
@@ -122,7 +134,8 @@ class OneTimeCodes:
                 )
             )
             return row if consumed else None
-        row.failed_attempts += 1
-        if row.failed_attempts >= MAX_WRONG:
-            row.used_at = now
+        if tries >= MAX_WRONG:
+            self._db.execute(
+                update(OneTimeCode).where(OneTimeCode.id == row.id, OneTimeCode.used_at.is_(None)).values(used_at=now)
+            )
         return None

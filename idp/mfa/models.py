@@ -78,7 +78,7 @@ class OneTimeCode(db.Model):  # type: ignore[name-defined]
     challenge_id: Mapped[str | None] = mapped_column(ForeignKey("login_challenges.id", ondelete="CASCADE"))
     method_id: Mapped[str | None] = mapped_column(ForeignKey("two_factor_methods.id", ondelete="CASCADE"))
     code_hash: Mapped[str] = mapped_column(String(64), nullable=False)  # HMAC-SHA256 with the server key
-    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # tries, counted before each check
     created_at: Mapped[datetime] = created_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -42,6 +42,24 @@ def test_one_backup_code_signs_in_once(app, api):
     assert sorted(answers) == [200, 400]
 
 
+def test_wrong_setup_codes_sent_at_once_each_count(app, api):
+    """A code's five tries hold for guesses sent together: each was counted from the value its
+    request had read, so ten at once could count as one or two and the right code still worked."""
+    phone = "+14155550123"
+    token = api.verified_token()
+    api.client.post("/api/2fa/sms/setup", headers=api.bearer(token), json={"phoneNumber": phone})
+    right = api.outbox.code(phone)
+    wrong = [f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 11)]
+    answers = at_once(
+        app,
+        lambda client, n: client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": wrong[n]}).status_code,
+        times=len(wrong),
+    )
+    assert answers == [400] * len(wrong)
+    assert api.client.post("/api/2fa/sms/verify-setup", headers=api.bearer(token), json={"code": right}).status_code == 400
+    assert api.client.get("/api/2fa/methods", headers=api.bearer(token)).json["data"]["methods"] == []
+
+
 def test_new_backup_codes_asked_for_twice_at_once_leave_one_set(app, api, monkeypatch):
     """Both requests answer with codes, and the user is told the old ones no longer work: only the
     set of the later one may work. Both sets did (20 codes) on PostgreSQL, whose DELETE does not see
