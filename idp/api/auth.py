@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -170,8 +171,13 @@ def delete_session(session_id: str) -> Response:
 def change_password() -> Response:
     data = parse(ChangePasswordRequest)
     client = client_info()
-    user = identity().user
+    caller = token_identity()
+    user = caller.user
     account_service().change_password(user, current_password=data.current_password, new_password=data.new_password, client=client)
-    # Every session, this one included, was revoked; the caller continues in a fresh one.
-    tokens = session_service().start(user, client=client, amr=["pwd"])
+    # Every session, this one included, was revoked; the caller continues in a fresh one, with the
+    # sign-in's own time and factors (as the account pages do): a second factor passed at sign-in
+    # still counts, and a new password does not make an old sign-in recent.
+    claims = caller.claims
+    signed_in_at = datetime.fromtimestamp(claims.auth_time, UTC) if claims.auth_time is not None else None
+    tokens = session_service().start(user, client=client, amr=claims.amr, auth_time=signed_in_at)
     return signed_in({}, tokens, message="Password changed; every other session was signed out")

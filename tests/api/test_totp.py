@@ -155,6 +155,28 @@ def test_second_factor_shows_in_the_access_token_amr(api, app):
     assert claims["amr"] == ["pwd", "otp", "mfa"]
 
 
+def test_a_password_change_keeps_the_sign_ins_factors_and_time(api, app):
+    """The API session that goes on after a password change is the same sign-in (as on the account
+    pages): its second factor still counts, and the change does not make an old sign-in recent. It
+    said amr ["pwd"], as if the user had signed in with a password alone."""
+    from joserfc import jwt
+
+    from idp.wiring import components
+
+    secret, _ = api.enable_totp(api.verified_token())
+    signed_in = api.client.post("/api/2fa/verify", json={"tempToken": api.challenge()["tempToken"], "code": pyotp.TOTP(secret).now()})
+    before = signed_in.json["data"]["accessToken"]
+    changed = api.client.post(
+        "/api/auth/change-password", headers=api.bearer(before), json={"currentPassword": api.PASSWORD, "newPassword": "Another-Secret-7?"}
+    )
+    assert changed.status_code == 200, changed.json
+    with app.app_context():
+        verifying = components().keys.snapshot().verifying
+        old, new = (jwt.decode(t, verifying).claims for t in (before, changed.json["data"]["accessToken"]))
+    assert new["sid"] != old["sid"]
+    assert new["amr"] == old["amr"] == ["pwd", "otp", "mfa"] and new["auth_time"] == old["auth_time"]
+
+
 def test_a_database_dump_holds_no_usable_secret(api, app, backend):
     """SECURITY.md 10: TOTP secrets, private keys, tokens and codes are encrypted or hashed."""
     token = api.verified_token()
