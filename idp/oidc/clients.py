@@ -76,7 +76,11 @@ def describe_client(client: OAuthClient) -> dict[str, Any]:
 
 
 def _check_uri(uri: str, field: str) -> str | None:
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (an out-of-range or non-numeric port raises only when read)
+    except ValueError:  # an unclosed "[" of an IPv6 host, a port that is not one
+        return f"{field}: {uri} is not a valid URL"
     if parts.fragment:
         return f"{field}: {uri} must not have a fragment"
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")):

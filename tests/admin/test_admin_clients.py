@@ -70,13 +70,16 @@ def test_invalid_clients_are_refused_with_reasons(admin):
         ({**CONFIDENTIAL, "name": " "}, "name: "),
         ({**CONFIDENTIAL, "firstParty": "yes"}, "firstParty: "),
         ({**CONFIDENTIAL, "clientSecret": "mine"}, "clientSecret: "),
+        ({**CONFIDENTIAL, "redirectUris": ["https://[::1/callback"]}, "redirect_uris: https://[::1/callback is not a valid URL"),
+        ({**CONFIDENTIAL, "redirectUris": ["https://notes.example.com:99999/cb"]}, "redirect_uris: "),
+        ({**CONFIDENTIAL, "postLogoutRedirectUris": ["http://[::1"]}, "post_logout_redirect_uris: "),
     ]
     for body, error in cases:
         response = admin.post("/clients", body)
         assert response.status_code == 400, (body, response.json)
         assert any(e.startswith(error) for e in response.json["errors"]), (body, response.json)
     client_id = admin.post("/clients", CONFIDENTIAL).json["data"]["client"]["clientId"]
-    for body in ({"redirectUris": None}, {"name": None}, {"public": True}, {"redirectUris": ["javascript:alert(1)"]}):
+    for body in ({"redirectUris": None}, {"name": None}, {"public": True}, {"redirectUris": ["javascript:alert(1)"]}, {"redirectUris": ["http://[::1"]}):
         assert admin.patch(f"/clients/{client_id}", body).status_code == 400, body
     with admin.app.app_context():
         assert db.session.scalars(select(OAuthClient)).one().redirect_uris == CONFIDENTIAL["redirectUris"]
