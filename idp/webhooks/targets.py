@@ -106,4 +106,6 @@ def is_public(address: str) -> bool:
         # itself: a 6to4 relay would deliver 2002:7f00:1:: to 127.0.0.1 (Teredo and NAT64 prefixes
         # are not global to begin with)
         ip = ip.ipv4_mapped or ip.sixtofour or ip
+        if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+            return False  # fec0::/10, the private addresses before fc00::/7: is_global does not exclude them
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback or ip.is_link_local)

@@ -18,6 +18,8 @@ from idp.webhooks.targets import is_public
         ("::ffff:10.0.0.1", False),
         ("fe80::1%eth0", False),
         ("127.0.0.1", False),
+        ("fd00::1", False),
+        ("fec0::1", False),  # site-local (RFC 3513, deprecated but still routed where configured)
     ],
 )
 def test_an_address_is_judged_by_the_ipv4_address_it_carries(address, public):
