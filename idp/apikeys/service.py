@@ -13,7 +13,7 @@ from idp.accounts.models import User
 from idp.accounts.throttle import AccountThrottle
 from idp.apikeys.models import ApiKey
 from idp.audit.service import AuditLog, ClientInfo
-from idp.clock import as_utc
+from idp.clock import as_utc, iso
 from idp.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from idp.security.digests import digest, random_token
 
@@ -88,7 +88,9 @@ class ApiKeyService:
         )
         self._db.add(row)
         self._db.flush()
-        self._audit.record("api_key_created", user_id=user_id, client=client, details={"apiKeyId": row.id, "name": name})
+        # what the key may do and for how long, as a change records them: the log tells which keys act as an administrator
+        details = {"apiKeyId": row.id, "name": name, "scopes": list(row.scopes), "expiresAt": iso(expires_at)}
+        self._audit.record("api_key_created", user_id=user_id, client=client, details=details)
         self._db.commit()
         return row, key
 

@@ -161,6 +161,20 @@ def test_patch_changes_only_the_fields_given(api):
     assert api.client.get("/api/2fa/methods", headers=with_key(data["key"])).status_code == 401
 
 
+def test_a_created_key_is_audited_with_its_scopes_and_expiry(api):
+    """A stolen access token could mint a key to everything that never expires: the log says so."""
+    token = api.token("alice")
+    expires_at = iso(utcnow() + timedelta(days=30))
+    key_id = create_key(api, token, name="deploy", scopes=["webhooks:write", "*"], expiresAt=expires_at)["apiKey"]["id"]
+    create_key(api, token, name="forever", scopes=["user:read"])
+    logs = api.client.get("/api/audit-logs", headers=api.bearer(token)).json["data"]["logs"]
+    created = [e["details"] for e in logs if e["action"] == "api_key_created"]
+    assert created == [
+        {"apiKeyId": created[0]["apiKeyId"], "name": "forever", "scopes": ["user:read"], "expiresAt": None},
+        {"apiKeyId": key_id, "name": "deploy", "scopes": ["webhooks:write", "*"], "expiresAt": expires_at},
+    ]
+
+
 def test_changing_revoking_by_patch_and_deleting_a_key_are_audited(api):
     """Widening a key to `*` or lifting its expiry left no trace (a stolen access token could
     quietly escalate a key). `isActive: false` revokes, as the old service's PATCH did."""
