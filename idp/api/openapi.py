@@ -45,7 +45,8 @@ SECURITY_SCHEMES = {
         "in": "header",
         "name": "X-API-Key",
         "description": "An API key (`pk_live_...`) acting for its owner, only on endpoints that list one of "
-        "its scopes (`*` covers all), under the key's own hourly limit.",
+        "its scopes (`*` covers all but `admin`, which a key names itself: the admin endpoints take only an "
+        "administrator's key with `admin`), under the key's own hourly limit.",
     },
 }
 RATE_LIMIT_HEADERS = {

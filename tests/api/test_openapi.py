@@ -90,6 +90,8 @@ def test_security_schemes_are_the_access_token_and_the_api_key(document):
     paths = document["paths"]
     assert paths["/api/auth/me"]["get"]["security"] == [{"bearerAuth": []}, {"apiKey": ["user:read"]}]
     assert paths["/api/api-keys"]["post"]["security"] == [{"bearerAuth": []}]  # keys never manage keys
+    assert paths["/api/admin/users"]["get"]["security"] == [{"bearerAuth": []}, {"apiKey": ["admin"]}]
+    assert "`*` covers all but `admin`" in schemes["apiKey"]["description"]  # a "*" key is refused there (403)
     assert paths["/api/auth/logout"]["post"]["security"] == [{}, {"bearerAuth": []}]
     assert paths["/api/auth/login"]["post"]["security"] == []
     if "/api/webhooks/events" in paths:  # public: what a webhook can subscribe to
