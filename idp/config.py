@@ -400,6 +400,7 @@ class Settings:
     delivery: DeliverySettings
     translations_dir: Path = DEFAULT_TRANSLATIONS_DIR
     api_key_rate_limit: int = 1000  # requests per hour of a key created without its own rateLimit
+    api_key_max_per_user: int = 25  # keys not revoked a user may hold
     refresh_synchronous_commit: bool = False  # a rotation waits for PostgreSQL's WAL flush (SessionStatements)
     webhooks: WebhookSettings = WebhookSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
@@ -471,6 +472,7 @@ class Settings:
             # a relative path is taken from the project root, where translations/ is by default
             translations_dir=DEFAULT_TRANSLATIONS_DIR.parent / env["TRANSLATIONS_DIR"] if env.get("TRANSLATIONS_DIR") else DEFAULT_TRANSLATIONS_DIR,
             api_key_rate_limit=max(1, parse_int("API_KEY_RATE_LIMIT", env.get("API_KEY_RATE_LIMIT"), 1000)),
+            api_key_max_per_user=parse_int("API_KEY_MAX_PER_USER", env.get("API_KEY_MAX_PER_USER"), 25, minimum=1),
             webhooks=webhook_settings(env, production),
             observability=observability_settings(env, production),
         )

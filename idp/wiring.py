@@ -378,7 +378,10 @@ def api_key_service() -> ApiKeyService:
     def hourly(requests: int) -> AccountThrottle:
         return AccountThrottle(c.throttle_strategy, f"{requests} per hour", namespace, c.throttle_fallback)
 
-    return ApiKeyService(db.session(), audit_log(), hourly, utcnow, default_rate_limit=c.settings.api_key_rate_limit)
+    return ApiKeyService(
+        db.session(), audit_log(), hourly, utcnow,
+        default_rate_limit=c.settings.api_key_rate_limit, max_per_user=c.settings.api_key_max_per_user,
+    )
 
 
 def webhook_dispatch() -> Dispatch:
@@ -400,7 +403,7 @@ def webhook_service() -> WebhookService:
 
 
 def user_administration() -> UserAdministration:
-    return UserAdministration(db.session(), session_service(), two_factor_service(), audit_log(), utcnow)
+    return UserAdministration(db.session(), session_service(), two_factor_service(), api_key_service(), audit_log(), utcnow)
 
 
 def client_registry() -> ClientRegistry:

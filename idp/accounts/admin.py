@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from idp.accounts.models import User
 from idp.accounts.service import user_by_identifier
 from idp.accounts.sessions import SessionService
+from idp.apikeys.service import ApiKeyService
 from idp.audit.service import AuditLog, ClientInfo, Page
 from idp.errors import Conflict, NotFound
 from idp.mfa.methods import TwoFactorService
@@ -23,12 +24,14 @@ class UserAdministration:
         db: DbSession,
         sessions: SessionService,
         two_factor: TwoFactorService,
+        api_keys: ApiKeyService,
         audit: AuditLog,
         clock: Callable[[], datetime],
     ) -> None:
         self._db = db
         self._sessions = sessions
         self._two_factor = two_factor
+        self._api_keys = api_keys
         self._audit = audit
         self._clock = clock
 
@@ -62,7 +65,9 @@ class UserAdministration:
         return user
 
     def disable(self, user_id: str, *, by: str | None, client: ClientInfo) -> User:
-        """The user can no longer sign in, and every session, token and API key stops working at once."""
+        """The user can no longer sign in, and every session, token and API key stops working at
+        once, for good: enabling the account again brings none back (keys made by whoever had
+        taken the account over must not work again), the user signs in and makes new keys."""
         user = self.get(user_id)
         if user.id == by:
             raise Conflict("You cannot disable your own account")
@@ -70,6 +75,7 @@ class UserAdministration:
             user.is_active = False
             user.updated_at = self._clock()
             self._audit.record("user_disabled", user_id=user.id, client=client, details={"by": by})
+        self._api_keys.revoke_all(user.id, client=client, details={"by": by, "reason": "user_disabled"})
         self._sessions.revoke_all(user.id, reason="user_disabled", client=client, details={"by": by})  # commits
         return user
 

@@ -106,7 +106,11 @@ def _shown_once(key: ApiKey, secret: str) -> dict[str, Any]:
 
 
 @bp.post("")
-@documented(request=CreateApiKeyRequest, responses={201: ApiKeyShown}, errors=ADMIN_SCOPE_REFUSED)
+@documented(
+    request=CreateApiKeyRequest,
+    responses={201: ApiKeyShown},
+    errors={**ADMIN_SCOPE_REFUSED, 409: "The user holds API_KEY_MAX_PER_USER keys that are not revoked"},
+)
 @require_bearer
 def create() -> Response:
     data = parse(CreateApiKeyRequest)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from idp.accounts.models import User
@@ -51,12 +52,14 @@ class ApiKeyService:
         clock: Callable[[], datetime],
         *,
         default_rate_limit: int,
+        max_per_user: int,
     ) -> None:
         self._db = db
         self._audit = audit
         self._throttle = throttle
         self._clock = clock
         self._default_rate_limit = default_rate_limit
+        self._max_per_user = max_per_user
 
     # -- management --------------------------------------------------------------------------
 
@@ -70,10 +73,14 @@ class ApiKeyService:
         rate_limit: int | None,
         client: ClientInfo,
     ) -> tuple[ApiKey, str]:
-        """A new key; returns the row and the key itself (shown once). Commits."""
+        """A new key; returns the row and the key itself (shown once). Commits. At most
+        `max_per_user` keys not revoked: each has its own hourly allowance and its own row."""
         now = self._clock()
         self._check_expiry(expires_at, now)
         self._check_scopes(user_id, scopes)
+        held = self._db.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)))
+        if (held or 0) >= self._max_per_user:
+            raise Conflict(f"At most {self._max_per_user} API keys per user; revoke or delete one first")
         key = new_key()
         row = ApiKey(
             user_id=user_id,
@@ -171,6 +178,14 @@ class ApiKeyService:
             self._audit.record("api_key_revoked", user_id=user_id, client=client, details={"apiKeyId": row.id})
             self._db.commit()
         return row
+
+    def revoke_all(self, user_id: str, *, client: ClientInfo, details: dict[str, Any]) -> None:
+        """Revoke every key of the user not revoked yet, each audited with `details` (an
+        administrator disabling the account). Left to the caller's unit of work."""
+        now = self._clock()
+        for row in self._db.scalars(select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))):
+            row.revoked_at = row.updated_at = now
+            self._audit.record("api_key_revoked", user_id=user_id, client=client, details={"apiKeyId": row.id, **details})
 
     # -- authentication ----------------------------------------------------------------------
 

@@ -73,10 +73,17 @@ def test_disabling_a_user_refuses_their_tokens_and_keys_at_once(admin):
     enabled = admin.post(f"/users/{user_id}/enable")
     assert enabled.json["data"]["user"]["isActive"] is True
     assert api.login("alice").status_code == 200
+    # the keys stay revoked: an account disabled because it was taken over must not get back
+    # the keys made meanwhile when it is enabled again (its sessions do not come back either)
+    assert api.client.get("/api/auth/me", headers={"X-API-Key": key}).status_code == 401
+    fresh = api.login("alice").json["data"]["accessToken"]
+    listed = api.client.get("/api/api-keys", headers=api.bearer(fresh)).json["data"]["apiKeys"]
+    assert len(listed) == 1 and listed[0]["revokedAt"]
     actions = [e["action"] for e in admin.get("/audit-logs", userId=user_id).json["data"]["logs"]]
-    assert {"user_disabled", "user_enabled", "session_revoked"} <= set(actions)
-    ended = admin.get("/audit-logs", userId=user_id, action="session_revoked").json["data"]["logs"][0]["details"]
-    assert ended["reason"] == "user_disabled" and ended["by"] == admin.user_id("root")
+    assert {"user_disabled", "user_enabled", "session_revoked", "api_key_revoked"} <= set(actions)
+    for action in ("session_revoked", "api_key_revoked"):
+        ended = admin.get("/audit-logs", userId=user_id, action=action).json["data"]["logs"][0]["details"]
+        assert ended["reason"] == "user_disabled" and ended["by"] == admin.user_id("root")
 
 
 def test_an_administrator_cannot_disable_themselves(admin):

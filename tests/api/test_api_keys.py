@@ -146,6 +146,21 @@ def test_default_hourly_limit_comes_from_the_settings(make_app):
     assert api.client.get("/api/auth/me", headers=with_key(data["key"])).status_code == 429
 
 
+def test_a_user_holds_at_most_the_configured_number_of_keys(make_app):
+    """API_KEY_MAX_PER_USER: each key has its own hourly allowance and its own row, so one user
+    could grow both without bound. A revoked key no longer counts."""
+    from tests.conftest import Api
+
+    api = Api(make_app(API_KEY_MAX_PER_USER="2").test_client())
+    token = api.token("alice")
+    first, _ = (create_key(api, token, scopes=["user:read"]) for _ in range(2))
+    refused = api.client.post("/api/api-keys", headers=api.bearer(token), json={"name": "third", "scopes": ["user:read"]})
+    assert refused.status_code == 409 and refused.json["message"] == "At most 2 API keys per user; revoke or delete one first"
+    assert len(api.client.get("/api/api-keys", headers=api.bearer(token)).json["data"]["apiKeys"]) == 2
+    assert api.client.post(f"/api/api-keys/{first['apiKey']['id']}/revoke", headers=api.bearer(token)).status_code == 200
+    assert api.client.post("/api/api-keys", headers=api.bearer(token), json={"name": "third", "scopes": ["user:read"]}).status_code == 201
+
+
 def test_patch_changes_only_the_fields_given(api):
     token = api.token("alice")
     data = create_key(api, token, scopes=["user:read"], rateLimit=50)
