@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp import cli, web
     from idp.after_response import install_after_response
     from idp.api import api_blueprints
-    from idp.config import Settings, environment_with_dotenv
+    from idp.config import REDIS_CLIENT_TIMEOUTS, Settings, environment_with_dotenv
     from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
@@ -67,6 +67,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a form left open still works
         WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks under Referrer-Policy: no-referrer
         RATELIMIT_STORAGE_URI=storage_uri(settings.redis_url),
+        RATELIMIT_STORAGE_OPTIONS=dict(REDIS_CLIENT_TIMEOUTS) if settings.redis_url else {},
         RATELIMIT_KEY_PREFIX=settings.rate_limit_key_prefix,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_HEADER_LIMIT="RateLimit-Limit",

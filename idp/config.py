@@ -135,6 +135,12 @@ def _translate_prisma_tls(params: dict[str, str]) -> None:
         )
 
 
+# Every client of the web processes' Redis (rate limits, throttles, the delivery queue, health)
+# gives up on a Redis that accepts connections but does not answer (stopped, a partition) rather
+# than holding the request for ever: limits then count in memory, as with a Redis that refuses.
+REDIS_CLIENT_TIMEOUTS: dict[str, float] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+
+
 def redis_url(env: Mapping[str, str]) -> str | None:
     """REDIS_URL, else REDIS_HOST/REDIS_PORT (/REDIS_PASSWORD/REDIS_DB); None means embedded mode."""
     if env.get("REDIS_URL"):

@@ -31,7 +31,7 @@ from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, AuditObserver, ClientInfo
 from idp.clock import utcnow
-from idp.config import Settings
+from idp.config import REDIS_CLIENT_TIMEOUTS, Settings
 from idp.delivery import Delivery, DeliveryQueue, MessageRenderer, Senders
 from idp.delivery.after_commit import send_after_commit
 from idp.delivery.build import build_queue, build_senders
@@ -111,7 +111,7 @@ def build_components(settings: Settings, limiter: Limiter, started_at: float, *,
     # Retired keys stay published for the longest lifetime of a token they may have signed.
     keys = KeyRing(lambda: db.session(), box, publish_for=timedelta(seconds=settings.access_token_ttl + 3600), clock=utcnow)
     tokens = AccessTokens(keys, issuer=settings.issuer, ttl=settings.access_token_ttl, alg=settings.access_token_alg, clock=utcnow)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
+    client = redis.Redis.from_url(settings.redis_url, **REDIS_CLIENT_TIMEOUTS) if settings.redis_url else None
     # the courier runs after a commit (inline) or in the worker: with a database session of its own
     courier = WebhookCourier(lambda: DbSession(db.engine, expire_on_commit=False), box, settings.webhooks, utcnow)
     senders = dataclasses.replace(build_senders(settings.delivery), webhooks=courier)

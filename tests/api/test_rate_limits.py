@@ -384,3 +384,32 @@ def test_a_per_user_limit_answers_with_its_own_ratelimit_headers(make_app):
     assert capped.status_code == 429
     assert (capped.headers["RateLimit-Limit"], capped.headers["RateLimit-Remaining"]) == ("2", "0")
     assert capped.headers["RateLimit-Reset"] == capped.headers["Retry-After"] and 3500 < int(capped.headers["Retry-After"]) <= 3600
+
+
+def test_a_redis_that_does_not_answer_slows_requests_but_never_holds_them(make_app):
+    """Redis accepting connections but answering nothing (stopped, a network partition): the limits
+    give up on it after their timeout and count in memory, as with a Redis that refuses. Without a
+    timeout on the limiter's storage every request under a limit waited for ever."""
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # the kernel completes each connection; nothing ever reads or answers
+    try:
+        app = make_app(REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0", RATE_LIMIT_REGISTER="2 per hour")
+        api = Api(app.test_client())
+        answers: list[int] = []
+
+        def requests() -> None:
+            answers.append(api.client.get("/api/auth/me").status_code)
+            for name in ("ann", "ben", "cat"):
+                answers.append(api.register(name).status_code)
+
+        worker = threading.Thread(target=requests, daemon=True)
+        worker.start()
+        worker.join(timeout=40)
+        assert not worker.is_alive(), f"still waiting on Redis after 40 s, answered so far: {answers}"
+        assert answers == [401, 201, 201, 429]  # the register limit held, counted in memory
+    finally:
+        silent.close()
