@@ -125,6 +125,22 @@ def test_forwarded_for_is_honoured_for_one_trusted_proxy(make_app):
     assert spoofed.status_code == 429
 
 
+def test_a_port_the_proxy_forwards_with_the_address_is_not_a_new_budget(make_app):
+    """Some proxies forward the client's address with its port (Azure's Application Gateway:
+    `203.0.113.5:41234`); the client picks a new port with each connection, so counted with it
+    every connection had a budget of its own, for the general limit and the failed sign-ins alike."""
+    app = make_app(RATE_LIMIT_GENERAL="2 per 15 minutes", RATE_LIMIT_LOGIN="2 per 15 minutes", TRUSTED_PROXIES="1")
+    client = app.test_client()
+    statuses = [client.get("/api/auth/me", headers={"X-Forwarded-For": f"198.51.100.1:{40000 + n}"}).status_code for n in range(3)]
+    assert statuses == [401, 401, 429]
+    six = [client.get("/api/auth/me", headers={"X-Forwarded-For": f"[2001:db8::{n + 1}]:{40000 + n}"}).status_code for n in range(3)]
+    assert six == [401, 401, 429]  # and an IPv6 one is still counted by its /64
+    logins = [
+        client.post("/api/auth/login", json=BAD, headers={"X-Forwarded-For": f"203.0.113.9:{50000 + n}"}).status_code for n in range(3)
+    ]
+    assert logins == [401, 401, 429]
+
+
 SECOND_PROCESS = """
 import json, sys
 from idp import create_app
