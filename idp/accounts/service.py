@@ -172,7 +172,9 @@ class AccountService:
             right = self._hashing.verify(user.password_hash, password)
         # Settled after the check, atomically with the decision (SECURITY.md 4): a test made before
         # the check and a count after it let concurrent guesses all pass the test.
-        throttle_key = user.id if user else "unknown:" + email_or_username.strip().lower()
+        # an unknown account by its identifier as a lookup takes it: every spelling that would find
+        # the same account (case, Unicode form, an internationalised domain) shares one budget
+        throttle_key = user.id if user else "unknown:" + identifier_as_stored(email_or_username)[0]
         if not self._throttle.settle(client.ip_address, throttle_key, right=right):
             self._fail(user, client, "throttled")
         if user is None:

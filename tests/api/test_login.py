@@ -223,6 +223,20 @@ def test_concurrent_guesses_cannot_outrun_the_account_throttle(make_app):
     assert sorted(r["reason"] for r in reasons) == ["throttled"] * 7 + ["wrong_password"] * 3
 
 
+def test_an_unknown_address_is_throttled_in_every_spelling_a_lookup_takes_as_one(make_app):
+    """Unknown accounts are throttled like known ones; the key was only trimmed and lower-cased
+    while the lookup also normalises Unicode, so each spelling of one address had its own budget."""
+    app = make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes")
+    client = app.test_client()
+    spellings = ["jose\u0301@example.com", "jos\u00e9@example.com", "JOS\u00c9@Example.com", " jos\u00e9@example.com "]
+    for n, spelling in enumerate(spellings):
+        answer = client.post("/api/auth/login", json={"emailOrUsername": spelling, "password": "x"}, environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
+        assert answer.json == WRONG
+    with app.app_context():
+        reasons = db.session.scalars(db.select(AuditEvent.details).where(AuditEvent.event == "login_failed").order_by(AuditEvent.id)).all()
+    assert [r["reason"] for r in reasons] == ["unknown_user"] * 3 + ["throttled"]
+
+
 def test_a_right_password_forgets_the_accounts_failures(make_app):
     app = make_app(RATE_LIMIT_LOGIN_ACCOUNT="3 per 15 minutes")
     from tests.conftest import Api
