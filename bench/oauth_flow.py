@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
+import http.cookiejar
 import re
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from html import unescape
 from http.cookies import SimpleCookie
@@ -29,7 +32,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import httpx
 
 from bench.services import BenchError
-from bench.stress import BenchUser, bench_client
+from bench.stress import KEEPALIVE_EXPIRY_S, BenchUser
 
 AUTHORIZE = "/oauth/authorize"
 TOKEN = "/oauth/token"
@@ -38,6 +41,26 @@ REDIRECT_URI = "http://127.0.0.1:9/bench/callback"  # never opened: the code is 
 MAX_HOPS = 6
 INPUT = re.compile(r"<input\b[^>]*>", re.S)
 ATTR = re.compile(r'([\w-]+)="([^"]*)"')
+
+
+def bench_client(base_url: str, concurrency: int, timeout: float) -> httpx.AsyncClient:
+    """An async client without cookies (each browser keeps its own), holding up to `concurrency`
+    keep-alive connections."""
+    no_cookies = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.AsyncClient(
+        base_url=base_url,
+        trust_env=False,
+        verify=_tls_context(),
+        cookies=no_cookies,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=KEEPALIVE_EXPIRY_S),
+    )
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One for every client (never used on http://, but each client would build its own)."""
+    return ssl.create_default_context()
 
 
 @dataclass(frozen=True)

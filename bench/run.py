@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 from cryptography.fernet import Fernet
 
@@ -260,7 +261,7 @@ class Bench:
              f"{on_one_core} (gunicorn.conf.py: a process per usable core)"),
             ("rate limits", f"general {self.env['RATE_LIMIT_GENERAL']}; login, per-account login, register, two-factor and code send {ROOMY_LIMIT} (Redis)"),
             ("mail", f"console outbox (OUTBOX_PATH in the run's folder), queued on RQ ({self.env['DELIVERY_QUEUE']}), one `flask --app wsgi worker`"),
-            ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run ({self.args.rounds} rounds of {self.args.round_seconds} s for single endpoints); httpx {httpx.__version__} (async)"),
+            ("load generators", f"{wrk_version}, 1 thread, {self.args.connections} connections, {self.args.seconds} s per run ({self.args.rounds} rounds of {self.args.round_seconds} s for single endpoints); aiohttp {aiohttp.__version__} for the flows"),
             ("Python", f"{platform.python_version()}, IDP_ENV=test"),
             ("load average at start", " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min; other processes share these cores)"),
         ]

@@ -1,5 +1,9 @@
-"""Multi-step flows with a lean async client: the old service's stress test, the two-factor
-login, and session seeding.
+"""Multi-step flows with a lean async client (aiohttp): the old service's stress test, the
+two-factor login, and session seeding.
+
+The client shares the server's two cores, so what it costs per request is taken from the server
+(PERFORMANCE.md: keep it lean). aiohttp, with its C parser, spends about 0.2 ms of CPU per
+request here where httpx spent 1.0 ms.
 
 A flow is a sequence of phases; each phase runs one action per user (and per round) with a fixed
 number of requests in flight, and is measured on its own.
@@ -15,12 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import http.cookiejar
 import json
 import re
 import secrets
-import ssl
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
+import aiohttp
 import pyotp
 
 from bench.measure import Measurement
@@ -76,73 +77,82 @@ def make_users(run_id: str, tag: str, count: int) -> list[BenchUser]:
 
 
 # An idle connection is dropped well before gunicorn's keep-alive (5 s) closes it: at the same
-# expiry (httpx's default is 5 s too) a request sent as the server closed the connection failed
-# with a ReadError, a race of the two clocks that no real client should be measured with.
+# expiry a request sent as the server closed the connection failed with a connection error, a
+# race of the two clocks that no real client should be measured with.
 KEEPALIVE_EXPIRY_S = 2.0
 
 
-def bench_client(base_url: str, concurrency: int, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
-    """An async client without cookies, holding up to `concurrency` keep-alive connections."""
-    no_cookies = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return httpx.AsyncClient(
-        base_url=base_url,
+@dataclass(frozen=True)
+class Answer:
+    """What the flows read of a response: its status, its JSON body and its Set-Cookie headers."""
+
+    status: int
+    body: dict[str, Any]
+    set_cookie: str
+
+    def data(self) -> dict[str, Any]:
+        """The envelope's `data`, or {} when the body has none."""
+        return self.body.get("data") or {}
+
+
+def user_client(base_url: str) -> aiohttp.ClientSession:
+    """One simulated user: one keep-alive connection, no cookies kept."""
+    return aiohttp.ClientSession(
+        base_url,
+        connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=KEEPALIVE_EXPIRY_S),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
         trust_env=False,
-        verify=_tls_context(),
-        cookies=no_cookies,
-        timeout=timeout,
-        limits=httpx.Limits(
-            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=KEEPALIVE_EXPIRY_S
-        ),
     )
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One for every client (never used on http://, but each client would build its own)."""
-    return ssl.create_default_context()
-
-
 @contextlib.asynccontextmanager
-async def user_clients(base_url: str, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def user_clients(base_url: str, count: int) -> AsyncIterator[list[aiohttp.ClientSession]]:
     """A client of one connection for each simulated user in flight, as separate users have. With
     one pool of 100 connections, requests of the short phases (TOTP setup, email verification)
-    waited in the pool for seconds while most connections were idle and the server was not busy
-    (httpx looks over every pooled connection for each request and answer)."""
+    waited in the pool for seconds while most connections were idle and the server was not busy."""
     async with contextlib.AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(bench_client(base_url, 1)) for _ in range(count)]
+        yield [await stack.enter_async_context(user_client(base_url)) for _ in range(count)]
 
 
 @dataclass
 class Probe:
     """Sends the requests of one phase and keeps every latency and every unexpected outcome."""
 
-    client: httpx.AsyncClient | None = None
+    client: aiohttp.ClientSession | None = None
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
-    def on(self, client: httpx.AsyncClient) -> Probe:
+    def on(self, client: aiohttp.ClientSession) -> Probe:
         """This probe, sending with `client` (one user's), into the same records."""
         return Probe(client, self.latencies, self.errors)
 
-    async def post(self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None) -> httpx.Response | None:
+    async def post(self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None) -> Answer | None:
         response, _ = await self.send(path, body, expect=expect, headers=headers)
         return response
 
     async def send(
         self, path: str, body: dict[str, Any], *, expect: int, headers: dict[str, str] | None = None
-    ) -> tuple[httpx.Response | None, str | None]:
-        """The response if its status is `expect`, else None and the kind of error (also counted)."""
+    ) -> tuple[Answer | None, str | None]:
+        """The answer if its status is `expect`, else None and the kind of error (also counted)."""
         assert self.client is not None, "Probe.on(client) gives the probe a client to send with"
         began = time.perf_counter()
         try:
-            response = await self.client.post(path, json=body, headers=headers)
-        except httpx.HTTPError as exc:
+            async with self.client.post(path, json=body, headers=headers) as response:
+                status = response.status
+                raw = await response.read()
+                cookies = ", ".join(response.headers.getall("Set-Cookie", ()))
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.latencies.append(time.perf_counter() - began)
             return None, self.unexpected(type(exc).__name__)
         self.latencies.append(time.perf_counter() - began)
-        if response.status_code != expect:
-            return None, self.unexpected(f"HTTP {response.status_code}")
-        return response, None
+        if status != expect:
+            return None, self.unexpected(f"HTTP {status}")
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return None, self.unexpected(f"HTTP {status} without a JSON body")
+        return Answer(status, parsed if isinstance(parsed, dict) else {}, cookies), None
 
     def unexpected(self, kind: str) -> str:
         """Count an error of this kind (a status, an exception, a body that is not the expected one)."""
@@ -150,11 +160,11 @@ class Probe:
         return kind
 
 
-def _signed_in(user: BenchUser, response: httpx.Response | None) -> None:
+def _signed_in(user: BenchUser, response: Answer | None) -> None:
     if response is None:
         return
-    user.access_token = response.json()["data"]["accessToken"]
-    cookie = REFRESH_COOKIE.search(response.headers.get("set-cookie", ""))
+    user.access_token = response.data()["accessToken"]
+    cookie = REFRESH_COOKIE.search(response.set_cookie)
     user.refresh_token = cookie.group(1) if cookie else None
 
 
@@ -259,7 +269,7 @@ async def totp_setup(probe: Probe, user: BenchUser) -> None:
     response = await probe.post("/api/2fa/totp/setup", {}, expect=200, headers=user.bearer())
     if response is None:
         return
-    data = response.json().get("data") or {}
+    data = response.data()
     secret = data.get("secret")
     if not (secret and str(data.get("otpauthUrl", "")).startswith("otpauth://totp/") and str(data.get("qrCode", "")).startswith("data:image/")):
         probe.unexpected("200 without secret, otpauthUrl and qrCode")
@@ -281,7 +291,7 @@ async def enable_totp(probe: Probe, user: BenchUser) -> None:
     response = await probe.post("/api/2fa/totp/verify-setup", {"code": code}, expect=200, headers=user.bearer())
     if response is None:
         return
-    if len((response.json().get("data") or {}).get("backupCodes") or []) != 10:
+    if len(response.data().get("backupCodes") or []) != 10:
         probe.unexpected("200 without 10 backup codes")
         return
     user.totp_enabled = True
@@ -313,13 +323,13 @@ class PhaseResult:
 
 
 async def _run_jobs(
-    jobs: Sequence[BenchUser], action: Callable[[httpx.AsyncClient, BenchUser], Awaitable[None]], clients: Sequence[httpx.AsyncClient], deadline: float
+    jobs: Sequence[BenchUser], action: Callable[[aiohttp.ClientSession, BenchUser], Awaitable[None]], clients: Sequence[aiohttp.ClientSession], deadline: float
 ) -> tuple[float, int]:
     """Run `action` for every job, one in flight per client; (seconds taken, jobs not started by the deadline)."""
     queue = iter(jobs)
     not_run = 0
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: aiohttp.ClientSession) -> None:
         nonlocal not_run
         for user in queue:
             if time.monotonic() > deadline:
@@ -332,10 +342,10 @@ async def _run_jobs(
     return time.perf_counter() - began, not_run
 
 
-async def _run_phase(clients: Sequence[httpx.AsyncClient], phase: Phase, users: Sequence[BenchUser], deadline: float) -> PhaseResult:
+async def _run_phase(clients: Sequence[aiohttp.ClientSession], phase: Phase, users: Sequence[BenchUser], deadline: float) -> PhaseResult:
     probe = Probe()
 
-    async def action(client: httpx.AsyncClient, user: BenchUser) -> None:
+    async def action(client: aiohttp.ClientSession, user: BenchUser) -> None:
         await phase.action(probe.on(client), user)
 
     jobs = [user for _ in range(phase.rounds) for user in users]
@@ -375,7 +385,7 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
     async with user_clients(base_url, concurrency) as clients:
         logins, verifies = Probe(), Probe()
 
-        async def flow(client: httpx.AsyncClient, user: BenchUser) -> None:
+        async def flow(client: aiohttp.ClientSession, user: BenchUser) -> None:
             nonlocal waits, wait_s
             async with locks[user.username]:  # one flow at a time per user: its steps are used in order
                 # A fresh step is one the server accepts: at most the current step + 1, so the
@@ -396,7 +406,7 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
             response, failed = await logins.send("/api/auth/login", body, expect=200)
             if response is None:
                 return f"login {failed}"
-            temp_token = (response.json().get("data") or {}).get("tempToken")
+            temp_token = response.data().get("tempToken")
             if not temp_token:
                 return "login " + logins.unexpected("200 without tempToken")
             # the code is chosen when it is sent: the current step, or the next one if the current one was used
@@ -404,7 +414,7 @@ async def _two_factor_logins(base_url: str, users: Sequence[BenchUser], flows_pe
             response, failed = await verifies.send("/api/2fa/verify", {"tempToken": temp_token, "code": code}, expect=200)
             if response is None:
                 return f"2fa/verify {failed}"
-            if not (response.json().get("data") or {}).get("accessToken"):
+            if not response.data().get("accessToken"):
                 return "2fa/verify " + verifies.unexpected("200 without accessToken")
             return None
 
