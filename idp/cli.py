@@ -52,22 +52,36 @@ keys = AppGroup("keys", help="Signing keys published in the JWKS.")
 secrets_group = AppGroup("secrets", help="Secrets encrypted at rest.")
 
 
+def _unreadable_secrets(command: Callable[..., None]) -> Callable[..., None]:
+    """A secret that ENCRYPTION_KEYS cannot decrypt is an operator's setting, told as such (exit 1), not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except SecretBoxError as exc:
+            db.session.rollback()
+            raise click.ClickException(
+                f"{exc}: they were encrypted with a key ENCRYPTION_KEYS does not list (run this with the servers' "
+                "ENCRYPTION_KEYS; when changing the key, keep the old one after the new one until "
+                "`flask secrets reencrypt` has run)"
+            ) from None
+
+    return wrapper
+
+
 @keys.command("ensure")
+@_unreadable_secrets
 def keys_ensure() -> None:
     """Create a signing key for every supported algorithm that has none (idempotent)."""
     created = components().keys.ensure(db.session())
-    try:
-        components().keys.reload()  # every key decrypts: a server started without them answers 500s
-    except SecretBoxError as exc:
-        raise click.ClickException(
-            f"{exc}: the signing keys were encrypted with a key ENCRYPTION_KEYS no longer lists "
-            "(keep the old key after the new one until `flask secrets reencrypt` has run)"
-        ) from None
+    components().keys.reload()  # every key decrypts: a server started without them answers 500s
     click.echo(f"created {', '.join(created)}" if created else "signing keys present")
 
 
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(SUPPORTED_ALGS), multiple=True, help="Only these algorithms (default: all).")
+@_unreadable_secrets
 def keys_rotate(alg: tuple[str, ...]) -> None:
     """Start signing with new keys; the old ones stay published until their tokens expire."""
     created = components().keys.rotate(db.session(), alg or SUPPORTED_ALGS)
@@ -98,6 +112,7 @@ def keys_list(as_json: bool) -> None:
 
 
 @secrets_group.command("reencrypt")
+@_unreadable_secrets
 def secrets_reencrypt() -> None:
     """Re-encrypt every secret (signing keys, TOTP secrets, webhook secrets) under the first ENCRYPTION_KEYS entry.
 

@@ -148,7 +148,13 @@ class KeyRing:
 
     def rotate(self, session: DbSession, algs: tuple[str, ...] = SUPPORTED_ALGS) -> list[str]:
         """Retire the active keys and create new ones. Retired keys stay published until every
-        token they signed has expired (`publish_for` after retirement)."""
+        token they signed has expired (`publish_for` after retirement).
+
+        The published keys are read first: under ENCRYPTION_KEYS that cannot decrypt them (a shell
+        set up unlike the servers), the new keys would be encrypted with a key the servers lack,
+        and every server would stop signing, and publishing its JWKS, until the retired keys
+        expired. Nothing is changed then (SecretBoxError)."""
+        self.reload()
         now = self._clock()
         for row in session.scalars(
             select(SigningKey).where(SigningKey.retired_at.is_(None), SigningKey.alg.in_(algs))

@@ -100,6 +100,25 @@ def test_rotation_publishes_new_keys_and_keeps_old_ones_until_their_tokens_expir
         assert {k["kid"] for k in json.loads(components().keys.snapshot().jwks_body)["keys"]} == published - old_kids
 
 
+def test_a_rotation_under_encryption_keys_that_cannot_read_the_keys_changes_nothing(make_app, app, client, fresh_keys):
+    """`keys rotate` in a shell whose ENCRYPTION_KEYS differs from the servers' retired the keys they
+    read and made new ones they could not: within a minute every server answered sign-ins, tokens
+    and its JWKS with 500s, and a second rotation did not help while the unreadable keys stayed
+    published (an hour and a quarter); the command ended in a traceback. Now it refuses first, as
+    `secrets reencrypt` does."""
+    before = jwks(client)["keys"]
+    wrong = make_app(ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    for args in (["keys", "rotate"], ["keys", "rotate", "--alg", "ES256"], ["secrets", "reencrypt"]):
+        result = wrong.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "ENCRYPTION_KEYS" in result.output and "reencrypt" in result.output
+    with app.app_context():
+        assert {row.kid for row in db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None)))} == {
+            key["kid"] for key in before
+        }
+        assert components().keys.reload().signers  # the servers' key still reads every published key
+
+
 def test_keys_ensure_is_idempotent(app):
     runner = app.test_cli_runner()
     runner.invoke(args=["keys", "ensure"])
