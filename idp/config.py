@@ -7,6 +7,7 @@ PORT, NODE_ENV). Every variable is documented in `.env.example`.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Mapping
@@ -555,7 +556,21 @@ def _encryption_keys(env: Mapping[str, str], instance_path: Path, production: bo
             Fernet(key)
         except ValueError:
             raise ConfigError("ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)") from None
+    if production and _weak_fernet_key(keys[0]):
+        # only the first key encrypts: a weak older one stays readable, so a move away from it works
+        raise ConfigError(
+            "ENCRYPTION_KEYS is too weak: its first key is not 32 random bytes (generate one: "
+            "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+        )
     return keys
+
+
+def _weak_fernet_key(key: str) -> bool:
+    """A key of few distinct bytes (zeros, a repeated pattern) or of printable text only (a password
+    encoded, not random bytes). 32 random bytes hold about 30 distinct values, and are all printable
+    once in 10^13 draws."""
+    raw = base64.urlsafe_b64decode(key)
+    return len(set(raw)) < 16 or all(0x20 <= byte < 0x7F for byte in raw)
 
 
 def environment_with_dotenv(base: Mapping[str, str] | None = None, dotenv_path: str = ".env") -> dict[str, str]:

@@ -118,6 +118,22 @@ def test_production_refuses_an_encryption_key_that_is_not_a_fernet_key(tmp_path:
         Settings.load(env, tmp_path)
 
 
+@pytest.mark.parametrize("raw", [bytes(32), b"\x01\x02" * 16, b"my-own-encryption-password-12345"])
+def test_production_refuses_a_weak_encryption_key(tmp_path: Path, raw: bytes):
+    """README: production refuses a weak ENCRYPTION_KEYS as it does a weak SECRET_KEY; a valid Fernet
+    encoding of zeros or of a typed password encrypted every TOTP secret and signing key with it."""
+    import base64
+
+    weak = base64.urlsafe_b64encode(raw).decode()
+    env = {"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": weak}
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEYS is too weak"):
+        Settings.load(env, tmp_path)
+    assert Settings.load({**env, "IDP_ENV": "development"}, tmp_path).encryption_keys == (weak,)
+    # only the key that encrypts must be strong: moving away from a weak key keeps it second, to read
+    strong = Fernet.generate_key().decode()
+    assert Settings.load({**env, "ENCRYPTION_KEYS": f"{strong},{weak}"}, tmp_path).encryption_keys == (strong, weak)
+
+
 def test_production_with_strong_secrets_starts_with_secure_cookies(tmp_path: Path):
     settings = Settings.load({"IDP_ENV": "production", "SECRET_KEY": STRONG, "ENCRYPTION_KEYS": Fernet.generate_key().decode()}, tmp_path)
     assert settings.secure_cookies and not settings.is_development
