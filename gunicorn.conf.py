@@ -1,11 +1,27 @@
 """gunicorn settings: processes for the CPU-bound Argon2 work, threads for I/O waits.
 
 Override with WEB_CONCURRENCY (processes), GUNICORN_THREADS and PORT. On the embedded default
-(no REDIS_URL/REDIS_HOST) one process is used, so in-memory rate limits stay exact.
+(no REDIS_URL/REDIS_HOST) one process is used, so in-memory rate limits stay exact. Read like the
+app's own settings: the process environment, over the `.env` file next to this one.
 """
 
 import math
 import os
+
+
+def _environment() -> dict[str, str]:
+    """The process environment over `.env`, as the app reads its settings (idp.config.environment_with_dotenv):
+    PORT, HOST or REDIS_URL put in `.env` must mean the same to the server as to the app, whose issuer
+    and rate limits follow them."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env")
+    if not os.path.exists(path):
+        return dict(os.environ)
+    from dotenv import dotenv_values
+
+    return {**{k: v for k, v in dotenv_values(path).items() if v is not None}, **os.environ}
+
+
+_env = _environment()
 
 # A container's CPU limit (`docker run --cpus`, a Kubernetes CPU limit) is a CFS quota, seen inside
 # the container as its own cgroup: cgroup v2, then v1.
@@ -46,19 +62,19 @@ def usable_cores(quota: int | None = None) -> int:
     return min(cores, quota) if quota else cores
 
 
-_embedded = not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"))
+_embedded = not (_env.get("REDIS_URL") or _env.get("REDIS_HOST"))
 _cores = usable_cores()
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '3001')}"
+bind = f"{_env.get('HOST') or '127.0.0.1'}:{_env.get('PORT') or '3001'}"
 worker_class = "idp.serving.BalancedThreadWorker"  # gthread, keeping connections even across processes
-workers = int(os.environ.get("WEB_CONCURRENCY") or (1 if _embedded else _cores))
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+workers = int(_env.get("WEB_CONCURRENCY") or (1 if _embedded else _cores))
+threads = int(_env.get("GUNICORN_THREADS") or 4)
 keepalive = 5
 timeout = 30
 graceful_timeout = 20
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 0)
+max_requests = int(_env.get("GUNICORN_MAX_REQUESTS") or 0)
 max_requests_jitter = max_requests // 10
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+accesslog = _env.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 # Argon2 at once: the cores, shared among the processes (at least one each). More than one
 # computation per core only makes them take turns, each with 19 MiB to keep in cache: with one per
@@ -66,17 +82,20 @@ errorlog = "-"
 # 61-63/s. This needs the processes to hold as many connections each (idp.serving): unbalanced
 # (16 connections were seen to land 16/0 or 13/3) a limit of one per process left a core idle
 # while logins queued on the busy process.
-if "ARGON2_CONCURRENCY" not in os.environ:
+if not _env.get("ARGON2_CONCURRENCY"):  # the app reads an operator's from .env too; raw_env would win over it
     raw_env = [f"ARGON2_CONCURRENCY={max(1, _cores // workers)}"]
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = _env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 
 # /metrics adds up the counts of every worker process: prometheus_client keeps each process's values
 # in files under PROMETHEUS_MULTIPROC_DIR, which must be in the environment before a worker starts
 # (prometheus_client reads it when first imported). A dedicated directory; its *.db files are
 # removed when gunicorn starts, so counts start from zero with the server.
-_metrics_on = os.environ.get("METRICS_ENABLED", "true").strip().lower() not in ("0", "false", "no", "off")
+_metrics_on = (_env.get("METRICS_ENABLED") or "true").strip().lower() not in ("0", "false", "no", "off")
 _metrics_dir_made = None  # made here, so removed on exit
-if _metrics_on and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+if _metrics_on and _env.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus_client reads it from the process environment, in every worker
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _env["PROMETHEUS_MULTIPROC_DIR"]
+elif _metrics_on:
     import tempfile
 
     _metrics_dir_made = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")

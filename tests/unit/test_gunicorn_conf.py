@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import runpy
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,13 +28,19 @@ def environment(**values: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def load(cores: set[int] | None = None, **env: str) -> dict[str, Any]:
-    """The config's settings as gunicorn would read them, in a process limited to `cores`."""
-    with environment(METRICS_ENABLED="false", **env):
+def load(cores: set[int] | None = None, dotenv: str | None = None, **env: str) -> dict[str, Any]:
+    """The config's settings as gunicorn would read them, in a process limited to `cores`. The
+    config runs from a folder of its own, with `dotenv` as the `.env` beside it (the project's own
+    `.env`, if a developer has one, stays out)."""
+    with tempfile.TemporaryDirectory() as folder, environment(METRICS_ENABLED="false", **env):
+        conf = Path(folder) / CONF.name
+        shutil.copy(CONF, conf)
+        if dotenv is not None:
+            (Path(folder) / ".env").write_text(dotenv)
         try:
             if cores is not None:
                 os.sched_setaffinity(0, cores)
-            return runpy.run_path(str(CONF))
+            return runpy.run_path(str(conf))
         finally:
             os.sched_setaffinity(0, ALL_CORES)
 
@@ -105,3 +113,17 @@ def test_a_worker_freezes_what_loading_the_application_made():
         assert gc.get_freeze_count() > 0  # the objects that exist now are never collected nor walked again
     finally:
         gc.unfreeze()
+
+
+def test_the_server_reads_the_dotenv_file_as_the_app_does():
+    """The app reads `.env` (PORT for its issuer, REDIS_URL for its limits and queue), gunicorn.conf.py
+    did not: PORT=8000 in .env made the issuer http://localhost:8000 while gunicorn listened on 3001,
+    HOST=0.0.0.0 listened on loopback only, REDIS_URL there still ran one process, and an
+    ARGON2_CONCURRENCY there was overridden by the computed one. The process environment still wins."""
+    dotenv = "PORT=8000\nHOST=0.0.0.0\nREDIS_URL=redis://127.0.0.1:6379/0\nWEB_CONCURRENCY=3\nARGON2_CONCURRENCY=2\n"
+    conf = load(dotenv=dotenv)
+    assert conf["bind"] == "0.0.0.0:8000"
+    assert conf["workers"] == 3
+    assert "raw_env" not in conf  # the app reads ARGON2_CONCURRENCY=2 from .env itself
+    assert load(dotenv="REDIS_URL=redis://127.0.0.1:6379/0\n")["workers"] == len(ALL_CORES)
+    assert load(dotenv=dotenv, PORT="9000", WEB_CONCURRENCY="2")["bind"] == "0.0.0.0:9000"
