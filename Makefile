@@ -34,9 +34,9 @@ run: setup
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## The example relying party on http://localhost:5000 (examples/relying_app.py), signing in with the
-## provider that `make run` serves (start that first, in another terminal).
+## provider that `make run` serves (start that first, in another terminal; the same PORT=...).
 example: install
-	$(BIN)/python examples/relying_app.py
+	IDP_ISSUER="$${IDP_ISSUER:-http://localhost:$(PORT)}" $(BIN)/python examples/relying_app.py
 
 ## The whole test suite (after lint): PostgreSQL + Redis, the embedded SQLite mode, and the browser tests.
 test: lint
