@@ -56,7 +56,7 @@ def parse_bool(name: str, value: str | bool | None, default: bool) -> bool:
 
 
 def parse_int(name: str, value: Any, default: int, *, minimum: int | None = None) -> int:
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):  # empty or blank: the default, as parse_bool
         return default
     try:
         number = int(value)
@@ -447,7 +447,7 @@ class Settings:
         )
         if production and (argon2.memory_kib < 19456 or argon2.time_cost < 2):
             raise ConfigError("ARGON2_MEMORY_KIB/ARGON2_TIME_COST are below the OWASP minimum (19456 KiB, t=2)")
-        alg = env.get("ACCESS_TOKEN_ALG", "ES256")
+        alg = (env.get("ACCESS_TOKEN_ALG") or "").strip() or "ES256"  # empty is the default, as everywhere
         if alg not in ("ES256", "RS256"):
             raise ConfigError(f"ACCESS_TOKEN_ALG must be ES256 or RS256, not {alg!r}")
         return cls(

@@ -170,6 +170,17 @@ def test_an_empty_boolean_keeps_the_secure_default(tmp_path: Path):
     assert Settings.load({**production, **mail}, tmp_path).delivery.smtp.starttls is True
 
 
+def test_an_empty_setting_is_its_default(tmp_path: Path):
+    """`ACCESS_TOKEN_ALG=` (an uncommented line of .env.example left empty, or compose's `${ACCESS_TOKEN_ALG}`
+    with nothing set) stopped start-up with "must be ES256 or RS256, not ''", where every other
+    setting takes an empty value as its default; a blank number likewise."""
+    settings = Settings.load({"ACCESS_TOKEN_ALG": "", "ACCESS_TOKEN_TTL": " ", "PORT": ""}, tmp_path)
+    assert (settings.access_token_alg, settings.access_token_ttl, settings.port) == ("ES256", 900, 3001)
+    assert Settings.load({"ACCESS_TOKEN_ALG": "RS256"}, tmp_path).access_token_alg == "RS256"
+    with pytest.raises(ConfigError, match="ACCESS_TOKEN_ALG"):
+        Settings.load({"ACCESS_TOKEN_ALG": "HS256"}, tmp_path)
+
+
 def test_a_redis_password_is_url_encoded_into_the_url():
     import redis
 
