@@ -141,6 +141,12 @@ def worker(burst: bool) -> None:
         )
     # Its own connection, without the web client's 2-second socket timeout: workers block on Redis while idle.
     connection = redis.Redis.from_url(settings.redis_url)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:  # a wrong REDIS_URL, or Redis not up yet: the reason, not a traceback
+        where = connection.connection_pool.connection_kwargs
+        place = where.get("path") or f"{where.get('host')}:{where.get('port')}"  # never the password
+        raise click.ClickException(f"the worker cannot reach Redis at {place}: {exc}") from None
     queues = delivery_queues(settings.delivery.queue_name, connection)
     click.echo(f"delivery worker on queue {queues[0].name} ({settings.delivery.email_backend or 'no'} email, "
                f"{settings.delivery.sms_backend or 'no'} sms), then {queues[1].name}")

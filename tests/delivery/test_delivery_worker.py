@@ -177,3 +177,11 @@ def test_the_worker_command_explains_that_it_needs_redis(make_app):
     assert result.exit_code != 0
     assert "needs Redis" in result.output
 
+
+
+def test_the_worker_command_names_a_redis_it_cannot_reach(make_app):
+    """A wrong REDIS_URL, or Redis not up yet, ended the worker in a redis-py traceback."""
+    app = make_app(REDIS_URL="redis://:hunter2@127.0.0.1:1/0")
+    result = app.test_cli_runner().invoke(args=["worker", "--burst"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot reach Redis at 127.0.0.1:1" in result.output and "hunter2" not in result.output
