@@ -111,8 +111,20 @@ def test_production_under_gunicorn_on_postgres_and_redis(production: str):
 def test_production_refuses_to_start_without_secrets(tmp_path: Path):
     env = {**base_env(tmp_path), "IDP_ENV": "production"}
     result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
+    assert result.returncode == 4
     assert "SECRET_KEY is required in production" in result.stderr
+    # the message alone, no traceback to read it out of, for the CLI and for gunicorn, which stops
+    # at once ("App failed to load") instead of starting workers again and again
+    assert "Traceback" not in result.stderr
+    command = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "keys", "ensure"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert command.returncode == 4 and "Traceback" not in command.stderr
+    assert "Configuration error: SECRET_KEY is required in production" in command.stderr
+    env["PORT"] = str(free_port())
+    server = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert server.returncode != 0 and "App failed to load" in server.stderr
+    assert server.stderr.count("Configuration error: SECRET_KEY is required in production") <= 2  # one per worker, not a loop
 
 
 def test_embedded_default_runs_with_nothing_configured(tmp_path: Path):
