@@ -193,7 +193,10 @@ def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--grant", "grants", multiple=True, type=click.Choice(GRANT_TYPES), help="Default: authorization_code, refresh_token.")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES), help="Default: openid profile email.")
 @click.option("--public", is_flag=True, help="No secret; PKCE required (browser and native apps).")
-@click.option("--auth-method", type=click.Choice(AUTH_METHODS[:2]), default="client_secret_basic")
+@click.option(
+    "--auth-method", type=click.Choice(AUTH_METHODS[:2]),
+    help="How a confidential client sends its secret (default client_secret_basic); not for --public.",
+)
 @click.option("--first-party", is_flag=True, help="Skip the consent page.")
 @click.option("--require-mfa", is_flag=True, help="Users must pass a second factor (and enrol one if they have none).")
 @click.option(
@@ -205,10 +208,12 @@ def _domain_errors(command: Callable[..., None]) -> Callable[..., None]:
 @_domain_errors
 def clients_create(
     name: str, redirect_uris: tuple[str, ...], post_logout_uris: tuple[str, ...], grants: tuple[str, ...], scopes: tuple[str, ...],
-    public: bool, auth_method: str, first_party: bool, require_mfa: bool, id_token_alg: str, client_id: str | None,
+    public: bool, auth_method: str | None, first_party: bool, require_mfa: bool, id_token_alg: str, client_id: str | None,
     as_json: bool,
 ) -> None:
     """Register a client; its secret is shown once."""
+    if public and auth_method:
+        raise click.UsageError("--auth-method is for confidential clients: a public client has no secret to send (it uses PKCE)")
     spec = ClientSpec(
         name=name,
         redirect_uris=redirect_uris,
@@ -218,11 +223,12 @@ def clients_create(
         public=public,
         first_party=first_party,
         require_mfa=require_mfa,
-        auth_method=auth_method,
+        auth_method=auth_method or "client_secret_basic",
         id_token_alg=id_token_alg,
     )
     client, secret = client_registry().create(spec, client_id=client_id)
-    _emit({**describe_client(client), "clientSecret": secret}, as_json)
+    # a public client has none: JSON says null, the text leaves the line out
+    _emit({**describe_client(client), "clientSecret": secret} if secret or as_json else describe_client(client), as_json)
 
 
 @clients.command("list")

@@ -40,6 +40,11 @@ def test_a_public_client_has_no_secret_and_cannot_use_client_credentials(app):
     assert made["public"] is True and made["clientSecret"] is None and made["tokenEndpointAuthMethod"] == "none"
     refused = cli(app, "create", "--name", "Bad", "--public", "--grant", "client_credentials")
     assert refused.exit_code == 1 and "public client cannot use client_credentials" in refused.output
+    # a secret's method for a client without one was silently dropped; the text said "clientSecret: None"
+    with_method = cli(app, "create", "--name", "Bad", "--public", "--auth-method", "client_secret_post", "--redirect-uri", "http://localhost:5173/cb")
+    assert with_method.exit_code == 2 and "--auth-method is for confidential clients" in with_method.output
+    text = cli(app, "create", "--name", "SPA 2", "--public", "--redirect-uri", "http://localhost:5173/cb")
+    assert text.exit_code == 0 and "tokenEndpointAuthMethod: none" in text.output and "clientSecret" not in text.output
 
 
 @pytest.mark.parametrize(
