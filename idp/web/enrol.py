@@ -9,7 +9,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.api.guard import client_info
-from idp.errors import Conflict, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced
+from idp.errors import Conflict, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced, answer_refused
 from idp.mfa.challenge import AMR
 from idp.web.forms import code_error, typed_code
 from idp.web.sso import current_browser_session, safe_next
@@ -42,6 +42,7 @@ def enrol() -> Any:
             recovery().send_verification(user, client=client_info())
             notice = _("We sent a link to %(email)s. Open it, then come back here and continue.", email=user.email)
         except RateLimited as exc:
+            answer_refused(exc)  # a 429 with this limit's Retry-After, as every other page's refusal
             errors["__all__"] = _("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
     elif request.method == "POST":
         code = typed_code()
@@ -72,7 +73,7 @@ def enrol() -> Any:
         return render_template(
             "enrol_verify_email.html", title=_("Confirm your email address first"), user=user, next_url=next_url, errors=errors,
             notice=notice,
-        )
+        ), (429 if errors else 200)
     issuer = components().settings.totp_issuer
     try:
         service = two_factor_service()

@@ -357,6 +357,24 @@ def test_a_client_requiring_mfa_takes_a_user_without_one_to_enrol(make_rp, brows
     assert api.client.get("/api/auth/me", headers=api.bearer(token)).json["data"]["user"]["twoFactorEnabled"] is True
 
 
+def test_the_enrol_page_refuses_one_email_too_many_as_every_page_does(make_app):
+    """Past the per-user number of emails, the page said so with a 200 and no Retry-After, where
+    every other page's refusal is a 429 with the limit's Retry-After."""
+    from tests.oidc.conftest import REDIRECT_URI, RelyingParty, create
+
+    app = make_app(RATE_LIMIT_CODE_SEND="1 per hour")
+    rp = RelyingParty(app, create(app, "--name", "Bank", "--redirect-uri", REDIRECT_URI, "--require-mfa"))
+    Api(app.test_client()).token("alice")
+    browser = Browser(app)
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    browser.submit("/login/enrol", action="send-link")
+    assert browser.page.status_code == 200 and "We sent a link" in browser.html
+    browser.submit("/login/enrol", action="send-link")
+    assert browser.page.status_code == 429 and 0 < int(browser.page.headers["Retry-After"]) <= 3600
+    assert "Too many emails sent. Try again in" in browser.html
+
+
 def test_prompt_none_with_a_policy_needing_mfa_reports_interaction_required(make_rp, browser, api):
     rp = make_rp("--require-mfa", "--first-party", name="Bank")
     api.token("alice")
