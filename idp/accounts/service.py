@@ -27,14 +27,16 @@ from idp.statements import HotStatement
 def normalise_email(email: str) -> str:
     """An address as it is stored: trimmed, in lower case, and normalised as registration's
     validation does (Unicode NFC, internationalised domain labels in Unicode), so that signing in
-    or asking for a reset with what was typed at registration finds the account."""
-    address = email.strip().lower()
-    if address.isascii() and "xn--" not in address:
-        return address  # nearly every address: nothing more to normalise, no validation on a sign-in
+    or asking for a reset with what was typed at registration finds the account. Lower case comes
+    last, as at registration: lowering first would make a capital sigma before a hyphen or a digit
+    a final sigma (ς) where validation's IDNA mapping makes it σ, and name another domain."""
+    address = email.strip()
+    if address.isascii() and "xn--" not in address.lower():
+        return address.lower()  # nearly every address: nothing more to normalise, no validation on a sign-in
     try:
         return validate_email(address, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
-        return unicodedata.normalize("NFC", address)  # registration would have refused it: found by nothing
+        return unicodedata.normalize("NFC", address.lower())  # registration would have refused it: found by nothing
 
 
 # Built once: a statement made per call is cache-keyed again on every sign-in (its literal values walked).
@@ -47,10 +49,9 @@ _BY_USERNAME = select(User).where(_USERNAME_IS)
 def identifier_as_stored(email_or_username: str) -> tuple[str, bool]:
     """The identifier as stored (a username trimmed and in lower case, an address as
     `normalise_email` has it) and whether it is an email address."""
-    identifier = email_or_username.strip().lower()
-    if "@" in identifier:
-        return normalise_email(identifier), True
-    return identifier, False
+    if "@" in email_or_username:
+        return normalise_email(email_or_username), True
+    return email_or_username.strip().lower(), False
 
 
 def user_by_identifier(db: DbSession, email_or_username: str) -> User | None:

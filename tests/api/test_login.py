@@ -265,6 +265,8 @@ def test_an_address_signs_in_and_gets_reset_links_as_it_was_typed_at_registratio
     for username, typed, stored in [
         ("jose", "Jose\u0301@Example.com", "jos\u00e9@example.com"),  # e + combining acute
         ("ana", "ana@xn--bcher-kva.com", "ana@b\u00fccher.com"),
+        # a capital sigma before a hyphen: IDNA maps it to σ, lower() alone to the final ς
+        ("eleni", "eleni@\u039a\u0391\u03a6\u0395\u03a3-\u0391\u0398\u0397\u039d\u0391.gr", "eleni@\u03ba\u03b1\u03c6\u03b5\u03c3-\u03b1\u03b8\u03b7\u03bd\u03b1.gr"),
     ]:
         registered = api.client.post("/api/auth/register", json={"email": typed, "username": username, "password": api.PASSWORD})
         assert registered.status_code == 201, registered.json
