@@ -344,6 +344,7 @@ def recovery() -> Recovery:
         c.hashing,
         session_service(),
         trusted_devices(),
+        api_key_service(),
         audit_log(),
         security_alerts(),
         delivery(),

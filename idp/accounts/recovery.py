@@ -15,6 +15,7 @@ from idp.accounts.models import AccountToken, User
 from idp.accounts.service import normalise_email
 from idp.accounts.sessions import SessionService
 from idp.accounts.throttle import AccountThrottle
+from idp.apikeys.service import ApiKeyService
 from idp.audit.alerts import SecurityAlerts
 from idp.audit.service import AuditLog, ClientInfo
 from idp.clock import as_utc
@@ -100,6 +101,7 @@ class Recovery:
         hashing: PasswordHashing,
         sessions: SessionService,
         devices: TrustedDevices,
+        api_keys: ApiKeyService,
         audit: AuditLog,
         alerts: SecurityAlerts,
         delivery: Delivery,
@@ -114,6 +116,7 @@ class Recovery:
         self._hashing = hashing
         self._sessions = sessions
         self._devices = devices
+        self._api_keys = api_keys
         self._audit = audit
         self._alerts = alerts
         self._delivery = delivery
@@ -189,8 +192,10 @@ class Recovery:
         self._db.commit()
 
     def reset_password(self, token: str, new_password: str, *, client: ClientInfo) -> User:
-        """Set a new password from a reset link. Every session and trusted device is revoked; an
-        enabled second factor stays required at the next login."""
+        """Set a new password from a reset link. Every session, trusted device and API key is
+        revoked (a key acts as its owner without the password: one made by whoever held the
+        account, or by someone who registered the address before its owner, would outlive the
+        reset); an enabled second factor stays required at the next login."""
         user = self._user_of(token, "password_reset", "This reset link is invalid or has expired")
         problems = password_problems(new_password, email=user.email, username=user.username)
         if problems:
@@ -201,6 +206,7 @@ class Recovery:
         user.password_changed_at = now
         user.updated_at = now
         self._devices.remove_all(user.id)
+        self._api_keys.revoke_all(user.id, client=client, details={"reason": "password_reset"})
         self._alerts.notify(
             "password_reset_completed", user, client=client, sentence="Your password was reset; every session was signed out."
         )

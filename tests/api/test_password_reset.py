@@ -218,3 +218,25 @@ def test_a_sign_in_begun_with_the_old_password_ends_with_it(api, replace):
     assert late.status_code == 401 and late.json["code"] == "invalid_temp_token"
     with_new = api.client.post("/api/auth/login", json={"emailOrUsername": "alice", "password": NEW}).json["data"]["tempToken"]
     assert api.client.post("/api/2fa/verify-backup-code", json={"tempToken": with_new, "code": backup[0]}).status_code == 200
+
+
+def test_a_reset_revokes_the_api_keys_made_before_it(api):
+    """Someone registered the address before its owner (nothing stops that: the address is
+    verified later) and made an API key; the owner, told the address is taken, resets the password
+    and uses the account. A key acts as the owner without the password: it must not outlive the
+    reset, as sessions and trusted devices do not."""
+    squatter = api.register("squatter", email="owner@example.com").json["data"]["accessToken"]
+    made = api.client.post("/api/api-keys", headers=api.bearer(squatter), json={"name": "kept", "scopes": ["*"]})
+    key = made.json["data"]["key"]
+    assert api.client.get("/api/auth/me", headers={"X-API-Key": key}).status_code == 200
+    assert api.register("owner", email="owner@example.com").status_code == 409
+    request_reset(api, "owner@example.com")
+    link = api.outbox.link_token("owner@example.com")
+    assert api.client.post("/api/auth/password-reset/confirm", json={"token": link, "newPassword": NEW}).status_code == 200
+    assert api.client.get("/api/auth/me", headers={"X-API-Key": key}).status_code == 401
+    owner = api.login("owner@example.com", NEW).json["data"]["accessToken"]
+    listed = api.client.get("/api/api-keys", headers=api.bearer(owner)).json["data"]["apiKeys"]
+    assert [k["revokedAt"] is not None for k in listed] == [True]
+    logs = api.client.get("/api/audit-logs", headers=api.bearer(owner)).json["data"]["logs"]
+    revoked = [entry for entry in logs if entry["action"] == "api_key_revoked"]
+    assert len(revoked) == 1 and revoked[0]["details"]["reason"] == "password_reset"
