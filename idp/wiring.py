@@ -345,6 +345,7 @@ def recovery() -> Recovery:
         session_service(),
         trusted_devices(),
         api_key_service(),
+        webhook_service(),
         audit_log(),
         security_alerts(),
         delivery(),

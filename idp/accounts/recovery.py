@@ -24,6 +24,7 @@ from idp.mfa.devices import TrustedDevices
 from idp.security.digests import digest, random_token
 from idp.security.password_policy import password_problems
 from idp.security.passwords import PasswordHashing
+from idp.webhooks.service import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Recovery:
         sessions: SessionService,
         devices: TrustedDevices,
         api_keys: ApiKeyService,
+        webhooks: WebhookService,
         audit: AuditLog,
         alerts: SecurityAlerts,
         delivery: Delivery,
@@ -117,6 +119,7 @@ class Recovery:
         self._sessions = sessions
         self._devices = devices
         self._api_keys = api_keys
+        self._webhooks = webhooks
         self._audit = audit
         self._alerts = alerts
         self._delivery = delivery
@@ -195,7 +198,8 @@ class Recovery:
         """Set a new password from a reset link. Every session, trusted device and API key is
         revoked (a key acts as its owner without the password: one made by whoever held the
         account, or by someone who registered the address before its owner, would outlive the
-        reset); an enabled second factor stays required at the next login."""
+        reset), and every webhook paused (one such person's would go on receiving the owner's
+        sign-ins, with address and browser); an enabled second factor stays required at the next login."""
         user = self._user_of(token, "password_reset", "This reset link is invalid or has expired")
         problems = password_problems(new_password, email=user.email, username=user.username)
         if problems:
@@ -207,6 +211,7 @@ class Recovery:
         user.updated_at = now
         self._devices.remove_all(user.id)
         self._api_keys.revoke_all(user.id, client=client, details={"reason": "password_reset"})
+        self._webhooks.pause_all(user.id, client=client, reason="password_reset")
         self._alerts.notify(
             "password_reset_completed", user, client=client, sentence="Your password was reset; every session was signed out."
         )

@@ -156,3 +156,23 @@ def test_the_number_of_webhooks_per_user_is_bounded(make_app, receiver):
     token = api.token("alice")
     body = {"url": receiver.url, "events": ["user.login"]}
     assert [api.client.post("/api/webhooks", headers=api.bearer(token), json=body).status_code for _ in range(3)] == [201, 201, 409]
+
+
+def test_a_password_reset_pauses_the_accounts_webhooks(api):
+    """Someone who registered the address before its owner (or held the account before a reset)
+    and made a webhook would go on receiving the owner's sign-ins, with address and browser, after
+    the owner took the account back by a reset. The reset pauses every webhook, audited; the owner
+    turns one back on once sure of where it sends."""
+    squatter = api.register("squatter", email="owner@example.com").json["data"]["accessToken"]
+    made = api.client.post("/api/webhooks", headers=api.bearer(squatter), json={"url": "http://127.0.0.1:9/hook", "events": ["user.login"]})
+    hook = made.json["data"]["webhook"]["id"]
+    api.client.post("/api/auth/password-reset/request", json={"email": "owner@example.com"})
+    link = api.outbox.link_token("owner@example.com")
+    new = "Taken-Back-4?x"
+    assert api.client.post("/api/auth/password-reset/confirm", json={"token": link, "newPassword": new}).status_code == 200
+    owner = api.bearer(api.login("owner@example.com", new).json["data"]["accessToken"])
+    assert api.client.get(f"/api/webhooks/{hook}", headers=owner).json["data"]["webhook"]["isActive"] is False
+    logs = api.client.get("/api/audit-logs", headers=owner).json["data"]["logs"]
+    paused = [entry["details"] for entry in logs if entry["action"] == "webhook_disabled"]
+    assert paused == [{"webhookId": hook, "reason": "password_reset"}]
+    assert api.client.patch(f"/api/webhooks/{hook}", headers=owner, json={"isActive": True}).json["data"]["webhook"]["isActive"] is True
