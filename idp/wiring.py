@@ -405,7 +405,9 @@ def webhook_service() -> WebhookService:
 
 
 def user_administration() -> UserAdministration:
-    return UserAdministration(db.session(), session_service(), two_factor_service(), api_key_service(), audit_log(), utcnow)
+    return UserAdministration(
+        db.session(), session_service(), two_factor_service(), trusted_devices(), api_key_service(), audit_log(), utcnow
+    )
 
 
 def client_registry() -> ClientRegistry:

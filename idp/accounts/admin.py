@@ -15,6 +15,7 @@ from idp.accounts.sessions import SessionService
 from idp.apikeys.service import ApiKeyService
 from idp.audit.service import AuditLog, ClientInfo, Page
 from idp.errors import Conflict, NotFound
+from idp.mfa.devices import TrustedDevices
 from idp.mfa.methods import TwoFactorService
 
 
@@ -24,6 +25,7 @@ class UserAdministration:
         db: DbSession,
         sessions: SessionService,
         two_factor: TwoFactorService,
+        devices: TrustedDevices,
         api_keys: ApiKeyService,
         audit: AuditLog,
         clock: Callable[[], datetime],
@@ -31,6 +33,7 @@ class UserAdministration:
         self._db = db
         self._sessions = sessions
         self._two_factor = two_factor
+        self._devices = devices
         self._api_keys = api_keys
         self._audit = audit
         self._clock = clock
@@ -67,7 +70,9 @@ class UserAdministration:
     def disable(self, user_id: str, *, by: str | None, client: ClientInfo) -> User:
         """The user can no longer sign in, and every session, token and API key stops working at
         once, for good: enabling the account again brings none back (keys made by whoever had
-        taken the account over must not work again), the user signs in and makes new keys."""
+        taken the account over must not work again), the user signs in and makes new keys. The
+        trusted devices are forgotten too: a browser the taker trusted would otherwise skip the
+        second factor again, with the password alone, once the account is enabled."""
         user = self.get(user_id)
         if user.id == by:
             raise Conflict("You cannot disable your own account")
@@ -76,6 +81,7 @@ class UserAdministration:
             user.updated_at = self._clock()
             self._audit.record("user_disabled", user_id=user.id, client=client, details={"by": by})
         self._api_keys.revoke_all(user.id, client=client, details={"by": by, "reason": "user_disabled"})
+        self._devices.remove_all(user.id)  # as an administrator's 2FA reset does, within its own event
         self._sessions.revoke_all(user.id, reason="user_disabled", client=client, details={"by": by})  # commits
         return user
 

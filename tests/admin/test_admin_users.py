@@ -86,6 +86,25 @@ def test_disabling_a_user_refuses_their_tokens_and_keys_at_once(admin):
         assert ended["reason"] == "user_disabled" and ended["by"] == admin.user_id("root")
 
 
+def test_disabling_a_user_forgets_their_trusted_devices(admin):
+    """An account disabled because it was taken over kept the devices trusted meanwhile: enabled
+    again, a browser the taker had trusted signed in with the password alone, the second factor
+    skipped, as the keys made meanwhile would have, were they not revoked."""
+    api = admin.api
+    secret, _ = api.enable_totp(api.verified_token("alice"))
+    trusted = api.client.post(
+        "/api/2fa/verify",
+        json={"tempToken": api.challenge("alice")["tempToken"], "code": pyotp.TOTP(secret).now(), "trustDevice": True},
+    )
+    device = trusted.json["data"]["deviceToken"]
+    api.client.delete_cookie("deviceToken", path="/")
+    assert "accessToken" in api.login("alice", deviceToken=device).json["data"]  # trusted: no second step
+    user_id = admin.user_id("alice")
+    assert admin.post(f"/users/{user_id}/disable").status_code == 200
+    assert admin.post(f"/users/{user_id}/enable").status_code == 200
+    assert api.login("alice", deviceToken=device).json["data"]["requiresTwoFactor"] is True
+
+
 def test_an_administrator_cannot_disable_themselves(admin):
     response = admin.post(f"/users/{admin.user_id('root')}/disable")
     assert response.status_code == 409
