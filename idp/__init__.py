@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
-    from idp.http import register_http_policies
+    from idp.http import register_http_policies, transport_headers
     from idp.i18n import install_babel
     from idp.observability.install import install_observability
     from idp.observability.logs import configure_logging
@@ -106,7 +106,9 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     components = app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)
     app.extensions["idp.oauth"] = build_authorization_server(app, components.tokens, components.clients, components.autocommit)
     metadata = StaticDocument(provider_metadata(settings.issuer))
-    app.wsgi_app = WellKnownDocuments(app.wsgi_app, app, components.keys, metadata)  # type: ignore[method-assign]
+    app.wsgi_app = WellKnownDocuments(  # type: ignore[method-assign]
+        app.wsgi_app, app, components.keys, metadata, also=transport_headers(settings)
+    )
     install_observability(app, settings, components.metrics, components.redis, fixed_routes=(JWKS_PATH, DISCOVERY_PATH))
     cli.register(app)
     return app

@@ -25,6 +25,12 @@ PAGE_CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+
+
+def transport_headers(settings: Settings) -> list[tuple[str, str]]:
+    """HSTS in production, on every answer (idp.oidc.jwks's too, which are answered before Flask)."""
+    return [] if settings.is_development else [HSTS]
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -101,9 +107,8 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
         ("Referrer-Policy", "no-referrer"),
         ("Cross-Origin-Opener-Policy", "same-origin"),
         ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+        *transport_headers(settings),
     ]
-    if not settings.is_development:
-        common.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
 
     def lowered(pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
         return [(name, name.lower(), value) for name, value in pairs]

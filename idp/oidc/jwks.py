@@ -8,7 +8,7 @@ routing, hooks or rate-limit bookkeeping (PERFORMANCE.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Flask
@@ -40,26 +40,32 @@ NOT_ALLOWED_HEADERS = [
 class WellKnownDocuments:
     """WSGI middleware: GET/HEAD on the two well-known paths are answered here, everything else goes on."""
 
-    def __init__(self, app: Any, flask_app: Flask, keys: KeyRing, metadata: StaticDocument) -> None:
+    def __init__(
+        self, app: Any, flask_app: Flask, keys: KeyRing, metadata: StaticDocument, *, also: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """`also`: headers every answer here carries besides its own (HSTS in production)."""
         self._app = app
         self._flask_app = flask_app
         self._keys = keys
         self._metadata = metadata
+        self._jwks_headers = [*JWKS_HEADERS, *also]
+        self._metadata_headers = [*METADATA_HEADERS, *also]
+        self._not_allowed_headers = [*NOT_ALLOWED_HEADERS, *also]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
         if path not in (JWKS_PATH, DISCOVERY_PATH):
             return self._app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", NOT_ALLOWED_HEADERS)
+            start_response("405 Method Not Allowed", self._not_allowed_headers)
             return [NOT_ALLOWED_BODY]
         if path == DISCOVERY_PATH:
-            return self._answer(environ, start_response, METADATA_HEADERS, self._metadata.body, self._metadata.etag)
+            return self._answer(environ, start_response, self._metadata_headers, self._metadata.body, self._metadata.etag)
         snapshot = self._keys.cached()
         if snapshot is None:  # first request, or the cache is due: reading keys needs the app context
             with self._flask_app.app_context():
                 snapshot = self._keys.snapshot()
-        return self._answer(environ, start_response, JWKS_HEADERS, snapshot.jwks_body, snapshot.etag)
+        return self._answer(environ, start_response, self._jwks_headers, snapshot.jwks_body, snapshot.etag)
 
     @staticmethod
     def _answer(environ: dict[str, Any], start_response: Any, static: list[tuple[str, str]], body: bytes, etag: str) -> Iterable[bytes]:

@@ -110,6 +110,9 @@ def test_production_cookies_are_secure_and_hsts_is_sent(make_app, app):
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/auth" in cookie
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration", "/nowhere"):  # answered before Flask too
+        for answer in (production.test_client().get(path), production.test_client().post(path)):
+            assert answer.headers["Strict-Transport-Security"].startswith("max-age="), (path, answer.status_code)
 
     page_cookie = production.test_client().get("/touch-session").headers["Set-Cookie"]
     assert page_cookie.startswith("__Host-idp_session=") and "Secure" in page_cookie and "Path=/;" in page_cookie
@@ -118,3 +121,4 @@ def test_production_cookies_are_secure_and_hsts_is_sent(make_app, app):
 
 def test_development_cookies_work_over_plain_http(api):
     assert "Secure" not in api.register("alice").headers["Set-Cookie"]
+    assert "Strict-Transport-Security" not in api.client.get("/.well-known/jwks.json").headers
