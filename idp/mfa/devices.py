@@ -28,9 +28,12 @@ class TrustedDevices:
     ) -> tuple[TrustedDevice, str]:
         """Remember this device; returns the row and the token (shown once, stored as a digest).
         `replacing`: the token this browser presented, whose device it replaces (trusting the same
-        browser again added a device each time, the old cookie's still valid). At most MAX_DEVICES."""
+        browser again added a device each time, the old cookie's still valid). At most MAX_DEVICES
+        live ones: the user's expired devices are deleted first, or one used shortly before it
+        expired would outrank (and push out) a live device unused since it was trusted."""
         token = random_token()
         now = self._clock()
+        self._db.execute(delete(TrustedDevice).where(TrustedDevice.user_id == user_id, TrustedDevice.expires_at <= now))
         if replacing:
             self._db.execute(delete(TrustedDevice).where(TrustedDevice.token_hash == digest(replacing), TrustedDevice.user_id == user_id))
         kept = self._db.scalars(

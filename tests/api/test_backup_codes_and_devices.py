@@ -105,6 +105,34 @@ def test_at_most_ten_devices_are_trusted_the_least_recently_used_forgotten(api):
     assert len(names) == MAX_DEVICES and "Browser 0" not in names
 
 
+def test_an_expired_device_does_not_take_the_place_of_a_trusted_one(api):
+    """Expired devices stayed and counted towards MAX_DEVICES: one used shortly before it expired
+    ranked as more recently used than live devices, and trusting a browser forgot a live device
+    while the user had fewer than MAX_DEVICES that still worked."""
+    from idp.mfa.devices import MAX_DEVICES, TRUST_FOR
+
+    secret, _ = api.enable_totp(api.verified_token())
+    start = utcnow()
+    with time_machine.travel(start, tick=False):
+        old = trust(api, secret, name="Old").json["data"]["deviceToken"]
+    api.client.delete_cookie("deviceToken", path="/")
+    with time_machine.travel(start + TRUST_FOR - timedelta(hours=1), tick=False):  # used just before it expires
+        assert "accessToken" in api.login("alice", deviceToken=old).json["data"]
+    tokens = []
+    for step in range(MAX_DEVICES - 1):  # as many other browsers, trusted once and not used since
+        api.client.delete_cookie("deviceToken", path="/")
+        with time_machine.travel(start + timedelta(days=1, seconds=30 * step), tick=False):
+            tokens.append(trust(api, secret, name=f"Browser {step}").json["data"]["deviceToken"])
+    api.client.delete_cookie("deviceToken", path="/")
+    later = start + TRUST_FOR + timedelta(minutes=1)  # "Old" has expired; the others have a day left
+    with time_machine.travel(later, tick=False):
+        newest = trust(api, secret, name="Newest").json["data"]
+        listed = api.client.get("/api/2fa/devices", headers=api.bearer(newest["accessToken"])).json["data"]["devices"]
+        assert len(listed) == MAX_DEVICES, [d["deviceName"] for d in listed]
+        api.client.delete_cookie("deviceToken", path="/")
+        assert "accessToken" in api.login("alice", deviceToken=tokens[0]).json["data"]
+
+
 def test_a_device_token_works_only_for_its_own_user(api):
     secret, _ = api.enable_totp(api.verified_token("alice"))
     alice_device = trust(api, secret).json["data"]["deviceToken"]
