@@ -9,9 +9,9 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.api.guard import client_info
-from idp.errors import Conflict, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced, answer_refused
+from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced, answer_refused
 from idp.mfa.challenge import AMR
-from idp.web.forms import code_error, typed_code
+from idp.web.forms import code_error, email_unavailable, typed_code
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import components, recovery, session_service, two_factor_service
 
@@ -35,6 +35,7 @@ def enrol() -> Any:
     if user.two_factor_enabled:
         return redirect(next_url or url_for("account.home"))
     errors: dict[str, str] = {}
+    status = 200
     notice = None
     kept_secret: str | None = None
     if request.method == "POST" and request.form.get("action") == "send-link":
@@ -44,6 +45,10 @@ def enrol() -> Any:
         except RateLimited as exc:
             answer_refused(exc)  # a 429 with this limit's Retry-After, as every other page's refusal
             errors["__all__"] = _("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
+            status = 429
+        except DeliveryUnavailable:
+            errors["__all__"] = email_unavailable()
+            status = 503
     elif request.method == "POST":
         code = typed_code()
         # the key on the page comes back, so a wrong code keeps the one just scanned (the page
@@ -73,7 +78,7 @@ def enrol() -> Any:
         return render_template(
             "enrol_verify_email.html", title=_("Confirm your email address first"), user=user, next_url=next_url, errors=errors,
             notice=notice,
-        ), (429 if errors else 200)
+        ), status
     issuer = components().settings.totp_issuer
     try:
         service = two_factor_service()

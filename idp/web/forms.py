@@ -63,3 +63,8 @@ def after_redirect(key: str, flag: str) -> str | None:
     None on any other visit."""
     value = flask_session.get(key) if request.method == "GET" and request.args.get(flag) else None
     return value if isinstance(value, str) and value else None
+
+
+def email_unavailable() -> str:
+    """What a page says when this server has no way to send email (production without SMTP)."""
+    return _("This service cannot send email at the moment, so the link was not sent. Please tell its administrator.")

@@ -135,3 +135,24 @@ def test_pages_whose_forms_end_at_the_relying_party_allow_only_its_registered_or
     other.open(rp.authorization_url().replace("rp.example%2Fcallback", "evil.example%2Fcallback"))
     assert "evil.example" not in other.page.headers["Content-Security-Policy"]
     assert "form-action 'self';" in other.client.get("/login?next=/oauth/authorize%3Fclient_id%3Dnope").headers["Content-Security-Policy"]
+
+
+def test_pages_without_a_way_to_send_email_say_so_instead_of_an_error_page(app, make_app, instance_dir):
+    """Production without an email channel: asking for the confirmation link (account page,
+    enrolment page) ended on a 503 error page saying, untranslated, that delivery was not
+    configured. Each page says it in its own words and stays where it was."""
+    from tests.conftest import Api
+    from tests.oidc.conftest import REDIRECT_URI, RelyingParty, create
+
+    app = make_app(**production_env(instance_dir))  # `app` first: the instance's keys this one reads
+    rp = RelyingParty(app, create(app, "--name", "Bank", "--redirect-uri", REDIRECT_URI, "--require-mfa"))
+    Api(app.test_client()).token("alice")
+    said = "This service cannot send email at the moment, so the link was not sent."
+    browser = Browser(app, base_url="https://localhost")
+    browser.open(rp.authorization_url())
+    browser.sign_in()
+    browser.submit("/login/enrol", action="send-link")
+    assert browser.page.status_code == 503 and said in browser.html and "Confirm your email address first" in browser.html
+    browser.open("/account")
+    browser.submit("/account/send-verification")
+    assert browser.page.status_code == 200 and said in browser.html and "Your account" in browser.html

@@ -48,7 +48,14 @@ def test_overview_for_a_new_account(app, api):
     assert "protected by your password only" in html and "2 active sessions" in html  # the API registration's and this browser's
     browser.submit("/account/send-verification")
     assert "We sent a confirmation link to alice@example.com" in browser.html
-    assert api.outbox.link_token("alice@example.com")
+    link = api.outbox.link_token("alice@example.com")
+    # confirmed meanwhile (the link, another tab): a stale button sends nothing and says so; it
+    # said a link had been sent
+    assert api.client.post("/api/email/verify", json={"token": link}).status_code == 200
+    mails = len(api.outbox.messages("alice@example.com"))
+    browser.submit("/account/send-verification")
+    assert "Your email address is confirmed" in browser.html and "We sent a confirmation link" not in browser.html
+    assert len(api.outbox.messages("alice@example.com")) == mails
 
 
 def test_a_sensitive_change_asks_for_the_password_again_when_the_sign_in_is_old(make_app):

@@ -17,7 +17,8 @@ from flask_babel import lazy_gettext as _l
 from idp.accounts.sessions import BrowserSession
 from idp.api.guard import client_info
 from idp.clock import utcnow
-from idp.errors import InvalidCredentials, RateLimited, answer_refused
+from idp.errors import DeliveryUnavailable, InvalidCredentials, RateLimited, answer_refused
+from idp.web.forms import email_unavailable
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import account_service, backup_codes, components, session_service, trusted_devices, two_factor_service
 
@@ -151,11 +152,17 @@ def confirm_password() -> Any:
 def send_verification() -> Any:
     from idp.wiring import recovery
 
+    user = signed_in().user
+    if user.email_verified:  # confirmed meanwhile (another tab, the link): nothing to send
+        flash(_("Your email address is confirmed"))
+        return redirect(url_for("account.home"))
     try:
-        recovery().send_verification(signed_in().user, client=client_info())
-        flash(_("We sent a confirmation link to %(email)s. It works for one hour.", email=signed_in().user.email))
+        recovery().send_verification(user, client=client_info())
+        flash(_("We sent a confirmation link to %(email)s. It works for one hour.", email=user.email))
     except RateLimited as exc:
         flash(_("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60)))
+    except DeliveryUnavailable:
+        flash(email_unavailable())
     return redirect(url_for("account.home"))
 
 
