@@ -85,7 +85,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
-    install_babel(app, settings.translations_dir)
+    install_babel(app, settings.translations_dir, settings.api_base_path)
 
     register_error_handlers(app, settings.api_base_path)
     register_http_policies(app, settings)

@@ -4,7 +4,8 @@ Templates mark their text with `_()` / `{% trans %}`, the views with `gettext` (
 module-level constants); `make messages` extracts it into `translations/messages.pot`, from which
 a translator starts a language (`pybabel init`, then `pybabel compile`). The page language follows
 `ui_locales` of an authorization request, then the browser's Accept-Language, among the languages
-that have a compiled catalogue; English otherwise. The email and SMS templates are not translated."""
+that have a compiled catalogue; English otherwise. The email and SMS templates are not translated,
+nor is anything under the JSON API's base path (its messages, and its /docs reference page)."""
 
 from __future__ import annotations
 
@@ -57,11 +58,13 @@ def requested_ui_locales() -> str:
     return next_params(target if isinstance(target, str) else None).get("ui_locales", "")
 
 
-def install_babel(app: Flask, translations: Path = DEFAULT_TRANSLATIONS_DIR) -> None:
+def install_babel(app: Flask, translations: Path = DEFAULT_TRANSLATIONS_DIR, api_prefix: str = "/api") -> None:
     languages = available_languages(translations)
 
     def select_locale() -> str:
         if len(languages) == 1 or not has_request_context():  # an app context alone: a command, the worker
+            return DEFAULT_LANGUAGE
+        if request.path == api_prefix or request.path.startswith(api_prefix + "/"):  # the API is in English
             return DEFAULT_LANGUAGE
         return (
             pick_language(requested_ui_locales(), languages) or request.accept_languages.best_match(languages) or DEFAULT_LANGUAGE

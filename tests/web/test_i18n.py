@@ -219,3 +219,11 @@ def test_no_template_changes_the_case_of_translated_text():
         for match in changing.finditer(path.read_text())
     ]
     assert found == []
+
+
+def test_the_api_reference_page_stays_english_whatever_the_browser_asks(client):
+    """/api/docs is the JSON API's reference, written in English only: it said <html lang="fr"> (and
+    gave its skip link in French) over English text, so a screen reader read it with a French voice."""
+    page = client.get("/api/docs", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert lang(page) == "en" and "Skip to main content" in page and "Aller au contenu principal" not in page
+    assert lang(client.get("/login", headers={"Accept-Language": "fr"}).get_data(as_text=True)) == "fr"
