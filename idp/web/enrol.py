@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from idp.api.guard import client_info
 from idp.errors import Conflict, DeliveryUnavailable, EmailNotVerified, InvalidCode, RateLimited, SetupReplaced, answer_refused
 from idp.mfa.challenge import AMR
+from idp.web.formatting import too_many_emails
 from idp.web.forms import code_error, email_unavailable, typed_code
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import components, recovery, session_service, two_factor_service
@@ -44,7 +45,7 @@ def enrol() -> Any:
             notice = _("We sent a link to %(email)s. Open it, then come back here and continue.", email=user.email)
         except RateLimited as exc:
             answer_refused(exc)  # a 429 with this limit's Retry-After, as every other page's refusal
-            errors["__all__"] = _("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
+            errors["__all__"] = too_many_emails(exc.retry_after)
             status = 429
         except DeliveryUnavailable:
             errors["__all__"] = email_unavailable()

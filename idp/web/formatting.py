@@ -47,6 +47,18 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return when(value)
 
 
+def minutes_to_wait(seconds: int) -> int:
+    """A wait in whole minutes, rounded up and at least 1: 100 seconds is 2 minutes (not 1, after
+    which the next try is refused again), 20 seconds is 1 (not 0)."""
+    return max(1, -(-seconds // 60))
+
+
+def too_many_emails(seconds: int) -> str:
+    return ngettext(
+        "Too many emails sent. Try again in %(num)d minute.", "Too many emails sent. Try again in %(num)d minutes.", minutes_to_wait(seconds)
+    )
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["ago"] = ago

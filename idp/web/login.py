@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from idp.accounts.sessions import BrowserSession
 from idp.api.cookies import presented_device_token, set_device_cookie
@@ -30,6 +31,7 @@ from idp.oidc.claims import asks_for_mfa
 from idp.oidc.models import OAuthClient
 from idp.ratelimits import rate_limited
 from idp.web.agents import describe_in_english
+from idp.web.formatting import minutes_to_wait
 from idp.web.forms import code_error, typed_code
 from idp.web.sso import allow_form_target, current_browser_session, next_params, reset_browser_state, safe_next, set_sso_cookie
 from idp.wiring import browser_login_flow, login_challenges, session_service, two_factor_service
@@ -41,7 +43,9 @@ PENDING = "authz"
 
 
 def too_many_attempts(exc: RateLimited) -> str:
-    return _("Too many attempts. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60))
+    return ngettext(
+        "Too many attempts. Try again in %(num)d minute.", "Too many attempts. Try again in %(num)d minutes.", minutes_to_wait(exc.retry_after)
+    )
 
 
 def _client_for(next_url: str | None) -> OAuthClient | None:
@@ -254,10 +258,20 @@ def send_code() -> Any:
     except RateLimited as exc:
         answer_refused(exc)
         if exc.retry_after <= 90:  # the 30 seconds between two codes
-            errors = {"__all__": _("Please wait %(seconds)s seconds before asking for another code.", seconds=exc.retry_after)}
+            errors = {
+                "__all__": ngettext(
+                    "Please wait %(num)d second before asking for another code.",
+                    "Please wait %(num)d seconds before asking for another code.",
+                    exc.retry_after,
+                )
+            }
             title = _("Please wait before asking for another code")
         else:  # the hourly number of codes
-            wait = _("Try again in %(minutes)s minutes, or use another way to sign in.", minutes=-(-exc.retry_after // 60))
+            wait = ngettext(
+                "Try again in %(num)d minute, or use another way to sign in.",
+                "Try again in %(num)d minutes, or use another way to sign in.",
+                minutes_to_wait(exc.retry_after),
+            )
             errors = {"__all__": _("You have asked for several codes in the last hour.") + " " + wait}
             title = _("Too many codes asked for")
         return _two_factor_page(state, method, errors=errors, notice=None, title=title), 429

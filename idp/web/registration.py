@@ -20,6 +20,7 @@ from idp.errors import Conflict, DeliveryUnavailable, InvalidToken, RateLimited,
 from idp.ratelimits import rate_limited
 from idp.security import password_policy as policy
 from idp.security.password_policy import MAX_LENGTH, MIN_LENGTH, password_problems
+from idp.web.formatting import minutes_to_wait
 from idp.web.forms import after_redirect, domain_errors, read_form
 from idp.web.login import _allow_return_to, _client_for, switch_browser_session
 from idp.web.sso import ACCOUNT_PATH, clear_sso_cookie, current_browser_session, reset_browser_state, safe_next
@@ -106,8 +107,7 @@ def new_password_too_long() -> str:
 
 
 def too_many(seconds: int) -> str:
-    minutes = max(1, (seconds + 59) // 60)
-    return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", minutes)
+    return ngettext("Try again in %(num)d minute.", "Try again in %(num)d minutes.", minutes_to_wait(seconds))
 
 
 # -- registration -----------------------------------------------------------------------------

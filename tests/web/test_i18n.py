@@ -227,3 +227,27 @@ def test_the_api_reference_page_stays_english_whatever_the_browser_asks(client):
     page = client.get("/api/docs", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert lang(page) == "en" and "Skip to main content" in page and "Aller au contenu principal" not in page
     assert lang(client.get("/login", headers={"Accept-Language": "fr"}).get_data(as_text=True)) == "fr"
+
+
+def test_a_wait_is_said_in_whole_minutes_rounded_up_with_its_plural(app):
+    """"Try again in 1 minutes." (no plural form, so no language could say it right), and 100
+    seconds said as 1 minute, after which the next try was refused again."""
+    from idp.errors import RateLimited
+    from idp.web.formatting import too_many_emails
+    from idp.web.login import too_many_attempts
+
+    with app.test_request_context("/login"):
+        assert too_many_attempts(RateLimited(retry_after=30)) == "Too many attempts. Try again in 1 minute."
+        assert too_many_attempts(RateLimited(retry_after=100)) == "Too many attempts. Try again in 2 minutes."
+        assert too_many_emails(59) == "Too many emails sent. Try again in 1 minute."
+        assert too_many_emails(3600) == "Too many emails sent. Try again in 60 minutes."
+
+
+def test_the_sign_in_page_says_a_one_minute_wait_in_the_singular(make_app):
+    app = make_app(RATE_LIMIT_LOGIN="1 per minute")
+    browser = Browser(app)
+    browser.open("/login")
+    browser.submit("/login", identifier="ghost", password="Not-It-1!")
+    browser.submit("/login", identifier="ghost", password="Not-It-1!")
+    assert browser.page.status_code == 429
+    assert "Too many attempts. Try again in 1 minute." in browser.html, browser.html

@@ -18,6 +18,7 @@ from idp.accounts.sessions import BrowserSession
 from idp.api.guard import client_info
 from idp.clock import utcnow
 from idp.errors import DeliveryUnavailable, InvalidCredentials, RateLimited, answer_refused
+from idp.web.formatting import too_many_emails
 from idp.web.forms import email_unavailable
 from idp.web.sso import current_browser_session, safe_next
 from idp.wiring import account_service, backup_codes, components, session_service, trusted_devices, two_factor_service
@@ -160,7 +161,7 @@ def send_verification() -> Any:
         recovery().send_verification(user, client=client_info())
         flash(_("We sent a confirmation link to %(email)s. It works for one hour.", email=user.email))
     except RateLimited as exc:
-        flash(_("Too many emails sent. Try again in %(minutes)s minutes.", minutes=max(1, exc.retry_after // 60)))
+        flash(too_many_emails(exc.retry_after))
     except DeliveryUnavailable:
         flash(email_unavailable())
     return redirect(url_for("account.home"))

@@ -44,7 +44,7 @@ from idp.ratelimits import rate_limited
 from idp.security.secretbox import SecretBoxError
 from idp.web.account import F, bp, requires_recent_sign_in, requires_sign_in, signed_in
 from idp.web.enrol import key_groups
-from idp.web.formatting import day
+from idp.web.formatting import day, minutes_to_wait
 from idp.web.forms import code_error, field_errors, typed_code
 from idp.wiring import backup_codes, components, delivery, shown_once, two_factor_service
 
@@ -93,8 +93,7 @@ def _and(words: list[str]) -> str:
 def _wait(seconds: int) -> str:
     if seconds < 60:
         return ngettext("%(num)d second", "%(num)d seconds", max(1, seconds))
-    minutes = -(-seconds // 60)
-    return ngettext("%(num)d minute", "%(num)d minutes", minutes)
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes_to_wait(seconds))
 
 
 def _too_many_codes(exc: RateLimited) -> str:
