@@ -73,3 +73,5 @@ def install_babel(app: Flask, translations: Path = DEFAULT_TRANSLATIONS_DIR, api
     Babel(app, locale_selector=select_locale, default_translation_directories=str(translations), default_timezone="UTC")
     # for <html lang>: a BCP 47 tag ("pt-BR"), where Babel names the locale "pt_BR"
     app.jinja_env.globals["page_language"] = lambda: str(get_locale() or DEFAULT_LANGUAGE).replace("_", "-")
+    # for <html dir>: "rtl" for Arabic, Hebrew, Persian..., whose text reads from the right
+    app.jinja_env.globals["page_direction"] = lambda: getattr(get_locale(), "text_direction", "ltr")

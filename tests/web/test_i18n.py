@@ -106,7 +106,7 @@ def app(make_app, french: Path) -> Flask:
 
 
 def lang(html: str) -> str:
-    match = re.search(r'<html lang="([^"]*)">', html)
+    match = re.search(r'<html lang="([^"]*)"', html)
     assert match, html[:200]
     return match.group(1)
 
@@ -251,3 +251,18 @@ def test_the_sign_in_page_says_a_one_minute_wait_in_the_singular(make_app):
     browser.submit("/login", identifier="ghost", password="Not-It-1!")
     assert browser.page.status_code == 429
     assert "Too many attempts. Try again in 1 minute." in browser.html, browser.html
+
+
+def test_a_right_to_left_language_sets_the_pages_direction(make_app, french: Path):
+    """<html lang="ar"> alone left an Arabic page laid out and punctuated from the left."""
+    catalog = Catalog(locale="ar")
+    catalog.add("Sign in", "تسجيل الدخول")
+    (french / "ar" / "LC_MESSAGES").mkdir(parents=True)
+    with (french / "ar" / "LC_MESSAGES" / "messages.mo").open("wb") as handle:
+        write_mo(handle, catalog)
+    client = make_app(TRANSLATIONS_DIR=str(french)).test_client()
+
+    arabic = client.get("/login", headers={"Accept-Language": "ar-EG"}).get_data(as_text=True)
+    assert '<html lang="ar" dir="rtl">' in arabic and "تسجيل الدخول" in arabic
+    for language in ("fr", "en"):
+        assert f'<html lang="{language}" dir="ltr">' in client.get("/login", headers={"Accept-Language": language}).get_data(as_text=True)
