@@ -31,13 +31,16 @@ def available_languages(directory: Path = DEFAULT_TRANSLATIONS_DIR) -> list[str]
 
 def pick_language(tags: str, languages: Sequence[str]) -> str | None:
     """The first of space-separated language tags (`fr-CA en`, as ui_locales) that has a catalogue,
-    by the whole tag or its primary language."""
+    by the whole tag, its primary language, or a catalogue of that language for a region (`pt`
+    or `pt-PT` takes `pt_BR`, as Accept-Language does)."""
     for tag in tags.split():
         code = tag.replace("-", "_").lower()
-        for candidate in (code, code.split("_")[0]):
-            found = next((lang for lang in languages if lang.lower() == candidate), None)
-            if found:
-                return found
+        primary = code.split("_")[0]
+        found = next((lang for lang in languages if lang.lower() == code), None)
+        found = found or next((lang for lang in languages if lang.lower() == primary), None)
+        found = found or next((lang for lang in languages if lang.lower().split("_")[0] == primary), None)
+        if found:
+            return found
     return None
 
 

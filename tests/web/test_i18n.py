@@ -127,6 +127,10 @@ def test_languages_are_those_with_a_compiled_catalogue(french, tmp_path):
     assert available_languages(french) == ["en", "fr"]
     assert available_languages(tmp_path / "nothing-here") == ["en"]
     assert pick_language("de fr-CA en", ["en", "fr"]) == "fr" and pick_language("de", ["en", "fr"]) is None
+    # a language asked for without its region takes a regional catalogue, as Accept-Language does
+    assert pick_language("pt", ["en", "pt_BR"]) == "pt_BR" and pick_language("pt-PT", ["en", "pt_BR"]) == "pt_BR"
+    assert pick_language("pt-br", ["en", "pt", "pt_BR"]) == "pt_BR" and pick_language("pt-PT", ["en", "pt", "pt_BR"]) == "pt"
+    assert pick_language("zh-Hant-TW", ["en", "zh_Hant_TW"]) == "zh_Hant_TW"
 
 
 def test_the_browsers_language_is_used_when_a_catalogue_has_it(client):
