@@ -163,7 +163,10 @@ PAGE_MESSAGES = {  # a page's words (the API's are HTTP_MESSAGES)
     405: _l("This page can't be opened this way"),
     413: _l("What you sent is too large"),
     429: _l("Too many requests. Wait a few minutes and try again."),
+    503: _l("This service is unavailable for a moment. Try again in a few seconds."),
 }
+# a service's failure that reaches a page unhandled, in the page's words (its message is the API's)
+PAGE_MESSAGES_BY_CODE = {"not_found": PAGE_MESSAGES[404], "rate_limited": PAGE_MESSAGES[429], "database_unavailable": PAGE_MESSAGES[503]}
 
 
 def answer_refused(exc: RateLimited) -> None:
@@ -206,7 +209,8 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         elif request.path in OAUTH_JSON_ENDPOINTS:
             response = oauth_failure(exc.status, exc.message)
         else:
-            response = app.make_response((render_template("error.html", status=exc.status, message=exc.message), exc.status))
+            message = str(PAGE_MESSAGES_BY_CODE.get(exc.code, exc.message))
+            response = app.make_response((render_template("error.html", status=exc.status, message=message), exc.status))
         if isinstance(exc, RateLimited):
             answer_refused(exc)
             response.headers["Retry-After"] = str(exc.retry_after)

@@ -50,6 +50,7 @@ FRENCH = {
     "This verification link is invalid or has expired": "Ce lien de vérification n'est pas valable ou a expiré",
     "Copied to the clipboard": "Copié dans le presse-papiers",
     ": not yet": " : pas encore",
+    "This service is unavailable for a moment. Try again in a few seconds.": "Le service est indisponible un instant. Réessayez dans quelques secondes.",
 }
 
 
@@ -270,3 +271,22 @@ def test_a_right_to_left_language_sets_the_pages_direction(make_app, french: Pat
     assert '<html lang="ar" dir="rtl">' in arabic and "تسجيل الدخول" in arabic
     for language in ("fr", "en"):
         assert f'<html lang="{language}" dir="ltr">' in client.get("/login", headers={"Accept-Language": language}).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite has no server to drop the connections of
+def test_a_page_that_meets_a_lost_database_connection_says_so_in_its_language(app, api: Api):
+    """The 503 page gave the API's message ("The database is unavailable, please try again"), in
+    English on a French page."""
+    from tests.oidc.test_database_restart import drop_connections
+
+    api.register("alice")
+    browser = Browser(app)
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    browser.open("/login")
+    browser.submit("/login", identifier="alice", password=Api.PASSWORD)
+    assert browser.page.request.path == "/account"
+    drop_connections(app.config["SQLALCHEMY_DATABASE_URI"])
+    page = browser.client.get("/account/sessions")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "1"
+    said = page.get_data(as_text=True)
+    assert lang(said) == "fr" and "Le service est indisponible un instant" in said and "database" not in said
