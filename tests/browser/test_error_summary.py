@@ -29,3 +29,23 @@ def test_the_summary_has_the_focus_and_targets_a_thumb_can_hit(browser: Browser,
         assert page.evaluate(SMALL_TARGETS) == []
     finally:
         context.close()
+
+
+def test_a_right_to_left_language_mirrors_the_error_marks(browser: Browser, live_server: LiveServer) -> None:
+    """The stylesheet places its bars, indents and alignments by the text's direction (logical
+    properties): with `dir="rtl"` (Arabic, Hebrew, Persian pages) the error bars stood on the left,
+    the side where such a line ends."""
+    context = browser.new_context(**PHONE_360)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + "/login")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state("load")
+        sides = "el => { const s = getComputedStyle(el); return [s.borderLeftWidth, s.borderRightWidth]; }"
+        summary, field = page.locator("[data-error-summary]"), page.locator(".form-group--error").first
+        assert summary.evaluate(sides) == ["6px", "1px"] and field.evaluate(sides) == ["4px", "0px"]
+        page.evaluate("document.documentElement.dir = 'rtl'")
+        assert summary.evaluate(sides) == ["1px", "6px"] and field.evaluate(sides) == ["0px", "4px"]
+    finally:
+        context.close()
