@@ -40,6 +40,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.oidc.jwks import WellKnownDocuments
     from idp.oidc.server import build_authorization_server
     from idp.ratelimits import install_limiter, storage_uri
+    from idp.web.branding import install_branding
     from idp.wiring import build_components
 
     env = environment_with_dotenv(dotenv_path=str(ROOT / ".env")) if dotenv else dict(os.environ)
@@ -101,6 +102,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     web.register(app)
     register_outbox_page(app, settings)
     app.jinja_env.globals["product_name"] = settings.service_name if settings.service_name != "idp" else "Identity"
+    install_branding(app, settings.brand)
     # the OAuth endpoints declare no limits: skip the limiter's bookkeeping on the hot paths
     limiter = install_limiter(app, settings, general=api, exempt=[*exempt, oauth_endpoints.bp])
     components = app.extensions["idp"] = build_components(settings, limiter, time.time(), templates=app.jinja_env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -266,6 +267,52 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
+class BrandSettings:
+    """The hosted pages' branding (PAGES.md: by configuration, not by editing templates). URLs are
+    paths on this service or https:// addresses; colours #rgb or #rrggbb."""
+
+    logo_url: str | None = None
+    home_url: str | None = None
+    favicon_url: str | None = None
+    stylesheet_url: str | None = None
+    primary_color: str | None = None
+    primary_color_dark: str | None = None
+
+
+HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+def brand_settings(env: Mapping[str, str]) -> BrandSettings:
+    def url(name: str) -> str | None:
+        value = (env.get(name) or "").strip()
+        if not value:
+            return None
+        parts = urlsplit(value)
+        local = value.startswith("/") and not value.startswith("//") and not parts.scheme
+        if not (local or (parts.scheme == "https" and parts.hostname)) or any(c in value for c in "\"'<> \t\n"):
+            raise ConfigError(f"{name} must be a path on this service (/static/logo.svg) or an https:// address, not {value!r}")
+        return value
+
+    def colour(name: str) -> str | None:
+        value = (env.get(name) or "").strip()
+        if not value:
+            return None
+        if not HEX_COLOUR.fullmatch(value):
+            raise ConfigError(f"{name} must be a colour like #1a55c9 or #15c, not {value!r}")
+        digits = value[1:].lower()
+        return "#" + ("".join(c * 2 for c in digits) if len(digits) == 3 else digits)
+
+    return BrandSettings(
+        logo_url=url("BRAND_LOGO_URL"),
+        home_url=url("BRAND_HOME_URL"),
+        favicon_url=url("BRAND_FAVICON_URL"),
+        stylesheet_url=url("BRAND_STYLESHEET_URL"),
+        primary_color=colour("BRAND_PRIMARY_COLOR"),
+        primary_color_dark=colour("BRAND_PRIMARY_COLOR_DARK"),
+    )
+
+
+@dataclass(frozen=True)
 class ObservabilitySettings:
     """Metrics at /metrics and the log output (docs/operations.md)."""
 
@@ -411,6 +458,7 @@ class Settings:
     refresh_synchronous_commit: bool = False  # a rotation waits for PostgreSQL's WAL flush (SessionStatements)
     webhooks: WebhookSettings = WebhookSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    brand: BrandSettings = BrandSettings()
 
     @property
     def is_development(self) -> bool:
@@ -482,6 +530,7 @@ class Settings:
             api_key_max_per_user=parse_int("API_KEY_MAX_PER_USER", env.get("API_KEY_MAX_PER_USER"), 25, minimum=1),
             webhooks=webhook_settings(env, production),
             observability=observability_settings(env, production),
+            brand=brand_settings(env),
         )
 
 

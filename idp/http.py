@@ -16,14 +16,27 @@ from flask_babel import gettext as _
 from flask_cors import CORS
 from itsdangerous import URLSafeTimedSerializer
 
-from idp.config import Settings
+from idp.config import BrandSettings, Settings
 from idp.errors import OAUTH_JSON_ENDPOINTS, oauth_failure
 from idp.ratelimits import LOGIN_WINDOW
+from idp.web.branding import outside_origins
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+PAGE_CSP_KEY = "idp.page_csp"  # app.extensions: this app's page policy (PAGE_CSP widened for its brand)
+
+
+def page_csp(brand: BrandSettings) -> str:
+    """PAGE_CSP, letting in the origins of a brand's logo and favicon (images) and stylesheet."""
+    images, styles = outside_origins(brand.logo_url, brand.favicon_url), outside_origins(brand.stylesheet_url)
+    policy = PAGE_CSP
+    if images:
+        policy = policy.replace("img-src 'self' data:", " ".join(["img-src 'self' data:", *images]))
+    if styles:
+        policy = policy.replace("style-src 'self'", " ".join(["style-src 'self'", *styles]))
+    return policy
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 
@@ -117,8 +130,9 @@ def register_http_policies(app: Flask, settings: Settings) -> None:
     json_headers = lowered([("Content-Security-Policy", API_CSP), *common])
     # a hosted page is someone's (their sessions, a TOTP key, backup codes): no cache keeps it,
     # not the browser's on a shared computer, nor a proxy's; assets (CSS, scripts) stay cacheable
-    page_headers = lowered([("Content-Security-Policy", PAGE_CSP), ("Cache-Control", "no-store"), *common])
-    asset_headers = lowered([("Content-Security-Policy", PAGE_CSP), *common])
+    csp = app.extensions[PAGE_CSP_KEY] = page_csp(settings.brand)
+    page_headers = lowered([("Content-Security-Policy", csp), ("Cache-Control", "no-store"), *common])
+    asset_headers = lowered([("Content-Security-Policy", csp), *common])
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 
 from idp.api.documented import documented
 from idp.api.openapi import OpenApiDocument, openapi_document
-from idp.http import PAGE_CSP
+from idp.http import PAGE_CSP_KEY
 
 bp = Blueprint("reference", __name__)
 
@@ -57,7 +57,7 @@ def docs() -> Response:
     page = render_template("api/reference.html", document=document, groups=groups(document), code=code, notes=notes)
     response = current_app.make_response(page)
     # a page, not an API answer: the hosted pages' policy (own stylesheet), not the API's default-src 'none'
-    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Content-Security-Policy"] = current_app.extensions[PAGE_CSP_KEY]
     return response
 
 
