@@ -93,18 +93,33 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # the app's connections enforce foreign keys (idp.extensions); a batch migration rebuilds
+            # a table by dropping it, and with them on the drop deletes every row referring to it
+            # (ON DELETE CASCADE). The pragma is ignored inside a transaction: set before one begins.
+            _sqlite_foreign_keys(connection, "OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             **conf_args
         )
 
-        with context.begin_transaction():
-            if connection.dialect.name == "postgresql":
-                # several app containers may start at once: one migrates, the others wait, then
-                # find nothing left to do (the lock is released when this transaction ends)
-                connection.execute(text("SELECT pg_advisory_xact_lock(7290315401)"))
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # several app containers may start at once: one migrates, the others wait, then
+                    # find nothing left to do (the lock is released when this transaction ends)
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7290315401)"))
+                context.run_migrations()
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, "ON")  # the connection goes back to the app's pool
+
+
+def _sqlite_foreign_keys(connection, state):
+    connection.exec_driver_sql(f"PRAGMA foreign_keys = {state}")
+    connection.commit()
 
 
 if context.is_offline_mode():

@@ -60,28 +60,112 @@ def test_the_database_refuses_a_username_differing_only_in_case(app):
         db.session.rollback()
 
 
-def test_an_embedded_database_holding_clashing_usernames_is_told_which(tmp_path, capfd):
-    """Before 0012 an embedded database could take 'Bob' and 'bob'; the upgrade names them rather
-    than failing on the index with SQLite's bare 'UNIQUE constraint failed'."""
-    from flask_migrate import upgrade
-
+@pytest.fixture
+def embedded_app(tmp_path):
+    """An app on an SQLite database of its own, which a test migrates as far as it wants."""
     from idp import create_app
 
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}", "REDIS_URL": "", "IDP_ENV": "test"}
     app = create_app(env, instance_path=str(tmp_path), dotenv=False)
     with app.app_context():
-        upgrade(revision="0011")
-        with db.engine.begin() as connection:
-            for n, username in enumerate(("Bob", "bob")):
-                connection.execute(
-                    text(
-                        "INSERT INTO users (id, email, username, password_hash, email_verified, two_factor_enabled, is_active,"
-                        " is_admin, created_at, updated_at, password_changed_at) VALUES (:id, :email, :username, 'x', 0, 0, 1, 0,"
-                        " '2026-01-01', '2026-01-01', '2026-01-01')"
-                    ),
-                    {"id": str(n), "email": f"{n}@example.com", "username": username},
-                )
-        with pytest.raises(SystemExit):  # `flask db upgrade` exits with the message
-            upgrade()
-        assert "usernames held by more than one account (differing only in case): bob." in capfd.readouterr().err
+        yield app
         db.engine.dispose()
+
+
+def _insert(connection, table: str, **row: object) -> None:
+    names = ", ".join(row)
+    connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + n for n in row)})"), row)
+
+
+def _insert_user(connection, user_id: str, username: str) -> None:
+    when = "2026-01-01 00:00:00"
+    _insert(
+        connection, "users", id=user_id, email=f"{user_id}@example.com", username=username, password_hash="x",
+        email_verified=False, two_factor_enabled=False, is_active=True, created_at=when, updated_at=when, password_changed_at=when,
+    )  # fmt: skip
+
+
+def test_an_embedded_database_holding_clashing_usernames_is_told_which(embedded_app, capfd):
+    """Before 0012 an embedded database could take 'Bob' and 'bob'; the upgrade names them rather
+    than failing on the index with SQLite's bare 'UNIQUE constraint failed'."""
+    from flask_migrate import upgrade
+
+    upgrade(revision="0011")
+    with db.engine.begin() as connection:
+        for n, username in enumerate(("Bob", "bob")):
+            _insert_user(connection, str(n), username)
+    with pytest.raises(SystemExit):  # `flask db upgrade` exits with the message
+        upgrade()
+    assert "usernames held by more than one account (differing only in case): bob." in capfd.readouterr().err
+
+
+def test_upgrading_an_embedded_database_keeps_the_rows_referring_to_a_rebuilt_table(embedded_app):
+    """0007 rebuilds `users` on SQLite (drops it and renames a copy): with the app's foreign keys on,
+    the drop deleted every session, code and audit event of every account."""
+    from flask_migrate import upgrade
+
+    upgrade(revision="0006")
+    when = "2026-01-01 00:00:00"
+    with db.engine.begin() as connection:
+        _insert_user(connection, "u1", "ada")
+        _insert(
+            connection, "sessions", id="s1", user_id="u1", client_id="api", token_hash="h", auth_time=when, amr="pwd",
+            scope="", created_at=when, last_used_at=when, expires_at=when,
+        )  # fmt: skip
+    upgrade()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT user_id FROM sessions")).scalars().all() == ["u1"]
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again for the app
+
+
+def test_the_upgrade_runs_the_deletions_sqlite_skipped(embedded_app):
+    """A client deleted while the embedded database's foreign keys were off left its consents: a
+    client registered again under its id skipped the consent page. 0013 deletes them (and sets
+    to NULL what ON DELETE SET NULL would have)."""
+    from flask_migrate import upgrade
+
+    upgrade(revision="0012")
+    when = "2026-01-01 00:00:00"
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")  # as every connection was
+        connection.commit()
+        _insert_user(connection, "u1", "ada")
+        _insert_user(connection, "u2", "bea")
+        _insert(connection, "oauth_clients", client_id="gone", name="Gone", redirect_uris="[]", post_logout_redirect_uris="[]",
+                grant_types="[]", scopes="[]", token_endpoint_auth_method="none", first_party=False, require_mfa=False, created_at=when)  # fmt: skip
+        for user_id in ("u1", "u2"):
+            _insert(connection, "oauth_consents", id=f"c-{user_id}", user_id=user_id, client_id="gone", scopes="[]", created_at=when, updated_at=when)
+        _insert(connection, "webhooks", id="w1", user_id="u1", url="https://x.example", events="[]", secret="s", is_active=True,
+                consecutive_failures=0, created_at=when, updated_at=when)  # fmt: skip
+        _insert(connection, "webhook_deliveries", id="d1", webhook_id="w1", event="e", body="{}", status="pending", attempts=1, created_at=when)
+        _insert(connection, "webhook_attempts", id="a1", delivery_id="d1", attempt=1, success=False, duration_ms=1, created_at=when)
+        _insert(connection, "audit_logs", user_id="u2", event="login", success=True, details="{}", created_at=when)
+        for table, key in (("oauth_clients", "client_id"), ("webhooks", "id"), ("users", "id")):
+            connection.execute(text(f"DELETE FROM {table} WHERE {key} IN ('gone', 'w1', 'u2')"))
+        connection.commit()
+    upgrade()
+    with db.engine.connect() as connection:
+        for table in ("oauth_consents", "webhook_deliveries", "webhook_attempts"):
+            assert connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+        assert connection.execute(text("SELECT user_id FROM audit_logs")).scalars().all() == [None]
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+
+def test_the_database_runs_the_on_delete_actions(app):
+    """Deleting a client deletes its consents on both backends (SQLite only if asked, on each connection)."""
+    from idp.oidc.models import Consent, OAuthClient
+
+    with app.app_context():
+        now = utcnow()
+        user = User(email="ada@example.com", username="ada", password_hash="x", created_at=now, updated_at=now, password_changed_at=now)
+        client = OAuthClient(client_id="notes", name="Notes", token_endpoint_auth_method="none", created_at=now)
+        db.session.add_all([user, client])
+        db.session.flush()
+        db.session.add(Consent(user_id=user.id, client_id="notes", scopes=["openid"], created_at=now, updated_at=now))
+        db.session.commit()
+        db.session.execute(OAuthClient.__table__.delete())
+        db.session.commit()
+        assert db.session.execute(text("SELECT count(*) FROM oauth_consents")).scalar() == 0
+        with app.extensions["idp"].autocommit.connect() as connection:  # the hot paths' engine too
+            if connection.dialect.name == "sqlite":
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -154,6 +154,20 @@ def test_deleting_a_client_ends_its_sessions(rp, browser, alice, app):
     assert reasons and set(reasons) == {"client_deleted"}
 
 
+def test_a_client_registered_again_under_a_deleted_ones_id_asks_for_consent_again(rp, make_rp, browser, alice, app):
+    """Deleting a client deletes the consents users gave it (ON DELETE CASCADE). On SQLite the
+    cascade never ran (foreign keys are off unless each connection turns them on): another
+    application registered later under the same client id was let in without the consent page."""
+    from tests.admin.conftest import cli
+
+    rp.log_in(browser)
+    assert cli(app, "clients", "delete", rp.client_id).exit_code == 0
+    again = make_rp("--client-id", rp.client_id, name="Impostor")
+    browser.open(again.authorization_url())
+    assert browser.page.status_code == 200, browser.page.headers.get("Location")
+    assert "Impostor would like to" in browser.html.replace("<strong>", "").replace("</strong>", "")
+
+
 def test_a_relying_partys_access_token_is_no_key_to_the_json_api(rp, browser, alice, api, app):
     """A client granted `openid profile email` gets tokens for userinfo, not the user's rights on the
     JSON API: an administrator's token there would reach /api/admin and mint an admin API key that
