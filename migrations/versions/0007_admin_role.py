@@ -22,6 +22,7 @@ def upgrade():
         batch_op.add_column(sa.Column('is_admin', sa.Boolean(), server_default=sa.false(), nullable=False))
 
     # ### end Alembic commands ###
+    _username_index()
 
 
 def downgrade():
@@ -30,3 +31,11 @@ def downgrade():
         batch_op.drop_column('is_admin')
 
     # ### end Alembic commands ###
+    _username_index()
+
+
+def _username_index():
+    """On SQLite the batch rebuilds `users` and keeps only the indexes SQLite's reflection reads,
+    which skips expression indexes: 0001's index on lower(username) is made again (0012 makes it
+    on databases that went through this migration without it)."""
+    op.execute('CREATE UNIQUE INDEX IF NOT EXISTS uq_users_username_lower ON users (lower(username))')

@@ -92,6 +92,7 @@ def test_an_embedded_database_holding_clashing_usernames_is_told_which(embedded_
 
     upgrade(revision="0011")
     with db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX uq_users_username_lower")  # as 0007 did before it made it again
         for n, username in enumerate(("Bob", "bob")):
             _insert_user(connection, str(n), username)
     with pytest.raises(SystemExit):  # `flask db upgrade` exits with the message
@@ -169,3 +170,43 @@ def test_the_database_runs_the_on_delete_actions(app):
         with app.extensions["idp"].autocommit.connect() as connection:  # the hot paths' engine too
             if connection.dialect.name == "sqlite":
                 assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+@pytest.fixture(params=["postgres", "embedded"])
+def blank_database(request, tmp_path):
+    """The URL of an empty database of the backend, for a test that migrates it itself."""
+    if request.param == "embedded":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+    else:
+        from tests.conftest import temporary_database
+
+        with temporary_database() as url:
+            yield url
+
+
+def test_every_migration_goes_down_and_up_again(blank_database, tmp_path):
+    """`flask db downgrade` one step at a time down to an empty database, then up again, with the
+    schema matching the models at the end. On SQLite 0007's downgrade rebuilt `users` without the
+    index on lower(username), and 0001's downgrade then failed to drop it."""
+    from flask_migrate import downgrade, upgrade
+
+    from idp import create_app
+
+    env = {"DATABASE_URL": blank_database, "REDIS_URL": "", "IDP_ENV": "test"}
+    app = create_app(env, instance_path=str(tmp_path), dotenv=False)
+    with app.app_context():
+        upgrade()
+        while _revision() is not None:
+            before = _revision()
+            downgrade(revision="-1")
+            assert _revision() != before
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade()
+        assert db.metadata.tables.keys() <= set(inspect(db.engine).get_table_names())
+        assert {index.name for table in db.metadata.tables.values() for index in table.indexes} <= _index_names()
+        db.engine.dispose()
+
+
+def _revision() -> str | None:
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
