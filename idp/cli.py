@@ -1,5 +1,5 @@
 """`flask` commands for operators: signing keys, encryption-key rotation, clients, the delivery worker,
-and (in development only) a demo relying party and user.
+the deletion of rows that have served their purpose (`flask prune`), and (in development only) a demo relying party and user.
 
 `flask --app wsgi worker` runs an RQ worker on the configured Redis (REDIS_URL or REDIS_HOST)
 for the app's delivery queue (DELIVERY_QUEUE, default idp-delivery): it sends the email and SMS
@@ -18,6 +18,7 @@ import os
 import secrets
 import string
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,15 @@ from idp.api.envelope import describe
 from idp.api.schemas import RegisterRequest
 from idp.api.users import user_as_admin_sees
 from idp.audit.service import ClientInfo
-from idp.clock import iso
+from idp.clock import iso, utcnow
 from idp.errors import DomainError, NotFound
 from idp.extensions import db
 from idp.mfa.methods import reencrypt_totp_secrets
 from idp.oidc.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, ClientSpec, describe_client
 from idp.oidc.id_tokens import DEFAULT_ID_TOKEN_ALG, ID_TOKEN_ALGS
 from idp.oidc.models import OAuthClient
+from idp.retention import Retention
+from idp.retention import prune as prune_rows
 from idp.security.keys import SUPPORTED_ALGS
 from idp.security.models import SigningKey
 from idp.security.password_policy import password_problems
@@ -154,6 +157,20 @@ def worker(burst: bool) -> None:
     # strings, and forking per job cost more CPU (30 ms) than the job itself. with_scheduler:
     # retries after a delay are scheduled jobs, moved back to the queue by the scheduler.
     SimpleWorker(queues, connection=connection).work(burst=burst, with_scheduler=True)
+
+
+@click.command("prune")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Keep sessions, login challenges, codes, email links and trusted devices this long after they end.")
+@click.option("--delivery-days", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Keep finished webhook deliveries (and their attempts) this long.")
+@click.option("--audit-days", type=click.IntRange(min=1), help="Also delete audit events older than this (default: keep them).")
+@with_appcontext
+def prune(days: int, delivery_days: int, audit_days: int | None) -> None:
+    """Delete the rows that have served their purpose (idp.retention). Run it daily, from one place."""
+    retention = Retention(timedelta(days=days), timedelta(days=delivery_days), timedelta(days=audit_days) if audit_days else None)
+    deleted = prune_rows(db.session(), utcnow(), retention)
+    click.echo("deleted " + ", ".join(f"{count} {table}" for table, count in deleted.items()))
 
 
 clients = AppGroup("clients", help="Relying parties (OAuth 2.0 / OpenID Connect clients).")
@@ -433,5 +450,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(keys)
     app.cli.add_command(secrets_group)
     app.cli.add_command(worker)
+    app.cli.add_command(prune)
     app.cli.add_command(clients)
     app.cli.add_command(demo)
