@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, false, func
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.clock import utcnow
@@ -45,7 +45,7 @@ class Session(db.Model):  # type: ignore[name-defined]
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     amr: Mapped[str] = mapped_column(String(100), nullable=False, default="pwd")
-    scope: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    scope: Mapped[str] = mapped_column(String(500), nullable=False, default="", server_default=text("''"))  # 0004's, for the rows it found
     # A relying party's session: the `acr` its sign-in reached, as the client asked for it
     # (`acr_values`), for the ID tokens of its refreshes; None elsewhere
     acr: Mapped[str | None] = mapped_column(String(200))
