@@ -37,7 +37,10 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
     details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = created_column()
 
-    __table_args__ = (Index("ix_audit_logs_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_logs_user_created", "user_id", "created_at"),  # a user's own activity
+        Index("ix_audit_logs_created", "created_at", "id"),  # the administrators' search across users, newest first
+    )
 
     @property
     def by_administrator(self) -> bool:
