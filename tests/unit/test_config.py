@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from idp.config import ConfigError, Settings, database_settings, parse_bool, redis_url
+from idp.config import ConfigError, RateLimits, Settings, database_settings, parse_bool, redis_url
 
 STRONG = "x7Qp2Lr9Vt4Kc8Nz1Wd6Hs3Jf5Bm0Ga_strong"
 
@@ -216,3 +216,18 @@ def test_a_webhook_timeout_fits_inside_a_delivery_job(tmp_path: Path, value: str
     from idp.delivery.queue import JOB_TIMEOUT
 
     assert WEBHOOK_TIMEOUT_LIMIT < JOB_TIMEOUT  # room for connecting and recording the attempt
+
+
+def test_env_example_documents_every_setting_the_code_reads():
+    """`.env.example` is where an operator learns the settings: each one the service reads (the
+    app, gunicorn.conf.py, wsgi.py) is there, commented out with its default or an example."""
+    import re
+
+    root = Path(__file__).parents[2]
+    read = re.compile(r"""(?:\benv|os\.environ)(?:\.get)?[(\[]"([A-Z][A-Z0-9_]+)\"""")
+    sources = [*sorted((root / "idp").rglob("*.py")), root / "gunicorn.conf.py", root / "wsgi.py"]
+    names = {name for source in sources for name in read.findall(source.read_text())}
+    names |= {f"RATE_LIMIT_{field.upper()}" for field in RateLimits.__dataclass_fields__}
+    assert len(names) > 60  # the pattern still finds what the code reads
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (root / ".env.example").read_text(), re.M))
+    assert sorted(names - documented) == []
