@@ -34,6 +34,7 @@ from idp.api.schemas import (
 from idp.api.users import device_view, method_view, user_summary
 from idp.mfa.challenge import SecondFactorPassed
 from idp.ratelimits import rate_limited
+from idp.security.digests import digest
 from idp.wiring import backup_codes, login_challenges, login_flow, trusted_devices, two_factor_service
 
 bp = Blueprint("two_factor", __name__, url_prefix="/2fa")
@@ -208,8 +209,16 @@ def devices() -> Response:
 @documented(responses={200: None})
 @require_bearer(scope="2fa:write")
 def delete_device(device_id: str) -> Response:
-    two_factor_service().forget_devices(identity().user, client=client_info(), device_id=device_id)
-    return ok(message="Trusted device removed")
+    user = identity().user
+    presented = presented_device_token()
+    this_one = presented is not None and any(
+        d.id == device_id and d.token_hash == digest(presented) for d in trusted_devices().list(user.id)
+    )
+    two_factor_service().forget_devices(user, client=client_info(), device_id=device_id)
+    response = ok(message="Trusted device removed")
+    if this_one:  # the caller's own browser: its cookie goes too, as the account page's removal does
+        clear_device_cookie(response)
+    return response
 
 
 @bp.delete("/devices")

@@ -181,3 +181,22 @@ def test_another_users_device_cannot_be_removed(api):
     bob = api.verified_token("bob")
     assert api.client.delete(f"/api/2fa/devices/{device_id}", headers=api.bearer(bob)).status_code == 404
     assert len(api.client.get("/api/2fa/devices", headers=api.bearer(alice["accessToken"])).json["data"]["devices"]) == 1
+
+
+def test_removing_this_browsers_own_device_clears_its_cookie(api):
+    """As the account page's removal does: the cookie of a device no longer trusted went on being
+    sent (dead on the server, but stale); removing another device leaves this one's cookie alone."""
+    secret, _ = api.enable_totp(api.verified_token())
+    now = utcnow()
+    with time_machine.travel(now, tick=False):
+        trust(api, secret, name="Other")
+    api.client.delete_cookie("deviceToken", path="/")
+    with time_machine.travel(now + timedelta(seconds=30), tick=False):  # the next step's code
+        signed_in = trust(api, secret, name="This one")
+        bearer = api.bearer(signed_in.json["data"]["accessToken"])
+        devices = {d["deviceName"]: d["id"] for d in api.client.get("/api/2fa/devices", headers=bearer).json["data"]["devices"]}
+        kept = api.client.delete(f"/api/2fa/devices/{devices['Other']}", headers=bearer)
+        assert kept.status_code == 200 and not any(c.startswith("deviceToken=") for c in kept.headers.getlist("Set-Cookie"))
+        assert api.client.get_cookie("deviceToken") is not None
+        cleared = api.client.delete(f"/api/2fa/devices/{devices['This one']}", headers=bearer)
+        assert cleared.status_code == 200 and api.client.get_cookie("deviceToken") is None
