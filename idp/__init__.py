@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 __version__ = "0.1.0"
 
@@ -31,7 +30,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
     from idp.delivery.views import register_outbox_page
     from idp.errors import register_error_handlers
     from idp.extensions import csrf, db, migrate
-    from idp.http import register_http_policies, transport_headers
+    from idp.http import behind_proxies, register_http_policies, transport_headers
     from idp.i18n import install_babel
     from idp.observability.install import install_observability
     from idp.observability.logs import configure_logging
@@ -81,7 +80,7 @@ def create_app(config: Mapping[str, str] | None = None, *, instance_path: str | 
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
     )
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
+        app.wsgi_app = behind_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

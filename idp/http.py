@@ -15,6 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_cors import CORS
 from itsdangerous import URLSafeTimedSerializer
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.config import BrandSettings, Settings
 from idp.errors import OAUTH_JSON_ENDPOINTS, oauth_failure
@@ -44,6 +45,32 @@ HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 def transport_headers(settings: Settings) -> list[tuple[str, str]]:
     """HSTS in production, on every answer (idp.oidc.jwks's too, which are answered before Flask)."""
     return [] if settings.is_development else [HSTS]
+
+
+def behind_proxies(wsgi_app: Any, hops: int) -> Any:
+    """`wsgi_app` behind `hops` trusted proxies: ProxyFix believes that many hops of X-Forwarded-For
+    and X-Forwarded-Proto, then a port forwarded with the client's address is dropped. Some proxies
+    send `203.0.113.5:41234` or `[2001:db8::1]:41234` (Azure's Application Gateway among them): the
+    client picks a new port with each connection, so counted with it every connection had a rate-limit
+    budget of its own, and recorded with it (sessions, audit events, trusted devices) the address was
+    not the one an administrator searches for, and an IPv6 one overflowed its column (a 500 on
+    PostgreSQL at every sign-in)."""
+
+    def without_port(environ: dict[str, Any], start_response: Any) -> Any:
+        address = environ.get("REMOTE_ADDR")
+        if address:
+            environ["REMOTE_ADDR"] = _without_port(address)
+        return wsgi_app(environ, start_response)
+
+    return ProxyFix(without_port, x_for=hops, x_proto=hops)
+
+
+def _without_port(address: str) -> str:
+    if address.startswith("["):  # [IPv6]:port
+        return address[1:].partition("]")[0]
+    if address.count(":") == 1:  # IPv4:port (an IPv6 address has at least two colons)
+        return address.partition(":")[0]
+    return address
 
 
 class CookieSessions(SecureCookieSessionInterface):

@@ -31,10 +31,9 @@ def client_network() -> str:
 def network_of(address: str | None) -> str:
     """An IPv4 address, or the /64 network of an IPv6 one. Providers hand each subscriber a /64 at
     least, so anyone with IPv6 has 2^64 addresses to hand; one window per address would be one
-    fresh budget per request. A port after the address (some proxies forward the client's as
-    `203.0.113.5:41234` or `[2001:db8::1]:41234`, Azure's Application Gateway among them) is not
-    part of it: the client picks a new one with each connection."""
-    address = _without_port(address or "127.0.0.1")
+    fresh budget per request. (A port some proxies forward with the client's address is gone
+    already: `idp.http.behind_proxies`.)"""
+    address = address or "127.0.0.1"
     if ":" not in address:
         return address
     try:
@@ -44,14 +43,6 @@ def network_of(address: str | None) -> str:
     if ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ipaddress.IPv6Network((ip, 64), strict=False))
-
-
-def _without_port(address: str) -> str:
-    if address.startswith("["):  # [IPv6]:port
-        return address[1:].partition("]")[0]
-    if address.count(":") == 1:  # IPv4:port (an IPv6 address has at least two colons)
-        return address.partition(":")[0]
-    return address
 
 
 def rate_limited(name: str, *, failures_only: bool = False, methods: list[str] | None = None) -> Callable[[F], F]:

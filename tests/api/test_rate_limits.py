@@ -10,7 +10,11 @@ import uuid
 
 import pytest
 import redis
+from sqlalchemy import select
 
+from idp.accounts.models import Session
+from idp.audit.models import AuditEvent
+from idp.extensions import db
 from idp.security.passwords import PasswordHashing
 from tests.conftest import Api
 from tests.support.concurrency import wrong_passwords_at_once
@@ -139,6 +143,21 @@ def test_a_port_the_proxy_forwards_with_the_address_is_not_a_new_budget(make_app
         client.post("/api/auth/login", json=BAD, headers={"X-Forwarded-For": f"203.0.113.9:{50000 + n}"}).status_code for n in range(3)
     ]
     assert logins == [401, 401, 429]
+
+
+def test_a_forwarded_port_is_left_out_of_the_address_recorded(make_app):
+    """The address a sign-in records (session, audit event) is the client's without the port the
+    proxy forwarded: with it an IPv6 address overflowed its column (a 500 on PostgreSQL at every
+    registration and sign-in), and no administrator's search by address found the events."""
+    app = make_app(TRUSTED_PROXIES="1")
+    api = Api(app.test_client())
+    six = api.register("alice", headers={"X-Forwarded-For": "[2001:db8:1234:5678:9abc:def0:1234:5678]:41234"})
+    assert six.status_code == 201, six.json
+    four = api.register("bobby", headers={"X-Forwarded-For": "203.0.113.5:41234"})
+    assert four.status_code == 201, four.json
+    with app.app_context():
+        recorded = {*db.session.scalars(select(AuditEvent.ip_address)), *db.session.scalars(select(Session.ip_address))}
+    assert recorded == {"2001:db8:1234:5678:9abc:def0:1234:5678", "203.0.113.5"}
 
 
 SECOND_PROCESS = """
