@@ -17,6 +17,7 @@ from idp.api.cookies import presented_device_token, set_device_cookie
 from idp.api.guard import client_info
 from idp.errors import (
     AccountDisabled,
+    DeliveryUnavailable,
     InvalidCode,
     InvalidCredentials,
     InvalidTempToken,
@@ -275,6 +276,10 @@ def send_code() -> Any:
             errors = {"__all__": _("You have asked for several codes in the last hour.") + " " + wait}
             title = _("Too many codes asked for")
         return _two_factor_page(state, method, errors=errors, notice=None, title=title), 429
+    except DeliveryUnavailable:  # the server's SMS or email setting is gone since the method was set up
+        db.session.rollback()  # the code made for it is not kept
+        errors = {"__all__": _("This service cannot send codes this way at the moment. Use another way to sign in.")}
+        return _two_factor_page(state, method, errors=errors, notice=None), 503
     flask_session[LOGIN_STATE] = {**state, "sent": method}
     return redirect(url_for("login.second_factor", method=method, sent=1))
 

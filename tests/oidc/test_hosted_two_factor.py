@@ -9,6 +9,7 @@ import time
 import pyotp
 import pytest
 
+from idp.errors import DeliveryUnavailable
 from tests.conftest import Api
 from tests.oidc.conftest import ISSUER, Browser, totp_now
 
@@ -429,3 +430,24 @@ def test_a_refreshed_id_token_keeps_the_acr_the_client_asked_for(rp, browser, to
     refreshed = rp.oauth.refresh_token(f"{ISSUER}/oauth/token", refresh_token=token["refresh_token"])
     claims = rp.id_token_claims(refreshed)
     assert claims["acr"] == "mfa" and claims["amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_a_code_the_server_cannot_send_is_said_on_the_sign_in_page(make_app, monkeypatch):
+    """Asking for a code by a channel this server cannot send (its SMS or email setting gone since
+    the method was set up) ended on the 503 error page with the API's words, in English, and
+    without the other ways to sign in; the page says it in its own words and offers them."""
+    from idp.delivery import Delivery
+
+    app = make_app(RATE_LIMIT_LOGIN_CODE="1 per hour")
+    api = Api(app.test_client())
+    _sms_user(api)  # and backup codes
+    assert api.challenge()["codeSentBy"] == "sms"  # the hour's one code sent by itself: the page asks first
+    browser = Browser(app)
+    browser.open("/login")
+    browser.sign_in()
+    assert "Get a code by text message" in browser.html
+    monkeypatch.setattr(Delivery, "sms", lambda self, *args, **kwargs: (_ for _ in ()).throw(DeliveryUnavailable("SMS delivery is not configured")))
+    browser.submit("/login/two-factor/send", method="sms")
+    assert browser.page.status_code == 503
+    assert "This service cannot send codes this way at the moment" in browser.html and "not configured" not in browser.html
+    assert "Get a code by text message" in browser.html and "Use another way" in browser.html  # still the sign-in, with the others
