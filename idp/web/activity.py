@@ -315,6 +315,8 @@ def _api_key(action: str) -> Wording:
             return Line(_("Changed the API key %(name)s", name=name) if name else _("Changed an API key"), attention=True)
         if action == "deleted":
             return Line(_("Deleted the API key %(name)s", name=name) if name else _("Deleted an API key"))
+        if d.text("reason") == "password_reset":
+            return Line(_("An API key was revoked because your password was reset"))
         return Line(_("Revoked an API key"))
 
     return line
@@ -327,6 +329,12 @@ def _says(sentence: Any, *, attention: bool = False) -> Wording:
         return Line(str(sentence), attention=attention)
 
     return line
+
+
+def _webhook_disabled(d: _Details, success: bool, app: AppName) -> Line:
+    if d.text("reason") == "password_reset":  # paused by the reset (WebhookService.pause_all), not by failures
+        return Line(_("A webhook was turned off because your password was reset; turn it back on if it is yours"), attention=True)
+    return Line(_("A webhook was turned off after its deliveries failed again and again"), attention=True)
 
 
 def _role_changed(d: _Details, success: bool, app: AppName) -> Line:
@@ -366,7 +374,7 @@ WORDING: dict[str, Wording] = {
     "webhook_created": _says(_l("Added a webhook"), attention=True),
     "webhook_updated": _says(_l("Changed a webhook"), attention=True),
     "webhook_deleted": _says(_l("Deleted a webhook")),
-    "webhook_disabled": _says(_l("A webhook was turned off after its deliveries failed again and again"), attention=True),
+    "webhook_disabled": _webhook_disabled,
     "user_disabled": _says(_l("An administrator disabled your account"), attention=True),
     "user_enabled": _says(_l("An administrator enabled your account again"), attention=True),
     "role_changed": _role_changed,

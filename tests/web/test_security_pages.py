@@ -498,6 +498,12 @@ def test_every_audit_event_has_its_own_sentence():
         ("consent_granted", {"clientId": "c1", "scopes": ["openid"]}, True, "Allowed Notes to access your account"),
         ("consent_granted", {"clientId": "gone"}, True, "Allowed an app that is no longer registered to access your account"),
         ("token_revoked", {"clientId": "c1", "reason": "consent_revoked", "sessions": 1}, True, "Removed access for Notes"),
+        # a password reset's own doing, not the user's nor the deliveries' (1c7eb29, 1e94e6d)
+        ("webhook_disabled", {"webhookId": "w1", "failures": 10}, False, "A webhook was turned off after its deliveries failed again and again"),
+        ("webhook_disabled", {"webhookId": "w1", "reason": "password_reset"}, True,
+         "A webhook was turned off because your password was reset; turn it back on if it is yours"),
+        ("api_key_revoked", {"apiKeyId": "k1"}, True, "Revoked an API key"),
+        ("api_key_revoked", {"apiKeyId": "k1", "reason": "password_reset"}, True, "An API key was revoked because your password was reset"),
     ],
 )
 def test_sentences_use_the_details(event, details, success, sentence):
