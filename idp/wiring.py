@@ -406,7 +406,8 @@ def webhook_service() -> WebhookService:
 
 def user_administration() -> UserAdministration:
     return UserAdministration(
-        db.session(), session_service(), two_factor_service(), trusted_devices(), api_key_service(), audit_log(), utcnow
+        db.session(), session_service(), two_factor_service(), trusted_devices(), api_key_service(), webhook_service(),
+        audit_log(), utcnow,
     )
 
 

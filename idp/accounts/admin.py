@@ -17,6 +17,7 @@ from idp.audit.service import AuditLog, ClientInfo, Page
 from idp.errors import Conflict, NotFound
 from idp.mfa.devices import TrustedDevices
 from idp.mfa.methods import TwoFactorService
+from idp.webhooks.service import WebhookService
 
 
 class UserAdministration:
@@ -27,6 +28,7 @@ class UserAdministration:
         two_factor: TwoFactorService,
         devices: TrustedDevices,
         api_keys: ApiKeyService,
+        webhooks: WebhookService,
         audit: AuditLog,
         clock: Callable[[], datetime],
     ) -> None:
@@ -35,6 +37,7 @@ class UserAdministration:
         self._two_factor = two_factor
         self._devices = devices
         self._api_keys = api_keys
+        self._webhooks = webhooks
         self._audit = audit
         self._clock = clock
 
@@ -72,7 +75,9 @@ class UserAdministration:
         once, for good: enabling the account again brings none back (keys made by whoever had
         taken the account over must not work again), the user signs in and makes new keys. The
         trusted devices are forgotten too: a browser the taker trusted would otherwise skip the
-        second factor again, with the password alone, once the account is enabled."""
+        second factor again, with the password alone, once the account is enabled; and the
+        webhooks paused (the taker's would go on receiving the owner's sign-ins), as a password
+        reset does."""
         user = self.get(user_id)
         if user.id == by:
             raise Conflict("You cannot disable your own account")
@@ -81,6 +86,7 @@ class UserAdministration:
             user.updated_at = self._clock()
             self._audit.record("user_disabled", user_id=user.id, client=client, details={"by": by})
         self._api_keys.revoke_all(user.id, client=client, details={"by": by, "reason": "user_disabled"})
+        self._webhooks.pause_all(user.id, client=client, details={"by": by, "reason": "user_disabled"})
         self._devices.remove_all(user.id)  # as an administrator's 2FA reset does, within its own event
         self._sessions.revoke_all(user.id, reason="user_disabled", client=client, details={"by": by})  # commits
         return user

@@ -211,7 +211,7 @@ class Recovery:
         user.updated_at = now
         self._devices.remove_all(user.id)
         self._api_keys.revoke_all(user.id, client=client, details={"reason": "password_reset"})
-        self._webhooks.pause_all(user.id, client=client, reason="password_reset")
+        self._webhooks.pause_all(user.id, client=client, details={"reason": "password_reset"})
         self._alerts.notify(
             "password_reset_completed", user, client=client, sentence="Your password was reset; every session was signed out."
         )

@@ -317,6 +317,8 @@ def _api_key(action: str) -> Wording:
             return Line(_("Deleted the API key %(name)s", name=name) if name else _("Deleted an API key"))
         if d.text("reason") == "password_reset":
             return Line(_("An API key was revoked because your password was reset"))
+        if d.text("reason") == "user_disabled":
+            return Line(_("An API key was revoked when an administrator disabled your account"))
         return Line(_("Revoked an API key"))
 
     return line
@@ -334,6 +336,10 @@ def _says(sentence: Any, *, attention: bool = False) -> Wording:
 def _webhook_disabled(d: _Details, success: bool, app: AppName) -> Line:
     if d.text("reason") == "password_reset":  # paused by the reset (WebhookService.pause_all), not by failures
         return Line(_("A webhook was turned off because your password was reset; turn it back on if it is yours"), attention=True)
+    if d.text("reason") == "user_disabled":  # paused by an administrator's disable
+        return Line(
+            _("A webhook was turned off when an administrator disabled your account; turn it back on if it is yours"), attention=True
+        )
     return Line(_("A webhook was turned off after its deliveries failed again and again"), attention=True)
 
 

@@ -116,14 +116,14 @@ class WebhookService:
         self._db.commit()
         return webhook
 
-    def pause_all(self, user_id: str, *, client: ClientInfo, reason: str) -> None:
+    def pause_all(self, user_id: str, *, client: ClientInfo, details: dict[str, Any]) -> None:
         """Turn off every active webhook of the user, each audited as `webhook_disabled` with
-        `reason`; the owner turns them back on (PATCH isActive) once sure of where they send.
-        Left to the caller's unit of work."""
+        `details` (its reason; the administrator); the owner turns them back on (PATCH isActive)
+        once sure of where they send. Left to the caller's unit of work."""
         now = self._clock()
         for webhook in self._db.scalars(select(Webhook).where(Webhook.user_id == user_id, Webhook.is_active.is_(True))):
             webhook.is_active, webhook.disabled_at, webhook.updated_at = False, now, now
-            self._audit.record("webhook_disabled", user_id=user_id, client=client, details={"webhookId": webhook.id, "reason": reason})
+            self._audit.record("webhook_disabled", user_id=user_id, client=client, details={"webhookId": webhook.id, **details})
 
     def delete(self, user_id: str, webhook_id: str, *, client: ClientInfo) -> None:
         webhook = self.get(user_id, webhook_id)

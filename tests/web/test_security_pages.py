@@ -504,6 +504,11 @@ def test_every_audit_event_has_its_own_sentence():
          "A webhook was turned off because your password was reset; turn it back on if it is yours"),
         ("api_key_revoked", {"apiKeyId": "k1"}, True, "Revoked an API key"),
         ("api_key_revoked", {"apiKeyId": "k1", "reason": "password_reset"}, True, "An API key was revoked because your password was reset"),
+        # an administrator's disable of the account
+        ("webhook_disabled", {"webhookId": "w1", "by": "a1", "reason": "user_disabled"}, True,
+         "A webhook was turned off when an administrator disabled your account; turn it back on if it is yours"),
+        ("api_key_revoked", {"apiKeyId": "k1", "by": "a1", "reason": "user_disabled"}, True,
+         "An API key was revoked when an administrator disabled your account"),
     ],
 )
 def test_sentences_use_the_details(event, details, success, sentence):

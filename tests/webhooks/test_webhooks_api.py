@@ -176,3 +176,21 @@ def test_a_password_reset_pauses_the_accounts_webhooks(api):
     paused = [entry["details"] for entry in logs if entry["action"] == "webhook_disabled"]
     assert paused == [{"webhookId": hook, "reason": "password_reset"}]
     assert api.client.patch(f"/api/webhooks/{hook}", headers=owner, json={"isActive": True}).json["data"]["webhook"]["isActive"] is True
+
+
+def test_disabling_an_account_pauses_its_webhooks(api, app):
+    """As a password reset does: an account disabled because it was taken over would otherwise,
+    once enabled again, go on sending its owner's sign-ins to the taker's webhooks."""
+    from tests.admin.conftest import Admin
+
+    admin = Admin(api, app)
+    token = api.token("alice")
+    made = api.client.post("/api/webhooks", headers=api.bearer(token), json={"url": "http://127.0.0.1:9/hook", "events": ["user.login"]})
+    hook = made.json["data"]["webhook"]["id"]
+    user_id = admin.user_id("alice")
+    assert admin.post(f"/users/{user_id}/disable").status_code == 200
+    assert admin.post(f"/users/{user_id}/enable").status_code == 200
+    owner = api.bearer(api.login("alice").json["data"]["accessToken"])
+    assert api.client.get(f"/api/webhooks/{hook}", headers=owner).json["data"]["webhook"]["isActive"] is False
+    paused = admin.get("/audit-logs", userId=user_id, action="webhook_disabled").json["data"]["logs"]
+    assert [entry["details"] for entry in paused] == [{"webhookId": hook, "by": admin.user_id("root"), "reason": "user_disabled"}]
