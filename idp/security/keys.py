@@ -140,9 +140,17 @@ class KeyRing:
     # -- writing ---------------------------------------------------------------------------
 
     def ensure(self, session: DbSession) -> list[str]:
-        """Create an active key for every supported algorithm that has none; returns new kids."""
+        """Create an active key for every supported algorithm that has none; returns new kids.
+        Before adding one beside published keys, decrypts them, as `rotate` reads them first: a key
+        made under ENCRYPTION_KEYS that cannot read them would be one the servers cannot read
+        (SecretBoxError, nothing added)."""
         active = set(session.scalars(select(SigningKey.alg).where(SigningKey.retired_at.is_(None))))
-        created = [self._add(session, alg) for alg in SUPPORTED_ALGS if alg not in active]
+        missing = [alg for alg in SUPPORTED_ALGS if alg not in active]
+        if missing:
+            published = or_(SigningKey.retired_at.is_(None), SigningKey.publish_until > self._clock())
+            for private_key in session.scalars(select(SigningKey.private_key).where(published)):
+                self._box.decrypt(private_key)
+        created = [self._add(session, alg) for alg in missing]
         session.commit()
         return created
 

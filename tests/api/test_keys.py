@@ -119,6 +119,22 @@ def test_a_rotation_under_encryption_keys_that_cannot_read_the_keys_changes_noth
         assert components().keys.reload().signers  # the servers' key still reads every published key
 
 
+def test_ensure_under_encryption_keys_that_cannot_read_the_keys_adds_none(make_app, app, client, fresh_keys):
+    """As `keys rotate`: with an algorithm left without an active key, `keys ensure` in a shell
+    whose ENCRYPTION_KEYS differs from the servers' made one the servers could not read."""
+    assert jwks(client)["keys"]  # the servers' keys exist
+    with app.app_context():
+        es256 = db.session.scalar(select(SigningKey).where(SigningKey.alg == "ES256", SigningKey.retired_at.is_(None)))
+        es256.retired_at = utcnow()
+        db.session.commit()
+    wrong = make_app(ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    result = wrong.test_cli_runner().invoke(args=["keys", "ensure"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "ENCRYPTION_KEYS" in result.output, result.output
+    with app.app_context():
+        assert db.session.scalar(select(SigningKey).where(SigningKey.alg == "ES256", SigningKey.retired_at.is_(None))) is None
+    assert app.test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0  # with the servers' keys it does
+
+
 def test_keys_ensure_is_idempotent(app):
     runner = app.test_cli_runner()
     runner.invoke(args=["keys", "ensure"])
