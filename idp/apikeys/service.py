@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from idp.accounts.models import User
+from idp.accounts.models import User, hold_account
 from idp.accounts.throttle import AccountThrottle
 from idp.apikeys.models import ApiKey
 from idp.audit.service import AuditLog, ClientInfo
@@ -78,6 +78,7 @@ class ApiKeyService:
         now = self._clock()
         self._check_expiry(expires_at, now)
         self._check_scopes(user_id, scopes)
+        hold_account(self._db, user_id)  # requests sent at once count one after the other
         held = self._db.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)))
         if (held or 0) >= self._max_per_user:
             raise Conflict(f"At most {self._max_per_user} API keys per user; revoke or delete one first")

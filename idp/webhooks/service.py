@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session as DbSession
 
+from idp.accounts.models import hold_account
 from idp.audit.service import AuditLog, ClientInfo, RecordedEvent
 from idp.clock import iso
 from idp.config import WebhookSettings
@@ -65,6 +66,7 @@ class WebhookService:
     def create(self, user_id: str, *, url: str, events: list[str], client: ClientInfo) -> tuple[Webhook, str]:
         """A new webhook; returns it and its signing secret (shown once). Commits."""
         self._check_url(url)
+        hold_account(self._db, user_id)  # requests sent at once count one after the other
         count = self._db.scalar(select(func.count()).select_from(Webhook).where(Webhook.user_id == user_id)) or 0
         if count >= self._settings.max_per_user:
             raise Conflict(f"At most {self._settings.max_per_user} webhooks per user")

@@ -287,3 +287,18 @@ def test_an_expiry_past_the_years_a_date_holds_is_refused(api, expires_at):
     assert far.status_code == 201, far.json
     assert api.client.get("/api/api-keys", headers=headers).status_code == 200
     assert api.client.get("/api/auth/me", headers={"X-API-Key": far.json["data"]["key"]}).status_code == 200
+
+
+def test_keys_asked_for_at_once_stay_within_the_limit(make_app):
+    """The limit was counted, then the key inserted: requests sent together all counted the same
+    keys and all got one. The owner's row is taken first, so they count one after the other."""
+    from tests.api.test_two_factor_concurrency import at_once
+    from tests.conftest import Api
+
+    app = make_app(API_KEY_MAX_PER_USER="2")
+    api = Api(app.test_client())
+    token = api.token("alice")
+    body = {"name": "k", "scopes": ["user:read"]}
+    answers = at_once(app, lambda client, n: client.post("/api/api-keys", headers=api.bearer(token), json=body).status_code, times=6)
+    assert sorted(answers) == [201, 201, 409, 409, 409, 409]
+    assert len(api.client.get("/api/api-keys", headers=api.bearer(token)).json["data"]["apiKeys"]) == 2

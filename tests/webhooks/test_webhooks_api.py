@@ -194,3 +194,18 @@ def test_disabling_an_account_pauses_its_webhooks(api, app):
     assert api.client.get(f"/api/webhooks/{hook}", headers=owner).json["data"]["webhook"]["isActive"] is False
     paused = admin.get("/audit-logs", userId=user_id, action="webhook_disabled").json["data"]["logs"]
     assert [entry["details"] for entry in paused] == [{"webhookId": hook, "by": admin.user_id("root"), "reason": "user_disabled"}]
+
+
+def test_webhooks_asked_for_at_once_stay_within_the_limit(make_app):
+    """WEBHOOK_MAX_PER_USER was counted, then the webhook inserted: requests sent together all
+    counted the same webhooks and all got one."""
+    from tests.api.test_two_factor_concurrency import at_once
+    from tests.conftest import Api
+
+    app = make_app(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_MAX_PER_USER="2")
+    api = Api(app.test_client())
+    token = api.token("alice")
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["user.login"]}
+    answers = at_once(app, lambda client, n: client.post("/api/webhooks", headers=api.bearer(token), json=body).status_code, times=6)
+    assert sorted(answers) == [201, 201, 409, 409, 409, 409]
+    assert len(api.client.get("/api/webhooks", headers=api.bearer(token)).json["data"]["webhooks"]) == 2
